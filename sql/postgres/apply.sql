@@ -1,0 +1,25 @@
+-- Apply one transaction, atomically, in one statement (one round trip).
+-- $1 cliente_id int4, $2 signed delta int8 (credit > 0, debit < 0),
+-- $3 valor int4, $4 tipo text, $5 descricao text.
+--
+-- The UPDATE takes the client's row lock; a concurrent request waits for it and then
+-- re-checks the WHERE clause against the committed row (READ COMMITTED), so the limit
+-- check and the new balance can never be based on a stale saldo. The INSERT runs only
+-- if the UPDATE matched. Result: one row; saldo/limite NULL when refused, and `known`
+-- (evaluated only then) tells an unknown client from one over the limit.
+WITH u AS (
+    UPDATE clientes
+       SET saldo = saldo + $2
+     WHERE id = $1
+       AND CASE WHEN $2 < 0 THEN saldo + $2 >= -limite
+                ELSE saldo <= 9223372036854775807 - $2 END
+    RETURNING saldo, limite
+), i AS (
+    INSERT INTO transacoes (cliente_id, valor, tipo, descricao)
+    SELECT $1, $3, $4, $5 FROM u
+)
+SELECT u.saldo,
+       u.limite,
+       CASE WHEN u.saldo IS NULL THEN EXISTS (SELECT 1 FROM clientes WHERE id = $1) END AS known
+  FROM (SELECT) AS one
+  LEFT JOIN u ON true

@@ -1,0 +1,18 @@
+-- The balance and the 10 newest transactions of one client, from one snapshot.
+-- $1 cliente_id. No row: unknown client. One row with NULL transaction columns: none yet.
+SELECT c.saldo,
+       c.limite,
+       t.valor,
+       t.tipo,
+       t.descricao,
+       (extract(epoch FROM t.realizada_em) * 1000000)::int8 AS realizada_em_us
+  FROM clientes c
+  LEFT JOIN LATERAL (
+        SELECT id, valor, tipo, descricao, realizada_em
+          FROM transacoes
+         WHERE cliente_id = c.id
+         ORDER BY id DESC
+         LIMIT 10
+  ) t ON true
+ WHERE c.id = $1
+ ORDER BY t.id DESC

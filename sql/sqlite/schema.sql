@@ -1,0 +1,28 @@
+-- crebito embedded store (SQLite). Applied at every start; every statement is idempotent.
+PRAGMA journal_mode = WAL;
+
+CREATE TABLE IF NOT EXISTS clientes (
+    id     INTEGER PRIMARY KEY,
+    limite INTEGER NOT NULL CHECK (limite >= 0),
+    saldo  INTEGER NOT NULL DEFAULT 0 CHECK (saldo >= -limite)
+);
+
+-- `id` is the insertion order: statements list the newest first by it, never by a
+-- timestamp that two transactions can share.
+CREATE TABLE IF NOT EXISTS transacoes (
+    id           INTEGER PRIMARY KEY,
+    cliente_id   INTEGER NOT NULL REFERENCES clientes (id),
+    valor        INTEGER NOT NULL CHECK (valor > 0),
+    tipo         TEXT    NOT NULL CHECK (tipo IN ('c', 'd')),
+    descricao    TEXT    NOT NULL,
+    realizada_em INTEGER NOT NULL -- microseconds since the Unix epoch, UTC
+);
+
+CREATE INDEX IF NOT EXISTS transacoes_cliente_id_id ON transacoes (cliente_id, id DESC);
+
+INSERT OR IGNORE INTO clientes (id, limite) VALUES
+    (1, 100000),
+    (2, 80000),
+    (3, 1000000),
+    (4, 10000000),
+    (5, 500000);

@@ -1,0 +1,241 @@
+//! Configuration: flags, each with an environment variable (12-factor), parsed into types
+//! that cannot be wrong. A value that does not parse is a usage error: clap prints it and
+//! the process exits with code 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::http::Limits;
+use crate::http::server::ConnLimits;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crebito",
+    version,
+    about = "The Rinha de Backend 2024/Q1 bank API (crébitos)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default when no command is given).
+    Serve(ServeArgs),
+    /// Create or update the schema and seed the five clients, then exit.
+    Migrate(StoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where balances live: `sqlite://PATH` (a file, created on first start; `sqlite:///abs`
+    /// for an absolute path) or `postgres://…` / `postgresql://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://crebito.db")]
+    pub database_url: DatabaseUrl,
+
+    /// PostgreSQL only: `durable` (logged tables, the server's own durability) or `contest`
+    /// (UNLOGGED tables, for a server run with fsync/synchronous_commit off).
+    #[arg(long, env = "CREBITO_PG_PROFILE", value_enum, default_value_t = PgProfile::Durable)]
+    pub pg_profile: PgProfile,
+
+    /// PostgreSQL only: connections this instance keeps open. Each one pipelines many
+    /// concurrent queries; more than a few only adds lock contention on five hot rows.
+    #[arg(long, env = "CREBITO_PG_CONNECTIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pg_connections: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on: `HOST:PORT` or `unix:/path/to.sock`.
+    #[arg(long, env = "CREBITO_LISTEN", default_value = "127.0.0.1:9999")]
+    pub listen: ListenAddr,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Most client connections open at once; further clients wait to be accepted.
+    #[arg(long, env = "CREBITO_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Largest request body accepted, in bytes (413 above).
+    #[arg(long, env = "CREBITO_MAX_BODY", default_value_t = 4096)]
+    pub max_body: usize,
+
+    /// Seconds a client gets to send the request head (and that an idle keep-alive
+    /// connection is kept), and then to send the body.
+    #[arg(long, env = "CREBITO_REQUEST_TIMEOUT", default_value_t = 10)]
+    pub request_timeout: u64,
+
+    /// Tokio worker threads (default: one per core).
+    #[arg(long, env = "CREBITO_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl ServeArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_body: self.max_body,
+            body_timeout: Duration::from_secs(self.request_timeout),
+        }
+    }
+
+    pub fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: Duration::from_secs(self.request_timeout.max(1)),
+            ..ConnLimits::default()
+        }
+    }
+
+    /// The defaults, listening on `listen` with the given store: for tests and embedding.
+    pub fn new(listen: ListenAddr, database_url: DatabaseUrl) -> ServeArgs {
+        let mut args = match Cli::parse_from(["crebito", "serve"]).command {
+            Some(Command::Serve(a)) => a,
+            _ => unreachable!("`serve` parses to Serve"),
+        };
+        args.listen = listen;
+        args.store.database_url = database_url;
+        args
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PgProfile {
+    Durable,
+    Contest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, e.g. unix:/tmp/crebito.sock".into());
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        s.parse().map(ListenAddr::Tcp).map_err(|_| {
+            format!("`{s}` is neither HOST:PORT (e.g. 127.0.0.1:9999) nor unix:/path.sock")
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL without any password, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(url) => {
+                if let Some((scheme, rest)) = url.split_once("://")
+                    && let Some((auth, host)) = rest.rsplit_once('@')
+                    && let Some((user, _password)) = auth.split_once(':')
+                {
+                    return format!("{scheme}://{user}:***@{host}");
+                }
+                url.clone()
+            }
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(rest) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                return Err("sqlite: needs a file path, e.g. sqlite://crebito.db".into());
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(rest)));
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(s.to_string()));
+        }
+        Err(format!(
+            "unsupported database URL `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
+            s.split("://").next().unwrap_or(s)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            "127.0.0.1:9999".parse(),
+            Ok(ListenAddr::Tcp("127.0.0.1:9999".parse().unwrap()))
+        );
+        assert_eq!(
+            "unix:/tmp/a.sock".parse(),
+            Ok(ListenAddr::Unix("/tmp/a.sock".into()))
+        );
+        assert!("unix:".parse::<ListenAddr>().is_err());
+        assert!("localhost".parse::<ListenAddr>().is_err());
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            "sqlite://crebito.db".parse(),
+            Ok(DatabaseUrl::Sqlite("crebito.db".into()))
+        );
+        assert_eq!(
+            "sqlite:///var/lib/c.db".parse(),
+            Ok(DatabaseUrl::Sqlite("/var/lib/c.db".into()))
+        );
+        assert_eq!(
+            "postgres://u@h/db".parse(),
+            Ok(DatabaseUrl::Postgres("postgres://u@h/db".into()))
+        );
+        assert!("mysql://x".parse::<DatabaseUrl>().is_err());
+        assert!("sqlite://".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        let url: DatabaseUrl = "postgres://rinha:s3cret@db:5432/rinha".parse().unwrap();
+        assert_eq!(url.redacted(), "postgres://rinha:***@db:5432/rinha");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let plain: DatabaseUrl = "postgres://rinha@db/rinha".parse().unwrap();
+        assert_eq!(plain.redacted(), "postgres://rinha@db/rinha");
+    }
+
+    #[test]
+    fn no_arguments_means_serve_with_defaults() {
+        let cli = Cli::try_parse_from(["crebito"]).unwrap();
+        assert!(cli.command.is_none());
+        let args = ServeArgs::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "sqlite://x.db".parse().unwrap(),
+        );
+        assert_eq!(args.max_body, 4096);
+    }
+}

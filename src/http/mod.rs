@@ -1,0 +1,11 @@
+//! The HTTP contract, in one place.
+//!
+//! [`routes`] maps a request to a handler and a handler's outcome to a status code and body
+//! (spec §1 and §6); [`server`] owns connections: accept, limits, timeouts, graceful
+//! shutdown. Neither knows any SQL: handlers speak to a [`crate::store::Ledger`].
+
+pub mod routes;
+pub mod server;
+
+pub use routes::{Limits, Route};
+pub use server::{Listener, serve};

@@ -1,0 +1,313 @@
+//! Routing, handlers, and the mapping from outcomes to status codes.
+//!
+//! | request                              | outcome                                          |
+//! |--------------------------------------|--------------------------------------------------|
+//! | `POST /clientes/{id}/transacoes`     | 200 balance · 404 unknown/non-numeric id · 422 invalid body or over the limit · 413 body too big · 408 body too slow · 503 store down |
+//! | `GET /clientes/{id}/extrato`         | 200 statement · 404 · 503                        |
+//! | `GET /healthz`                       | 200 `Healthy` · 503                              |
+//! | `GET /metrics`                       | 200 Prometheus text                              |
+//! | known path, other method             | 405 with `Allow`                                 |
+//! | anything else                        | 404                                              |
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::domain::{ClientId, Transaction};
+use crate::store::{Ledger, LedgerError};
+use crate::telemetry::Metrics;
+
+/// Request-level bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes (413 above it).
+    pub max_body: usize,
+    /// How long a client may take to send its body once the headers are in (408 after).
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 4 * 1024,
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a request is for, as far as metrics are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Transacoes,
+    Extrato,
+    Healthz,
+    Metrics,
+    Other,
+}
+
+impl Route {
+    pub const ALL: [Route; 5] = [
+        Route::Transacoes,
+        Route::Extrato,
+        Route::Healthz,
+        Route::Metrics,
+        Route::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Transacoes => "transacoes",
+            Route::Extrato => "extrato",
+            Route::Healthz => "healthz",
+            Route::Metrics => "metrics",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// Everything a handler needs, shared by all connections.
+pub struct App<L> {
+    pub ledger: L,
+    pub limits: Limits,
+    pub metrics: Metrics,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+enum Target<'a> {
+    Transacoes(&'a str),
+    Extrato(&'a str),
+    Healthz,
+    Metrics,
+    NotFound,
+}
+
+fn target(path: &str) -> Target<'_> {
+    match path {
+        "/healthz" => return Target::Healthz,
+        "/metrics" => return Target::Metrics,
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/clientes/") else {
+        return Target::NotFound;
+    };
+    match rest.split_once('/') {
+        Some((id, "transacoes")) => Target::Transacoes(id),
+        Some((id, "extrato")) => Target::Extrato(id),
+        _ => Target::NotFound,
+    }
+}
+
+/// Answers one request. Never panics on any input, never returns an error: every outcome
+/// is a response.
+pub async fn handle<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let (route, resp) = dispatch(app, req).await;
+    app.metrics.observe(route, resp.status(), started.elapsed());
+    resp
+}
+
+async fn dispatch<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> (Route, Resp) {
+    let method = req.method().clone();
+    match target(req.uri().path()) {
+        Target::Transacoes(id) => {
+            let resp = if method == Method::POST {
+                let id = ClientId::parse(id);
+                post_transaction(app, id, req).await
+            } else {
+                method_not_allowed("POST")
+            };
+            (Route::Transacoes, resp)
+        }
+        Target::Extrato(id) => {
+            let resp = if method == Method::GET || method == Method::HEAD {
+                get_statement(app, ClientId::parse(id)).await
+            } else {
+                method_not_allowed("GET, HEAD")
+            };
+            (Route::Extrato, resp)
+        }
+        Target::Healthz => {
+            let resp = if method == Method::GET || method == Method::HEAD {
+                match app.ledger.ping().await {
+                    Ok(()) => text(StatusCode::OK, "Healthy"),
+                    Err(e) => ledger_error(e),
+                }
+            } else {
+                method_not_allowed("GET, HEAD")
+            };
+            (Route::Healthz, resp)
+        }
+        Target::Metrics => {
+            let resp = if method == Method::GET {
+                let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                r
+            } else {
+                method_not_allowed("GET")
+            };
+            (Route::Metrics, resp)
+        }
+        Target::NotFound => (Route::Other, text(StatusCode::NOT_FOUND, "not found")),
+    }
+}
+
+async fn post_transaction<L: Ledger>(
+    app: &App<L>,
+    id: Option<ClientId>,
+    req: Request<Incoming>,
+) -> Resp {
+    // Refuse an announced oversized body before reading a byte of it.
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > app.limits.max_body as u64) {
+        return too_large();
+    }
+    let body = Limited::new(req.into_body(), app.limits.max_body);
+    let body = match tokio::time::timeout(app.limits.body_timeout, body.collect()).await {
+        Err(_) => return close(text(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(),
+        Ok(Err(_)) => return close(text(StatusCode::BAD_REQUEST, "unreadable request body")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    // The id is checked after the body is drained, so the connection stays usable.
+    let Some(id) = id else {
+        return text(StatusCode::NOT_FOUND, "client not found");
+    };
+    let transaction = match Transaction::parse_json(&body) {
+        Ok(t) => t,
+        Err(rejection) => {
+            return text(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                rejection_message(rejection),
+            );
+        }
+    };
+    match app.ledger.apply(id, &transaction).await {
+        Ok(balance) => json(&balance),
+        Err(e) => ledger_error(e),
+    }
+}
+
+async fn get_statement<L: Ledger>(app: &App<L>, id: Option<ClientId>) -> Resp {
+    let Some(id) = id else {
+        return text(StatusCode::NOT_FOUND, "client not found");
+    };
+    match app.ledger.statement(id).await {
+        Ok(statement) => json(&statement),
+        Err(e) => ledger_error(e),
+    }
+}
+
+fn rejection_message(r: crate::domain::Rejection) -> &'static str {
+    use crate::domain::Rejection::*;
+    // Static strings: the Display text, without formatting on the error path.
+    match r {
+        Malformed => {
+            "body must be a JSON object with exactly valor (positive integer), tipo (\"c\" or \"d\") and descricao (1 to 10 characters)"
+        }
+        Amount => "valor must be a positive integer no larger than 2147483647",
+        Kind => "tipo must be \"c\" or \"d\"",
+        Description => "descricao must be a string of 1 to 10 characters",
+    }
+}
+
+fn ledger_error(e: LedgerError) -> Resp {
+    match e {
+        LedgerError::UnknownClient => text(StatusCode::NOT_FOUND, "client not found"),
+        LedgerError::LimitExceeded => text(StatusCode::UNPROCESSABLE_ENTITY, "over the limit"),
+        LedgerError::Unavailable => text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Resp {
+    let mut buf = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut buf, value) {
+        Ok(()) => {
+            let mut r = Response::new(Full::new(Bytes::from(buf)));
+            r.headers_mut().insert(CONTENT_TYPE, JSON);
+            r
+        }
+        // Our own types always serialise; this arm exists so that nothing here can panic.
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, TEXT);
+    r
+}
+
+fn method_not_allowed(allow: &'static str) -> Resp {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// The rest of an oversized body is not read: answer and close the connection.
+fn too_large() -> Resp {
+    close(text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request body too large",
+    ))
+}
+
+fn close(mut r: Resp) -> Resp {
+    r.headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_table() {
+        assert!(matches!(
+            target("/clientes/1/transacoes"),
+            Target::Transacoes("1")
+        ));
+        assert!(matches!(
+            target("/clientes/abc/extrato"),
+            Target::Extrato("abc")
+        ));
+        assert!(matches!(target("/clientes//extrato"), Target::Extrato("")));
+        assert!(matches!(target("/healthz"), Target::Healthz));
+        assert!(matches!(target("/metrics"), Target::Metrics));
+        for p in [
+            "/",
+            "/clientes",
+            "/clientes/1",
+            "/clientes/1/extrato/",
+            "/clientes/1/x",
+            "/clientes/1/2/extrato",
+        ] {
+            assert!(matches!(target(p), Target::NotFound), "{p}");
+        }
+    }
+
+    #[test]
+    fn rejection_messages_match_the_domain_text() {
+        use crate::domain::Rejection::*;
+        for r in [Malformed, Amount, Kind, Description] {
+            assert_eq!(rejection_message(r), r.to_string());
+        }
+    }
+}

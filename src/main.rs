@@ -1,0 +1,66 @@
+//! The `crebito` binary: `serve` (default) and `migrate`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use crebito::configuration::{Cli, Command};
+use crebito::startup::{Application, Store};
+use crebito::{shutdown, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or_else(|| {
+        Cli::parse_from(["crebito", "serve"])
+            .command
+            .expect("serve parses")
+    });
+    telemetry::init_tracing();
+
+    let workers = match &command {
+        Command::Serve(args) => args.workers,
+        Command::Migrate(_) => Some(1),
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("crebito: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    rt.block_on(async move {
+        match command {
+            Command::Serve(args) => {
+                let app = match Application::build(args).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match app.run_until(shutdown::signal()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!("server failed: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Command::Migrate(args) => match Store::open(&args).await {
+                Ok(store) => {
+                    tracing::info!(store = store.describe(), database = %args.database_url.redacted(), "schema is up to date");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            },
+        }
+    })
+}

@@ -1,0 +1,180 @@
+//! Building the application: open the store, bind the listener, serve.
+//!
+//! Tests use exactly this path (`Application::build` on `127.0.0.1:0` with a fresh
+//! database), so what they exercise is what `crebito serve` runs.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::configuration::{DatabaseUrl, ListenAddr, ServeArgs, StoreArgs};
+use crate::http::routes::App;
+use crate::http::{Listener, serve};
+use crate::store::postgres::PgLedger;
+use crate::store::sqlite::SqliteLedger;
+use crate::telemetry::Metrics;
+
+/// Why the service could not start. Messages name the thing that failed and never
+/// include a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the SQLite database {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("cannot prepare PostgreSQL at {url}: {message}")]
+    Postgres { url: String, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: io::Error },
+}
+
+/// An open store, one variant per [`crate::store::Ledger`] implementation. The server is
+/// generic over the ledger, so each store gets its own monomorphised, dispatch-free path.
+pub enum Store {
+    Sqlite(SqliteLedger),
+    Postgres(PgLedger),
+}
+
+impl Store {
+    /// Opens the store named by the URL, creating and seeding its schema if needed.
+    pub async fn open(args: &StoreArgs) -> Result<Store, StartError> {
+        match &args.database_url {
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.clone();
+                let opened = tokio::task::spawn_blocking(move || {
+                    SqliteLedger::open(&path).map_err(|e| (path, e))
+                })
+                .await
+                .expect("opening SQLite does not panic");
+                opened
+                    .map(Store::Sqlite)
+                    .map_err(|(path, source)| StartError::Sqlite {
+                        path: path.display().to_string(),
+                        source,
+                    })
+            }
+            DatabaseUrl::Postgres(url) => {
+                PgLedger::connect(url, args.pg_profile, args.pg_connections)
+                    .await
+                    .map(Store::Postgres)
+                    .map_err(|e| StartError::Postgres {
+                        url: args.database_url.redacted(),
+                        message: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// A bound, ready-to-serve instance.
+pub struct Application {
+    listener: Listener,
+    store: Store,
+    args: ServeArgs,
+}
+
+impl Application {
+    pub async fn build(args: ServeArgs) -> Result<Application, StartError> {
+        let store = Store::open(&args.store).await?;
+        let listener = bind(&args.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: match &args.listen {
+                    ListenAddr::Tcp(a) => a.to_string(),
+                    ListenAddr::Unix(p) => format!("unix:{}", p.display()),
+                },
+                source,
+            })?;
+        Ok(Application {
+            listener,
+            store,
+            args,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` or `unix:/path`.
+    pub fn address(&self) -> String {
+        self.listener.describe()
+    }
+
+    /// The TCP port actually bound (useful with port 0), if listening on TCP.
+    pub fn port(&self) -> Option<u16> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves and in-flight requests have finished.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let limits = self.args.limits();
+        let conn_limits = self.args.conn_limits();
+        tracing::info!(
+            address = %self.listener.describe(),
+            store = self.store.describe(),
+            database = %self.args.store.database_url.redacted(),
+            "crebito {} listening",
+            env!("CARGO_PKG_VERSION"),
+        );
+        match self.store {
+            Store::Sqlite(ledger) => {
+                let app = Arc::new(App {
+                    ledger,
+                    limits,
+                    metrics: Metrics::default(),
+                });
+                serve(self.listener, app, conn_limits, shutdown).await
+            }
+            Store::Postgres(ledger) => {
+                let app = Arc::new(App {
+                    ledger,
+                    limits,
+                    metrics: Metrics::default(),
+                });
+                serve(self.listener, app, conn_limits, shutdown).await
+            }
+        }
+    }
+}
+
+async fn bind(addr: &ListenAddr) -> io::Result<Listener> {
+    match addr {
+        ListenAddr::Tcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await?)),
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path)?;
+            let l = UnixListener::bind(path)?;
+            // The load balancer may run as another user.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+            Ok(Listener::Unix(l, path.clone()))
+        }
+    }
+}
+
+/// A socket file left by a killed instance would make `bind` fail; anything that is not
+/// a socket is left alone.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "path exists and is not a socket",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

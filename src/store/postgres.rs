@@ -1,0 +1,296 @@
+//! The PostgreSQL store: the reference design, one round trip per request.
+//!
+//! PostgreSQL owns the invariant: `apply` is the single statement in
+//! `sql/postgres/apply.sql` (conditional `UPDATE … RETURNING` + `INSERT`), `statement` the
+//! single query in `sql/postgres/statement.sql`, both prepared once per connection.
+//!
+//! A few connections, not a pool: tokio-postgres pipelines concurrent queries on one
+//! connection, and more than a handful of sessions fighting over five hot rows only adds
+//! lock waits. Requests are spread round-robin over the slots. When a connection is lost,
+//! the requests on it get 503 (a query is never re-sent, so nothing is applied twice),
+//! the slot is marked dead, and a background task reconnects with backoff; meanwhile the
+//! other slots carry the traffic.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_postgres::{Client, Config, NoTls, Statement as Prepared};
+
+use super::{Ledger, LedgerError};
+use crate::configuration::PgProfile;
+use crate::domain::{Balance, ClientId, Kind, Statement, StatementEntry, Timestamp, Transaction};
+
+const SCHEMA: &str = include_str!("../../sql/postgres/schema.sql");
+const APPLY: &str = include_str!("../../sql/postgres/apply.sql");
+const STATEMENT: &str = include_str!("../../sql/postgres/statement.sql");
+const PERSISTENCE: &str = include_str!("../../sql/postgres/persistence.sql");
+
+/// Key of the advisory lock that serialises schema changes between instances starting
+/// at the same moment ("crebito" in ASCII, as a number).
+const MIGRATION_LOCK: i64 = 0x63_72_65_62_69_74_6f;
+
+/// How long start-up keeps trying to reach the server (it may still be starting).
+const CONNECT_PATIENCE: Duration = Duration::from_secs(15);
+
+struct Conn {
+    client: Client,
+    apply: Prepared,
+    statement: Prepared,
+}
+
+struct Slot {
+    conn: RwLock<Option<Arc<Conn>>>,
+    reconnecting: AtomicBool,
+}
+
+struct Shared {
+    config: Config,
+    slots: Vec<Slot>,
+}
+
+/// Handle to the connections. Dropping it lets the reconnect tasks end.
+pub struct PgLedger {
+    shared: Arc<Shared>,
+    next: AtomicUsize,
+}
+
+impl PgLedger {
+    /// Connects, applies the schema (once, under an advisory lock) with the profile's
+    /// persistence, and opens `connections` prepared connections.
+    pub async fn connect(
+        url: &str,
+        profile: PgProfile,
+        connections: u16,
+    ) -> Result<PgLedger, tokio_postgres::Error> {
+        let config: Config = url.parse()?;
+        let first = connect_with_patience(&config).await?;
+        migrate(&first, profile).await?;
+        let mut slots = Vec::with_capacity(usize::from(connections));
+        slots.push(Slot::new(Some(prepare(first).await?)));
+        for _ in 1..connections {
+            slots.push(Slot::new(Some(open(&config).await?)));
+        }
+        Ok(PgLedger {
+            shared: Arc::new(Shared { config, slots }),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A live connection, starting from the next slot in turn; dead slots start reconnecting.
+    fn conn(&self) -> Result<Arc<Conn>, LedgerError> {
+        let n = self.shared.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for k in 0..n {
+            let i = (start + k) % n;
+            let current = self.shared.slots[i]
+                .conn
+                .read()
+                .expect("not poisoned")
+                .clone();
+            match current {
+                Some(c) if !c.client.is_closed() => return Ok(c),
+                _ => self.mark_dead(i),
+            }
+        }
+        Err(LedgerError::Unavailable)
+    }
+
+    fn mark_dead(&self, i: usize) {
+        let slot = &self.shared.slots[i];
+        *slot.conn.write().expect("not poisoned") = None;
+        if !slot.reconnecting.swap(true, Ordering::AcqRel) {
+            let shared = Arc::downgrade(&self.shared);
+            tokio::spawn(reconnect(shared, i));
+        }
+    }
+
+    /// Maps a driver error to 503, and retires the connection if it is gone.
+    fn failed(&self, conn: &Conn, e: tokio_postgres::Error) -> LedgerError {
+        tracing::error!(error = %e, "postgres query failed");
+        if conn.client.is_closed() {
+            if let Some(i) = self.shared.slots.iter().position(|s| {
+                s.conn
+                    .read()
+                    .expect("not poisoned")
+                    .as_ref()
+                    .is_some_and(|c| std::ptr::eq(&**c, conn))
+            }) {
+                self.mark_dead(i);
+            }
+        }
+        LedgerError::Unavailable
+    }
+}
+
+impl Slot {
+    fn new(conn: Option<Conn>) -> Slot {
+        Slot {
+            conn: RwLock::new(conn.map(Arc::new)),
+            reconnecting: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Ledger for PgLedger {
+    async fn apply(&self, client: ClientId, t: &Transaction) -> Result<Balance, LedgerError> {
+        let conn = self.conn()?;
+        let row = conn
+            .client
+            .query_one(
+                &conn.apply,
+                &[
+                    &client.get(),
+                    &t.delta(),
+                    &t.amount.get(),
+                    &t.kind.as_str(),
+                    &t.description.as_str(),
+                ],
+            )
+            .await
+            .map_err(|e| self.failed(&conn, e))?;
+        let saldo: Option<i64> = row.get(0);
+        let limite: Option<i64> = row.get(1);
+        match (saldo, limite) {
+            (Some(saldo), Some(limite)) => Ok(Balance { saldo, limite }),
+            _ if row.get::<_, Option<bool>>(2) == Some(true) => Err(LedgerError::LimitExceeded),
+            _ => Err(LedgerError::UnknownClient),
+        }
+    }
+
+    async fn statement(&self, client: ClientId) -> Result<Statement, LedgerError> {
+        let conn = self.conn()?;
+        let rows = conn
+            .client
+            .query(&conn.statement, &[&client.get()])
+            .await
+            .map_err(|e| self.failed(&conn, e))?;
+        let Some(first) = rows.first() else {
+            return Err(LedgerError::UnknownClient);
+        };
+        let balance = Balance {
+            saldo: first.get(0),
+            limite: first.get(1),
+        };
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(valor) = row.get::<_, Option<i32>>(2) else {
+                continue;
+            };
+            entries.push(StatementEntry {
+                valor: i64::from(valor),
+                tipo: if row.get::<_, &str>(3) == "c" {
+                    Kind::Credit
+                } else {
+                    Kind::Debit
+                },
+                descricao: row.get(4),
+                realizada_em: Timestamp::from_micros(row.get(5)),
+            });
+        }
+        Ok(Statement::new(balance, entries))
+    }
+
+    async fn ping(&self) -> Result<(), LedgerError> {
+        let conn = self.conn()?;
+        conn.client
+            .simple_query("")
+            .await
+            .map(drop)
+            .map_err(|e| self.failed(&conn, e))
+    }
+}
+
+async fn connect_raw(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "postgres connection lost");
+        }
+    });
+    Ok(client)
+}
+
+async fn connect_with_patience(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
+    loop {
+        match connect_raw(config).await {
+            Ok(c) => return Ok(c),
+            Err(e) if tokio::time::Instant::now() < deadline && e.as_db_error().is_none() => {
+                tracing::info!(error = %e, "postgres not reachable yet, retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
+    let apply = client.prepare(APPLY).await?;
+    let statement = client.prepare(STATEMENT).await?;
+    Ok(Conn {
+        client,
+        apply,
+        statement,
+    })
+}
+
+async fn open(config: &Config) -> Result<Conn, tokio_postgres::Error> {
+    prepare(connect_raw(config).await?).await
+}
+
+/// Applies the schema and the profile's persistence. Two instances starting together
+/// take turns on the advisory lock; the second finds everything in place.
+async fn migrate(client: &Client, profile: PgProfile) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = async {
+        client.batch_execute(SCHEMA).await?;
+        let wanted = match profile {
+            PgProfile::Durable => "p",
+            PgProfile::Contest => "u",
+        };
+        let mismatched = client
+            .query(PERSISTENCE, &[])
+            .await?
+            .iter()
+            .any(|r| r.get::<_, &str>(1) != wanted);
+        if mismatched {
+            let to = if wanted == "u" { "UNLOGGED" } else { "LOGGED" };
+            tracing::info!(profile = ?profile, "setting tables {to}");
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE transacoes SET {to}; ALTER TABLE clientes SET {to};"
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+    .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    result
+}
+
+async fn reconnect(shared: std::sync::Weak<Shared>, i: usize) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        match open(&s.config).await {
+            Ok(conn) => {
+                *s.slots[i].conn.write().expect("not poisoned") = Some(Arc::new(conn));
+                s.slots[i].reconnecting.store(false, Ordering::Release);
+                tracing::info!(slot = i, "postgres connection re-established");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(slot = i, error = %e, "postgres reconnect failed");
+            }
+        }
+        drop(s);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
