@@ -9,14 +9,14 @@
 -- (evaluated only then) tells an unknown client from one over the limit.
 WITH u AS (
     UPDATE clientes
-       SET saldo = saldo + $2
-     WHERE id = $1
-       AND CASE WHEN $2 < 0 THEN saldo + $2 >= -limite
-                ELSE saldo <= 9223372036854775807 - $2 END
+       SET saldo = saldo + $2::int8
+     WHERE id = $1::int4
+       AND CASE WHEN $2::int8 < 0 THEN saldo + $2::int8 >= -limite
+                ELSE saldo <= 9223372036854775807 - $2::int8 END
     RETURNING saldo, limite
 ), i AS (
     INSERT INTO transacoes (cliente_id, valor, tipo, descricao)
-    SELECT $1, $3, $4, $5 FROM u
+    SELECT $1::int4, $3::int4, $4::text, $5::text FROM u
 )
 SELECT u.saldo,
        u.limite,

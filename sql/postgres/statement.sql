@@ -14,5 +14,5 @@ SELECT c.saldo,
          ORDER BY id DESC
          LIMIT 10
   ) t ON true
- WHERE c.id = $1
+ WHERE c.id = $1::int4
  ORDER BY t.id DESC

@@ -107,7 +107,7 @@ impl PgLedger {
 
     /// Maps a driver error to 503, and retires the connection if it is gone.
     fn failed(&self, conn: &Conn, e: tokio_postgres::Error) -> LedgerError {
-        tracing::error!(error = %e, "postgres query failed");
+        tracing::error!(error = %e, db = ?e.as_db_error().map(|d| d.message()), "postgres query failed");
         if conn.client.is_closed() {
             if let Some(i) = self.shared.slots.iter().position(|s| {
                 s.conn

@@ -1,0 +1,392 @@
+//! Every row of spec §1 and §6, one behaviour per test.
+
+use serde_json::json;
+
+use crate::checks::{self, CLIENTS, extrato, post, post_json};
+use crate::for_each_store;
+use crate::helpers::TestApp;
+
+for_each_store!(
+    credit_answers_200_with_limite_and_saldo_only,
+    debit_may_land_exactly_on_minus_limite_and_not_one_cent_below,
+    every_invalid_payload_is_422_and_leaves_no_trace,
+    unknown_or_non_numeric_ids_are_404_on_both_endpoints,
+    statement_has_the_contract_shape_and_timestamps,
+    statement_lists_the_10_newest_by_insertion_order,
+    non_ascii_description_of_10_characters_round_trips,
+    content_type_is_not_required_to_be_json,
+    official_validation_sequence_a_to_f,
+    healthz_and_metrics,
+    unknown_routes_are_404_and_wrong_methods_405,
+);
+
+async fn credit_answers_200_with_limite_and_saldo_only(app: TestApp) {
+    let (status, body) = post_json(
+        &app.client,
+        &app.address,
+        1,
+        json!({"valor": 1000, "tipo": "c", "descricao": "descricao"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"limite": 100000, "saldo": 1000}));
+    let (status, body) = post_json(
+        &app.client,
+        &app.address,
+        1,
+        json!({"valor": 9098, "tipo": "d", "descricao": "x"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"limite": 100000, "saldo": -8098}));
+}
+
+async fn debit_may_land_exactly_on_minus_limite_and_not_one_cent_below(app: TestApp) {
+    for (id, limite) in CLIENTS {
+        let (status, body) = post_json(
+            &app.client,
+            &app.address,
+            id,
+            json!({"valor": limite - 1, "tipo": "d", "descricao": "quase"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["saldo"], -(limite - 1));
+        let (status, _) = post_json(
+            &app.client,
+            &app.address,
+            id,
+            json!({"valor": 2, "tipo": "d", "descricao": "demais"}),
+        )
+        .await;
+        assert_eq!(status, 422, "client {id}: one cent below -limite");
+        let (status, body) = post_json(
+            &app.client,
+            &app.address,
+            id,
+            json!({"valor": 1, "tipo": "d", "descricao": "exato"}),
+        )
+        .await;
+        assert_eq!(status, 200, "client {id}: exactly -limite is allowed");
+        assert_eq!(body, json!({"limite": limite, "saldo": -limite}));
+        // The refused debit left no trace.
+        let (_, e) = extrato(&app.client, &app.address, id).await;
+        let descs: Vec<&str> = e["ultimas_transacoes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["descricao"].as_str().unwrap())
+            .collect();
+        assert_eq!(descs, ["exato", "quase"]);
+        assert_eq!(e["saldo"]["total"], -limite);
+    }
+}
+
+async fn every_invalid_payload_is_422_and_leaves_no_trace(app: TestApp) {
+    let big = format!(
+        r#"{{"valor": {}, "tipo": "c", "descricao": "a"}}"#,
+        i64::MAX
+    );
+    let bodies: Vec<&str> = vec![
+        // the official five
+        r#"{"valor": 1.2, "tipo": "d", "descricao": "devolve"}"#,
+        r#"{"valor": 1, "tipo": "x", "descricao": "devolve"}"#,
+        r#"{"valor": 1, "tipo": "c", "descricao": "123456789 e mais um pouco"}"#,
+        r#"{"valor": 1, "tipo": "c", "descricao": ""}"#,
+        r#"{"valor": 1, "tipo": "c", "descricao": null}"#,
+        // what the contest never sent
+        r#"{"valor": 0, "tipo": "c", "descricao": "zero"}"#,
+        r#"{"valor": -1, "tipo": "c", "descricao": "negativo"}"#,
+        r#"{"valor": "1", "tipo": "c", "descricao": "string"}"#,
+        r#"{"valor": 1.0, "tipo": "c", "descricao": "fracao"}"#,
+        r#"{"valor": 2147483648, "tipo": "c", "descricao": "grande"}"#,
+        &big,
+        r#"{"valor": 1e2, "tipo": "c", "descricao": "expoente"}"#,
+        r#"{"valor": 1, "tipo": "C", "descricao": "maiuscula"}"#,
+        r#"{"valor": 1, "tipo": null, "descricao": "nulo"}"#,
+        r#"{"tipo": "c", "descricao": "sem valor"}"#,
+        r#"{"valor": 1, "descricao": "sem tipo"}"#,
+        r#"{"valor": 1, "tipo": "c"}"#,
+        r#"{"valor": 1, "tipo": "c", "descricao": "12345678901"}"#,
+        r#"{"valor": 1, "tipo": "c", "descricao": 12}"#,
+        r#"{"valor": 1, "tipo": "c", "descricao": "a", "x": 1}"#,
+        r#"[1, "c", "a"]"#,
+        r#"{"valor": 1, "tipo": "c", "descricao": "a""#,
+        "not json",
+        "",
+        "null",
+        "{}",
+    ];
+    for body in bodies {
+        let (status, text) = post(&app.client, &app.address, 1, body).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            !text.is_empty() && text.len() < 200,
+            "short, clear message: {text}"
+        );
+    }
+    let (_, e) = extrato(&app.client, &app.address, 1).await;
+    assert_eq!(e["saldo"]["total"], 0);
+    assert_eq!(e["ultimas_transacoes"], json!([]));
+}
+
+async fn unknown_or_non_numeric_ids_are_404_on_both_endpoints(app: TestApp) {
+    let valid = json!({"valor": 1, "tipo": "c", "descricao": "x"});
+    for id in [
+        "6",
+        "0",
+        "-1",
+        "abc",
+        "1.5",
+        "2147483647",
+        "2147483648",
+        "99999999999999999999",
+        "%31",
+        " 1",
+    ] {
+        let (status, _) = extrato(&app.client, &app.address, id).await;
+        assert_eq!(status, 404, "GET {id:?}");
+        let (status, _) = post_json(&app.client, &app.address, id, valid.clone()).await;
+        assert_eq!(status, 404, "POST {id:?}");
+    }
+    // The body is validated before the store is asked: an invalid body is 422 even for an
+    // unknown (but well-formed) id; a malformed id is 404 whatever the body.
+    let (status, _) = post(&app.client, &app.address, 6, "{}").await;
+    assert_eq!(status, 422);
+    let (status, _) = post(&app.client, &app.address, "abc", "{}").await;
+    assert_eq!(status, 404);
+}
+
+fn assert_rfc3339_micros_utc(s: &str) {
+    let b = s.as_bytes();
+    assert_eq!(b.len(), 27, "{s}");
+    for (i, c) in b.iter().enumerate() {
+        match i {
+            4 | 7 => assert_eq!(*c, b'-', "{s}"),
+            10 => assert_eq!(*c, b'T', "{s}"),
+            13 | 16 => assert_eq!(*c, b':', "{s}"),
+            19 => assert_eq!(*c, b'.', "{s}"),
+            26 => assert_eq!(*c, b'Z', "{s}"),
+            _ => assert!(c.is_ascii_digit(), "{s}"),
+        }
+    }
+}
+
+async fn statement_has_the_contract_shape_and_timestamps(app: TestApp) {
+    let (status, e) = extrato(&app.client, &app.address, 2).await;
+    assert_eq!(status, 200);
+    assert_eq!(e["saldo"]["total"], 0);
+    assert_eq!(e["saldo"]["limite"], 80000);
+    assert_eq!(e["ultimas_transacoes"], json!([]));
+    assert_eq!(e.as_object().unwrap().len(), 2);
+    assert_eq!(e["saldo"].as_object().unwrap().len(), 3);
+
+    let before = time_now_prefix();
+    post_json(
+        &app.client,
+        &app.address,
+        2,
+        json!({"valor": 500, "tipo": "d", "descricao": "pix"}),
+    )
+    .await;
+    let (_, e) = extrato(&app.client, &app.address, 2).await;
+    assert_rfc3339_micros_utc(e["saldo"]["data_extrato"].as_str().unwrap());
+    let t = &e["ultimas_transacoes"][0];
+    assert_eq!(t.as_object().unwrap().len(), 4);
+    assert_eq!(
+        (&t["valor"], &t["tipo"], &t["descricao"]),
+        (&json!(500), &json!("d"), &json!("pix"))
+    );
+    let at = t["realizada_em"].as_str().unwrap();
+    assert_rfc3339_micros_utc(at);
+    // The same day as the test (UTC); catches epoch or timezone mistakes.
+    assert_eq!(&at[..10], &before[..10]);
+    assert_eq!(e["saldo"]["total"], -500);
+}
+
+fn time_now_prefix() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let dt = time::OffsetDateTime::from_unix_timestamp(now.as_secs() as i64).unwrap();
+    format!(
+        "{:04}-{:02}-{:02}",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day()
+    )
+}
+
+async fn statement_lists_the_10_newest_by_insertion_order(app: TestApp) {
+    for k in 1..=12 {
+        let tipo = if k % 3 == 0 { "d" } else { "c" };
+        let (status, _) = post_json(
+            &app.client,
+            &app.address,
+            3,
+            json!({"valor": k, "tipo": tipo, "descricao": format!("t{k}")}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (_, e) = extrato(&app.client, &app.address, 3).await;
+    let list = e["ultimas_transacoes"].as_array().unwrap();
+    let descs: Vec<&str> = list
+        .iter()
+        .map(|t| t["descricao"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        descs,
+        [
+            "t12", "t11", "t10", "t9", "t8", "t7", "t6", "t5", "t4", "t3"
+        ]
+    );
+    for t in list {
+        let k: i64 = t["descricao"].as_str().unwrap()[1..].parse().unwrap();
+        assert_eq!(t["valor"], k, "valor is the positive amount as sent");
+        assert_eq!(t["tipo"], if k % 3 == 0 { "d" } else { "c" });
+    }
+    let expected: i64 = (1..=12).map(|k| if k % 3 == 0 { -k } else { k }).sum();
+    assert_eq!(
+        e["saldo"]["total"], expected,
+        "saldo.total is the balance, not a sum of the listed 10"
+    );
+}
+
+async fn non_ascii_description_of_10_characters_round_trips(app: TestApp) {
+    for desc in [
+        "ação💸ção€ñ",
+        "ÇÇÇÇÇÇÇÇÇÇ",
+        "日本語のテキスト十字",
+        "\"\\\n\t</>&'x",
+    ] {
+        assert_eq!(desc.chars().count(), 10);
+        let (status, _) = post_json(
+            &app.client,
+            &app.address,
+            4,
+            json!({"valor": 1, "tipo": "c", "descricao": desc}),
+        )
+        .await;
+        assert_eq!(status, 200, "{desc}");
+        let (_, e) = extrato(&app.client, &app.address, 4).await;
+        assert_eq!(e["ultimas_transacoes"][0]["descricao"], desc);
+    }
+    let (status, _) = post_json(
+        &app.client,
+        &app.address,
+        4,
+        json!({"valor": 1, "tipo": "c", "descricao": "ação💸ção€ñX"}),
+    )
+    .await;
+    assert_eq!(status, 422, "11 characters");
+}
+
+async fn content_type_is_not_required_to_be_json(app: TestApp) {
+    let r = app
+        .client
+        .post(format!("{}/clientes/5/transacoes", app.address))
+        .header("content-type", "text/plain")
+        .body(r#"{"valor": 10, "tipo": "c", "descricao": "texto"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let r = app
+        .client
+        .post(format!("{}/clientes/5/transacoes", app.address))
+        .body(r#"{"valor": 10, "tipo": "c", "descricao": "nenhum"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(checks::saldo(&app.client, &app.address, 5).await, 20);
+}
+
+async fn official_validation_sequence_a_to_f(app: TestApp) {
+    checks::official_validation_sequence(&app.client, std::slice::from_ref(&app.address)).await;
+}
+
+async fn healthz_and_metrics(app: TestApp) {
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "Healthy");
+    post_json(
+        &app.client,
+        &app.address,
+        1,
+        json!({"valor": 1, "tipo": "c", "descricao": "m"}),
+    )
+    .await;
+    post(&app.client, &app.address, 1, "{}").await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("crebito_http_requests_total{route=\"transacoes\",status=\"200\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("crebito_http_requests_total{route=\"transacoes\",status=\"422\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("crebito_http_request_duration_seconds_count{route=\"transacoes\"} 2\n"),
+        "{text}"
+    );
+    assert!(text.contains("crebito_connections_open "), "{text}");
+}
+
+async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
+    for path in [
+        "/",
+        "/clientes",
+        "/clientes/1",
+        "/clientes/1/extratos",
+        "/clientes/1/transacoes/1",
+        "/healthz/x",
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = app
+        .client
+        .get(format!("{}/clientes/1/transacoes", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = app
+        .client
+        .delete(format!("{}/clientes/1/extrato", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let r = app
+        .client
+        .put(format!("{}/clientes/1/transacoes", app.address))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+}

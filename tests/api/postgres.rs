@@ -1,0 +1,180 @@
+//! What only PostgreSQL offers: several instances on one database, lost connections,
+//! concurrent migrations, durability profiles.
+
+use std::time::{Duration, Instant};
+
+use crebito::configuration::{DatabaseUrl, PgProfile};
+use serde_json::json;
+
+use crate::checks::{self, extrato, post_json};
+use crate::helpers::{Backend, audit, fresh_store, pg, spawn_on};
+
+async fn fresh_pg() -> (DatabaseUrl, pg::Database) {
+    let (url, _, db) = fresh_store(Backend::Postgres).await;
+    (url, db.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_see_each_others_writes() {
+    let (url, _db) = fresh_pg().await;
+    let a = spawn_on(url.clone(), |_| {}).await;
+    let b = spawn_on(url.clone(), |_| {}).await;
+    let (status, _) = post_json(
+        &a.client,
+        &a.address,
+        3,
+        json!({"valor": 42, "tipo": "c", "descricao": "em a"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, e) = extrato(&b.client, &b.address, 3).await;
+    assert_eq!(e["saldo"]["total"], 42);
+    assert_eq!(e["ultimas_transacoes"][0]["descricao"], "em a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sequence_split_across_two_instances() {
+    let (url, _db) = fresh_pg().await;
+    let a = spawn_on(url.clone(), |_| {}).await;
+    let b = spawn_on(url.clone(), |_| {}).await;
+    // A–D: the 25 + 25 simultaneous requests alternate between the instances; E–F too.
+    checks::official_validation_sequence(&a.client, &[a.address.clone(), b.address.clone()]).await;
+    for row in audit(&url).await {
+        assert_eq!(row.saldo, row.sum);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_started_at_the_same_moment_migrate_safely() {
+    let (url, _db) = fresh_pg().await;
+    let apps = futures_join_all((0..4).map(|_| spawn_on(url.clone(), |_| {}))).await;
+    let rows = audit(&url).await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.id, r.limite, r.saldo))
+            .collect::<Vec<_>>(),
+        [
+            (1, 100_000, 0),
+            (2, 80_000, 0),
+            (3, 1_000_000, 0),
+            (4, 10_000_000, 0),
+            (5, 500_000, 0)
+        ]
+    );
+    for app in &apps {
+        let (status, _) = extrato(&app.client, &app.address, 1).await;
+        assert_eq!(status, 200);
+    }
+}
+
+async fn futures_join_all<F: Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for f in futs {
+        set.spawn(f);
+    }
+    set.join_all().await
+}
+
+async fn persistence(db: &pg::Database) -> Vec<(String, String)> {
+    let c = db.connect().await;
+    c.query(
+        "SELECT relname::text, relpersistence::text FROM pg_class WHERE relname IN ('clientes','transacoes') ORDER BY 1",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_switch_table_persistence_and_keep_the_data() {
+    let (url, db) = fresh_pg().await;
+    let contest = spawn_on(url.clone(), |a| a.store.pg_profile = PgProfile::Contest).await;
+    assert_eq!(
+        persistence(&db).await,
+        [
+            ("clientes".into(), "u".into()),
+            ("transacoes".into(), "u".into())
+        ]
+    );
+    post_json(
+        &contest.client,
+        &contest.address,
+        1,
+        json!({"valor": 5, "tipo": "c", "descricao": "x"}),
+    )
+    .await;
+    drop(contest);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let durable = spawn_on(url.clone(), |a| a.store.pg_profile = PgProfile::Durable).await;
+    assert_eq!(
+        persistence(&db).await,
+        [
+            ("clientes".into(), "p".into()),
+            ("transacoes".into(), "p".into())
+        ]
+    );
+    assert_eq!(checks::saldo(&durable.client, &durable.address, 1).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_gives_503_then_recovers_without_applying_twice() {
+    let (url, db) = fresh_pg().await;
+    let app = spawn_on(url.clone(), |a| a.store.pg_connections = 2).await;
+    let admin = db.connect().await;
+    let mut accepted = 0i64;
+    let mut unavailable = 0;
+    let started = Instant::now();
+    for round in 0..3 {
+        let killed: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            killed >= 1,
+            "round {round}: the instance's connections were there"
+        );
+        // Requests right after the kill get 503 or, once a slot is back, 200: never
+        // anything else, and the instance recovers by itself.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, _) = post_json(
+                &app.client,
+                &app.address,
+                1,
+                json!({"valor": 1, "tipo": "c", "descricao": "retry"}),
+            )
+            .await;
+            match status.as_u16() {
+                200 => {
+                    accepted += 1;
+                    break;
+                }
+                503 => unavailable += 1,
+                other => panic!("unexpected {other}"),
+            }
+            assert!(Instant::now() < deadline, "did not recover");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(unavailable >= 1, "a lost connection is reported as 503");
+    let rows = audit(&url).await;
+    assert_eq!(rows[0].saldo, accepted, "a 503 is never applied");
+    assert_eq!(rows[0].rows, accepted);
+    eprintln!(
+        "recovered 3 times in {:?}, {unavailable} × 503",
+        started.elapsed()
+    );
+}

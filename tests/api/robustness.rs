@@ -1,0 +1,130 @@
+//! Bad input never hurts: oversized, slow, garbled or hostile requests get a 4xx (or a
+//! closed connection), never a 5xx, a panic or a hang, and the server stays healthy.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::checks::{post, post_json};
+use crate::for_each_store;
+use crate::helpers::{Backend, TestApp, spawn_app_with};
+
+for_each_store!(
+    oversized_bodies_are_413,
+    garbage_never_gets_a_5xx_and_the_server_stays_healthy
+);
+
+fn host(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_string()
+}
+
+/// Sends raw bytes, returns what came back until the server closed or 3 s passed.
+async fn raw(app: &TestApp, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(host(app)).await.unwrap();
+    let _ = s.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(response: &str) -> Option<u16> {
+    response.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+async fn oversized_bodies_are_413(app: TestApp) {
+    let huge = format!(
+        r#"{{"valor": 1, "tipo": "c", "descricao": "{}"}}"#,
+        "a".repeat(10_000)
+    );
+    let (status, _) = post(&app.client, &app.address, 1, &huge).await;
+    assert_eq!(status, 413);
+    // Chunked, without a Content-Length announcing it.
+    let chunk = "x".repeat(5000);
+    let req = format!(
+        "POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    assert_eq!(status_of(&raw(&app, req.as_bytes()).await), Some(413));
+    let (status, _) = post_json(
+        &app.client,
+        &app.address,
+        1,
+        serde_json::json!({"valor": 1, "tipo": "c", "descricao": "ok"}),
+    )
+    .await;
+    assert_eq!(status, 200, "still serving");
+}
+
+async fn garbage_never_gets_a_5xx_and_the_server_stays_healthy(app: TestApp) {
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let cases: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02\x03garbage\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        b"POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+        b"POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
+        b"POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551616\r\n\r\n".to_vec(),
+        b"POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{\"valor\":\xff\xfe}".to_vec(),
+        b"GET /clientes/\xc3\x28/extrato HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /clientes/1/extrato?x=1 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"BREW /clientes/1/extrato HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        long_header.into_bytes(),
+    ];
+    for case in &cases {
+        let resp = raw(&app, case).await;
+        if let Some(code) = status_of(&resp) {
+            assert!(code < 500, "{code} for {:?}", String::from_utf8_lossy(case));
+        }
+    }
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, e) = crate::checks::extrato(&app.client, &app.address, 1).await;
+    assert_eq!(e["saldo"]["total"], 0, "nothing was applied");
+}
+
+/// A client that never finishes its body gets 408 once the body timeout passes; one that
+/// never finishes its headers is disconnected. Neither blocks anyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_time_out() {
+    let app = spawn_app_with(Backend::Sqlite, |a| a.request_timeout = 1).await;
+    let started = Instant::now();
+    let resp = raw(
+        &app,
+        b"POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"valor\":",
+    )
+    .await;
+    assert_eq!(status_of(&resp), Some(408), "{resp}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    let resp = raw(&app, b"GET /clientes/1/extrato HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(
+        status_of(&resp).is_none_or(|c| (400..500).contains(&c)),
+        "{resp}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "closed by the header timeout, {:?}",
+        started.elapsed()
+    );
+
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
