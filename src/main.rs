@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             }
             Command::Migrate(args) => match Store::open(&args).await {
                 Ok(store) => {
-                    tracing::info!(store = store.describe(), database = %args.database_url.redacted(), "schema is up to date");
+                    tracing::info!(store = %store.describe(), database = %args.database_url.redacted(), "schema is up to date");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -126,7 +126,7 @@ impl Application {
         let conn_limits = self.args.conn_limits();
         tracing::info!(
             address = %self.listener.describe(),
-            store = self.store.describe(),
+            store = %self.store.describe(),
             database = %self.args.store.database_url.redacted(),
             "crebito {} listening",
             env!("CARGO_PKG_VERSION"),
