@@ -1,0 +1,295 @@
+//! Static checks of the deployment files: the Compose files, nginx.conf, the Dockerfile
+//! and the native launcher must agree with each other and with the contest's budget.
+//! (There is no Docker engine to run Compose here; the native stack runs for real in
+//! tests/stack.rs.)
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// deploy/.env as a map.
+fn env_file() -> BTreeMap<String, String> {
+    read("deploy/.env")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Replaces `${VAR}` with its value from deploy/.env, as Compose does; unknown vars fail.
+fn interpolate(text: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closing brace") + start;
+        let name = &rest[start + 2..end];
+        out.push_str(
+            env.get(name)
+                .unwrap_or_else(|| panic!("${{{name}}} is not in deploy/.env")),
+        );
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn compose(file: &str) -> Value {
+    let mut v: Value = serde_yaml::from_str(&interpolate(&read(file), &env_file())).unwrap();
+    v.apply_merge().unwrap();
+    v
+}
+
+const COMPOSE_FILES: [&str; 2] = [
+    "deploy/docker-compose.yml",
+    "deploy/docker-compose.prod.yml",
+];
+
+fn services(c: &Value) -> &serde_yaml::Mapping {
+    c["services"].as_mapping().expect("services")
+}
+
+fn memory_mb(s: &str) -> f64 {
+    s.strip_suffix("MB")
+        .unwrap_or_else(|| panic!("memory in MB, as the contest asks: {s}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn compose_limits_add_up_to_the_contest_budget() {
+    for file in COMPOSE_FILES {
+        let c = compose(file);
+        let (mut cpus, mut mem) = (0.0, 0.0);
+        for (name, svc) in services(&c) {
+            let limits = &svc["deploy"]["resources"]["limits"];
+            let cpu: f64 = limits["cpus"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: {name:?} declares cpus"))
+                .parse()
+                .unwrap();
+            let m = memory_mb(
+                limits["memory"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{file}: {name:?} declares memory")),
+            );
+            assert!(cpu > 0.0 && m > 0.0);
+            cpus += cpu;
+            mem += m;
+        }
+        assert!(cpus <= 1.5 + 1e-9, "{file}: {cpus} CPUs > 1.5");
+        assert!(mem <= 550.0, "{file}: {mem} MB > 550");
+        eprintln!("{file}: {cpus} CPU, {mem} MB");
+    }
+}
+
+#[test]
+fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
+    let nginx = read("deploy/nginx.conf");
+    assert!(nginx.contains("least_conn;"));
+    assert!(
+        nginx.contains("listen 9999 "),
+        "nginx listens on 9999 (the launcher rewrites this exact token)"
+    );
+    assert!(
+        nginx.contains("proxy_set_header Connection \"\";")
+            && nginx.contains("proxy_http_version 1.1;")
+    );
+    assert!(nginx.contains("access_log off;"));
+    for file in COMPOSE_FILES {
+        let c = compose(file);
+        let names: Vec<&str> = services(&c).keys().map(|k| k.as_str().unwrap()).collect();
+        assert_eq!(names, ["db", "api1", "api2", "nginx"], "{file}");
+        for api in ["api1", "api2"] {
+            let svc = &c["services"][api];
+            let cmd: Vec<&str> = svc["command"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let sock = format!("/run/crebito/{api}.sock");
+            assert_eq!(
+                cmd,
+                ["serve", "--listen", &format!("unix:{sock}")],
+                "{file}: {api}"
+            );
+            assert!(
+                nginx.contains(&format!("server unix:{sock};")),
+                "nginx.conf upstream has {sock}"
+            );
+            let vols: Vec<&str> = svc["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(
+                vols.contains(&"sockets:/run/crebito")
+                    && vols.contains(&"pgsocket:/var/run/postgresql")
+            );
+            let env = &svc["environment"];
+            assert_eq!(env["CREBITO_PG_PROFILE"], "contest");
+            assert!(
+                env["DATABASE_URL"]
+                    .as_str()
+                    .unwrap()
+                    .contains("host=/var/run/postgresql")
+            );
+            assert_eq!(
+                svc["depends_on"]["db"]["condition"], "service_healthy",
+                "health-gated start"
+            );
+        }
+        let lb = &c["services"]["nginx"];
+        assert!(
+            lb["volumes"]
+                .as_sequence()
+                .unwrap()
+                .contains(&Value::from("sockets:/run/crebito"))
+        );
+        assert!(
+            lb["volumes"]
+                .as_sequence()
+                .unwrap()
+                .contains(&Value::from("./nginx.conf:/etc/nginx/nginx.conf:ro"))
+        );
+        assert!(
+            lb["network_mode"] == "host"
+                || lb["ports"]
+                    .as_sequence()
+                    .is_some_and(|p| p.contains(&Value::from("9999:9999"))),
+            "{file}: port 9999 published"
+        );
+        let db_cmd = c["services"]["db"]["command"].as_str().unwrap();
+        for flag in [
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+        ] {
+            assert!(db_cmd.contains(flag), "{file}: db runs with {flag}");
+        }
+        assert!(
+            c["services"]["db"]["healthcheck"]["test"]
+                .as_sequence()
+                .is_some()
+        );
+    }
+    assert!(
+        compose("deploy/docker-compose.prod.yml")["services"]["api1"]["build"].is_null(),
+        "prod pulls, never builds"
+    );
+    assert!(
+        compose("deploy/docker-compose.prod.yml")["services"]["api1"]["image"]
+            .as_str()
+            .unwrap()
+            .contains('/')
+    );
+
+    // The native launcher reads the same split and rewrites the same tokens.
+    let stack = read("deploy/native/stack");
+    assert!(stack.contains(". \"$repo/deploy/.env\""));
+    assert!(
+        stack.contains("s#/run/crebito#$DIR/run#g")
+            && stack.contains("s#listen 9999 #listen 127.0.0.1:$PORT #")
+    );
+    for api in ["api1", "api2"] {
+        assert!(
+            stack.contains("unix:$DIR/run/api$i.sock") && nginx.contains(&format!("{api}.sock"))
+        );
+    }
+    for flag in [
+        "fsync=off",
+        "synchronous_commit=off",
+        "full_page_writes=off",
+    ] {
+        assert!(stack.contains(flag), "native db runs with {flag}");
+    }
+    let env = env_file();
+    assert_eq!(env["CREBITO_PG_PROFILE"], "contest");
+    let total: f64 = ["DB_CPUS", "API_CPUS", "API_CPUS", "LB_CPUS"]
+        .iter()
+        .map(|k| env[*k].parse::<f64>().unwrap())
+        .sum();
+    assert!(total <= 1.5 + 1e-9);
+}
+
+#[test]
+fn the_dockerfile_builds_a_small_static_non_root_image() {
+    let d = read("deploy/Dockerfile");
+    let froms: Vec<&str> = d.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert!(froms.len() >= 2, "multi-stage");
+    assert_eq!(
+        froms.last().unwrap().trim(),
+        "FROM scratch",
+        "static binary on an empty image"
+    );
+    assert!(
+        froms[0].contains("alpine"),
+        "musl toolchain: a static binary"
+    );
+    let user = d.lines().rfind(|l| l.starts_with("USER ")).expect("USER");
+    assert!(
+        !user.contains("root") && !user.ends_with(" 0") && !user.contains(" 0:"),
+        "{user}"
+    );
+    assert!(d.contains("--locked"));
+    // What the image build copies must exist.
+    for l in d
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        for src in &words[1..words.len() - 1] {
+            assert!(repo().join(src).exists(), "COPY source {src} exists");
+        }
+    }
+}
+
+/// nginx itself accepts the configuration, rendered the way the native launcher renders it.
+#[test]
+fn nginx_accepts_the_config() {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("nginx is not installed: `sudo apt-get install nginx` (scripts/test does it)")
+        });
+    let dir = tempfile::tempdir().unwrap();
+    let conf = read("deploy/nginx.conf")
+        .replace(
+            "/run/crebito",
+            &dir.path().join("run").display().to_string(),
+        )
+        .replace("listen 9999 ", "listen 127.0.0.1:9999 ");
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let out = Command::new(nginx)
+        .args(["-t", "-p"])
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&path)
+        .arg("-g")
+        .arg(format!("pid {}/nginx.pid;", dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
