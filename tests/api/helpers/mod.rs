@@ -135,8 +135,9 @@ pub struct Audit {
     pub rows: i64,
 }
 
-const AUDIT_SQL: &str = "SELECT c.id::int8, c.limite::int8, c.saldo::int8, \
-    COALESCE(SUM(CASE WHEN t.tipo = 'c' THEN t.valor ELSE -t.valor END), 0)::int8, COUNT(t.cliente_id)::int8 \
+const AUDIT_SQL: &str = "SELECT CAST(c.id AS BIGINT), CAST(c.limite AS BIGINT), CAST(c.saldo AS BIGINT), \
+    CAST(COALESCE(SUM(CASE WHEN t.tipo = 'c' THEN t.valor ELSE -t.valor END), 0) AS BIGINT), \
+    CAST(COUNT(t.cliente_id) AS BIGINT) \
     FROM clientes c LEFT JOIN transacoes t ON t.cliente_id = c.id GROUP BY c.id, c.limite, c.saldo ORDER BY c.id";
 
 pub async fn audit(url: &DatabaseUrl) -> Vec<Audit> {
