@@ -20,11 +20,18 @@ fn main() -> ExitCode {
         Command::Serve(args) => args.workers,
         Command::Migrate(_) => Some(1),
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime, without the work-stealing machinery (what the
+    // contest stack runs, each instance on a fraction of a core).
+    let mut rt = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     rt.enable_all();
-    if let Some(n) = workers {
-        rt.worker_threads(n.max(1));
-    }
     let rt = match rt.build() {
         Ok(rt) => rt,
         Err(e) => {
