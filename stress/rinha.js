@@ -171,7 +171,9 @@ export function validacoes() {
 
 // E: one VU per client, the official 14-request sequence.
 export function criteriosClientes() {
-  const [id, limite] = CLIENTS[(exec.vu.idInTest - 1) % 5];
+  // One iteration per client: the scenario's iteration index is 0..4 (VU ids are global
+  // across scenarios, so they are not).
+  const [id, limite] = CLIENTS[exec.scenario.iterationInTest % 5];
   let r = getExtrato(id);
   let e = parse(r);
   let statusOk = r.status === 200;

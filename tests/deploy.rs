@@ -202,7 +202,7 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
 
     // The native launcher reads the same split and rewrites the same tokens.
     let stack = read("deploy/native/stack");
-    assert!(stack.contains(". \"$repo/deploy/.env\""));
+    assert!(stack.contains("done < \"$repo/deploy/.env\""));
     assert!(
         stack.contains("s#/run/crebito#$DIR/run#g")
             && stack.contains("s#listen 9999 #listen 127.0.0.1:$PORT #")
