@@ -209,7 +209,7 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
     );
     for api in ["api1", "api2"] {
         assert!(
-            stack.contains("unix:$DIR/run/api$i.sock") && nginx.contains(&format!("{api}.sock"))
+            stack.contains("unix:$DIR/run/api$1.sock") && nginx.contains(&format!("{api}.sock"))
         );
     }
     for flag in [
