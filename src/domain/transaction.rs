@@ -5,20 +5,36 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 /// Why a request body is not a transaction. Every variant is answered with 422 and a short,
-/// stable message (the `Display` text); none of them carries internal detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// stable message ([`Rejection::message`]); none of them carries internal detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
-    #[error(
-        "body must be a JSON object with exactly valor (positive integer), tipo (\"c\" or \"d\") and descricao (1 to 10 characters)"
-    )]
     Malformed,
-    #[error("valor must be a positive integer no larger than 2147483647")]
     Amount,
-    #[error("tipo must be \"c\" or \"d\"")]
     Kind,
-    #[error("descricao must be a string of 1 to 10 characters")]
     Description,
 }
+
+impl Rejection {
+    /// The one-line reason sent to the client (static: no formatting on the error path).
+    pub fn message(self) -> &'static str {
+        match self {
+            Rejection::Malformed => {
+                "body must be a JSON object with exactly valor (positive integer), tipo (\"c\" or \"d\") and descricao (1 to 10 characters)"
+            }
+            Rejection::Amount => "valor must be a positive integer no larger than 2147483647",
+            Rejection::Kind => "tipo must be \"c\" or \"d\"",
+            Rejection::Description => "descricao must be a string of 1 to 10 characters",
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Rejection {}
 
 /// A positive amount in cents, at most `i32::MAX` (the `INTEGER` column that stores it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
