@@ -122,8 +122,6 @@ impl Application {
 
     /// Serves until `shutdown` resolves and in-flight requests have finished.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let limits = self.args.limits();
-        let conn_limits = self.args.conn_limits();
         tracing::info!(
             address = %self.listener.describe(),
             store = %self.store.describe(),
@@ -132,24 +130,26 @@ impl Application {
             env!("CARGO_PKG_VERSION"),
         );
         match self.store {
-            Store::Sqlite(ledger) => {
-                let app = Arc::new(App {
-                    ledger,
-                    limits,
-                    metrics: Metrics::default(),
-                });
-                serve(self.listener, app, conn_limits, shutdown).await
-            }
+            Store::Sqlite(ledger) => serve_with(ledger, self.listener, &self.args, shutdown).await,
             Store::Postgres(ledger) => {
-                let app = Arc::new(App {
-                    ledger,
-                    limits,
-                    metrics: Metrics::default(),
-                });
-                serve(self.listener, app, conn_limits, shutdown).await
+                serve_with(ledger, self.listener, &self.args, shutdown).await
             }
         }
     }
+}
+
+async fn serve_with<L: crate::store::Ledger>(
+    ledger: L,
+    listener: Listener,
+    args: &ServeArgs,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let app = Arc::new(App {
+        ledger,
+        limits: args.limits(),
+        metrics: Metrics::default(),
+    });
+    serve(listener, app, args.conn_limits(), shutdown).await
 }
 
 async fn bind(addr: &ListenAddr) -> io::Result<Listener> {

@@ -6,6 +6,9 @@
 mod checks;
 
 use std::io::{Read, Write};
+mod common;
+
+use common::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -71,20 +74,6 @@ impl Drop for Stack {
     fn drop(&mut self) {
         if self.up {
             let _ = self.down();
-        }
-    }
-}
-
-/// A port free for the public listener; the launcher derives its private names from it.
-fn free_port() -> u16 {
-    loop {
-        let p = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if p < 60000 {
-            return p;
         }
     }
 }

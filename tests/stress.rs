@@ -3,21 +3,11 @@
 //! inconsistency or audit failure, or a load profile that k6 did not deliver; never on
 //! latency, which is noisy on a shared 2-core machine.
 
+mod common;
+
+use common::free_port;
 use std::path::Path;
 use std::process::Command;
-
-fn free_port() -> u16 {
-    loop {
-        let p = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if p < 60000 {
-            return p;
-        }
-    }
-}
 
 /// Requests the open model should issue at this duration scale: a linear ramp from 1 to
 /// `peak` per second, then a plateau, each phase lasting round(120 × d) seconds.

@@ -60,6 +60,17 @@ pub async fn extrato(
     )
 }
 
+/// `GET /healthz`: status and body.
+pub async fn healthz(client: &Client, base: &str) -> (StatusCode, String) {
+    let r = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("request sent");
+    let status = r.status();
+    (status, r.text().await.unwrap())
+}
+
 pub async fn saldo(client: &Client, base: &str, id: u32) -> i64 {
     let (status, body) = extrato(client, base, id).await;
     assert_eq!(status, 200);

@@ -309,14 +309,8 @@ async fn official_validation_sequence_a_to_f(app: TestApp) {
 }
 
 async fn healthz_and_metrics(app: TestApp) {
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "Healthy");
+    let (status, body) = checks::healthz(&app.client, &app.address).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "Healthy"));
     post_json(
         &app.client,
         &app.address,

@@ -79,13 +79,8 @@ async fn garbage_never_gets_a_5xx_and_the_server_stays_healthy(app: TestApp) {
             assert!(code < 500, "{code} for {:?}", String::from_utf8_lossy(case));
         }
     }
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = crate::checks::healthz(&app.client, &app.address).await;
+    assert_eq!(status, 200, "still healthy");
     let (_, e) = crate::checks::extrato(&app.client, &app.address, 1).await;
     assert_eq!(e["saldo"]["total"], 0, "nothing was applied");
 }
@@ -120,11 +115,6 @@ async fn slow_clients_time_out() {
         started.elapsed()
     );
 
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = crate::checks::healthz(&app.client, &app.address).await;
+    assert_eq!(status, 200, "still healthy");
 }
