@@ -183,10 +183,12 @@ def plot(args):
     steps.sort()
     w, h, pad = 760, 420, 70
     max_scale = max(x[0] for x in steps)
-    max_p99 = max(max(x[1] for x in steps), 1)
+    # p99 on a log scale (1 ms … the largest decade seen): the interesting steps are small.
+    import math
+    top = 10 ** max(1, math.ceil(math.log10(max(max(x[1] for x in steps), 1))))
     max_rps = max(max(x[2] for x in steps), 1)
     X = lambda v: pad + (w - 2 * pad) * v / max_scale
-    Y1 = lambda v: h - pad - (h - 2 * pad) * v / max_p99
+    Y1 = lambda v: h - pad - (h - 2 * pad) * math.log10(max(v, 1)) / math.log10(top)
     Y2 = lambda v: h - pad - (h - 2 * pad) * v / max_rps
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
@@ -195,11 +197,15 @@ def plot(args):
            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h-pad}" stroke="#c0392b"/>',
            f'<line x1="{w-pad}" y1="{pad}" x2="{w-pad}" y2="{h-pad}" stroke="#2471a3"/>',
            f'<text x="{w/2}" y="{h-25}" text-anchor="middle">SCALE (× official arrival rates)</text>',
-           f'<text x="20" y="{h/2}" fill="#c0392b" transform="rotate(-90 20 {h/2})" text-anchor="middle">p99 (ms)</text>',
-           f'<text x="{w-15}" y="{h/2}" fill="#2471a3" transform="rotate(90 {w-15} {h/2})" text-anchor="middle">achieved req/s</text>']
+           f'<text x="20" y="{h/2}" fill="#c0392b" transform="rotate(-90 20 {h/2})" text-anchor="middle">p99 (ms, log scale) — solid</text>',
+           f'<text x="{w-15}" y="{h/2}" fill="#2471a3" transform="rotate(90 {w-15} {h/2})" text-anchor="middle">achieved req/s — dashed</text>']
+    decade = 1
+    while decade <= top:
+        out.append(f'<text x="{pad-6}" y="{Y1(decade)+4}" text-anchor="end" fill="#c0392b">{decade:g}</text>')
+        out.append(f'<line x1="{pad}" y1="{Y1(decade)}" x2="{w-pad}" y2="{Y1(decade)}" stroke="#eee"/>')
+        decade *= 10
     for i in range(5):
-        v1, v2 = max_p99 * i / 4, max_rps * i / 4
-        out.append(f'<text x="{pad-6}" y="{Y1(v1)+4}" text-anchor="end" fill="#c0392b">{v1:.1f}</text>')
+        v2 = max_rps * i / 4
         out.append(f'<text x="{w-pad+6}" y="{Y2(v2)+4}" fill="#2471a3">{v2:.0f}</text>')
     for sc, *_ in steps:
         out.append(f'<text x="{X(sc)}" y="{h-pad+16}" text-anchor="middle">{sc:g}</text>')
@@ -208,7 +214,7 @@ def plot(args):
     for sc, p99, rps, ok, sla, k6cpu in steps:
         color = "#1e8449" if ok else "#c0392b"
         out.append(f'<circle cx="{X(sc)}" cy="{Y1(p99)}" r="5" fill="{color}"><title>SCALE {sc:g}: p99 {p99} ms, SLA {sla} %, {"pass" if ok else "FAIL"}, k6 CPU {k6cpu} s</title></circle>')
-        out.append(f'<circle cx="{X(sc)}" cy="{Y2(rps)}" r="4" fill="#2471a3"/>')
+        out.append(f'<rect x="{X(sc)-3}" y="{Y2(rps)-3}" width="6" height="6" fill="#2471a3"/>')
     out.append(f'<text x="{pad+10}" y="{pad-8}">● green: passed (0 KO, 0 inconsistencies, SLA ≥ 98 %) · red: failed</text>')
     out.append("</svg>")
     with open(args.out, "w") as f:

@@ -204,3 +204,30 @@ fn listens_on_a_unix_socket() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
     assert!(!sock.exists(), "the socket file is removed on exit");
 }
+
+#[test]
+fn migrate_creates_and_seeds_the_store_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    for _ in 0..2 {
+        // Twice: applying the schema is idempotent.
+        let out = Command::new(BIN)
+            .args([
+                "migrate",
+                "--database-url",
+                &format!("sqlite://{}", db.display()),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let clients: i64 = conn
+        .query_row("SELECT count(*) FROM clientes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(clients, 5);
+}

@@ -118,3 +118,30 @@ async fn slow_clients_time_out() {
     let (status, _) = crate::checks::healthz(&app.client, &app.address).await;
     assert_eq!(status, 200, "still healthy");
 }
+
+/// Connections are bounded: with `--max-connections 1`, a second client waits (in the kernel's
+/// accept queue) until the first connection is gone — here closed by the idle timeout — and is
+/// then served normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_their_turn() {
+    let app = spawn_app_with(Backend::Sqlite, |a| {
+        a.max_connections = 1;
+        a.request_timeout = 1;
+    })
+    .await;
+    let idle = TcpStream::connect(host(&app)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let resp = raw(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "served only after the idle connection was dropped ({waited:?})"
+    );
+    drop(idle);
+}
