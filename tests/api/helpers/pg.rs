@@ -31,7 +31,8 @@ pub fn server() -> &'static Server {
 /// The directory holding `initdb` and `postgres`.
 pub fn find_bin() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("PG_BIN") {
-        return Some(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        return dir.join("initdb").exists().then_some(dir);
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
