@@ -1,11 +1,12 @@
-//! The embedded store: one SQLite file, one writer thread.
+//! The embedded store: one SQLite file, one writer thread, group commit.
 //!
 //! SQLite allows one writer at a time, and its calls block. So one dedicated OS thread owns
 //! the connection and serves commands from a bounded channel: the async runtime never
-//! blocks, requests queue instead of contending for a lock, and every `apply` is one
-//! `BEGIN IMMEDIATE … COMMIT` in which the conditional `UPDATE … RETURNING` and the
-//! `INSERT` happen together. WAL mode with `synchronous = NORMAL`: a crash of the process
-//! loses nothing; a power cut may lose the last commits (see docs/architecture.md).
+//! blocks, and requests queue instead of contending for a lock. Whatever is queued when the
+//! thread wakes up is served in one `BEGIN IMMEDIATE … COMMIT` (group commit): each `apply`
+//! is still its own conditional `UPDATE … RETURNING` + `INSERT`, and no reply leaves before
+//! the commit that contains it. WAL mode with `synchronous = NORMAL`: a crash of the process
+//! loses nothing; a power cut may lose the last commits (see docs/src/architecture.md).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -98,40 +99,125 @@ impl Ledger for SqliteLedger {
     }
 }
 
+/// Most commands served by one commit.
+const BATCH: usize = 256;
+
+/// Group commit: whatever is queued when the writer wakes up (up to [`BATCH`] commands) is
+/// served inside one `BEGIN IMMEDIATE … COMMIT`, in arrival order, and the replies are sent
+/// only once that commit succeeded. Each `apply` is still atomic on its own (a refused one
+/// changes nothing), statements see every earlier command of the batch, and if anything in
+/// the batch fails the whole batch rolls back and every caller gets 503: nothing is ever
+/// reported as applied unless it is committed.
 fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
-    while let Some(command) = rx.blocking_recv() {
-        // A reply whose receiver is gone (client hung up) is not an error.
-        match command {
-            Command::Apply(client, t, reply) => {
-                let _ = reply.send(unavailable_on_error(apply(&mut conn, client, &t)));
+    let mut batch = std::collections::VecDeque::with_capacity(BATCH);
+    let mut replies = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push_back(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push_back(c),
+                Err(_) => break,
             }
-            Command::Statement(client, reply) => {
-                let _ = reply.send(unavailable_on_error(statement(&conn, client)));
-            }
-            Command::Ping(reply) => {
-                let ok = conn.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| {
-                    tracing::error!(error = %e, "sqlite ping failed");
-                    LedgerError::Unavailable
-                });
-                let _ = reply.send(ok);
+        }
+        match serve_batch(&mut conn, &mut batch, &mut replies) {
+            Ok(()) => replies.drain(..).for_each(Reply::send),
+            Err(e) => {
+                tracing::error!(error = %e, "sqlite store failed; batch rolled back");
+                replies.drain(..).for_each(Reply::unavailable);
+                batch
+                    .drain(..)
+                    .for_each(|c| Reply::unserved(c).unavailable());
             }
         }
     }
 }
 
-fn unavailable_on_error<T>(r: rusqlite::Result<Result<T, LedgerError>>) -> Result<T, LedgerError> {
-    r.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "sqlite store failed");
-        Err(LedgerError::Unavailable)
-    })
+/// A computed answer waiting for the commit.
+enum Reply {
+    Apply(
+        oneshot::Sender<Result<Balance, LedgerError>>,
+        Result<Balance, LedgerError>,
+    ),
+    Statement(
+        oneshot::Sender<Result<Statement, LedgerError>>,
+        Result<Statement, LedgerError>,
+    ),
+    Ping(oneshot::Sender<Result<(), LedgerError>>),
 }
 
-fn apply(
+impl Reply {
+    // A reply whose receiver is gone (the client hung up) is not an error.
+    fn send(self) {
+        match self {
+            Reply::Apply(tx, r) => drop(tx.send(r)),
+            Reply::Statement(tx, r) => drop(tx.send(r)),
+            Reply::Ping(tx) => drop(tx.send(Ok(()))),
+        }
+    }
+
+    fn unavailable(self) {
+        match self {
+            Reply::Apply(tx, _) => drop(tx.send(Err(LedgerError::Unavailable))),
+            Reply::Statement(tx, _) => drop(tx.send(Err(LedgerError::Unavailable))),
+            Reply::Ping(tx) => drop(tx.send(Err(LedgerError::Unavailable))),
+        }
+    }
+
+    /// The reply slot of a command the batch did not reach.
+    fn unserved(c: Command) -> Reply {
+        match c {
+            Command::Apply(_, _, tx) => Reply::Apply(tx, Err(LedgerError::Unavailable)),
+            Command::Statement(_, tx) => Reply::Statement(tx, Err(LedgerError::Unavailable)),
+            Command::Ping(tx) => Reply::Ping(tx),
+        }
+    }
+}
+
+/// What serving one command produced, before its reply slot is paired with it.
+enum Served {
+    Apply(Result<Balance, LedgerError>),
+    Statement(Result<Statement, LedgerError>),
+    Ping,
+}
+
+/// Serves the queued commands in one transaction. A command leaves `batch` only once
+/// served, so after an error what is left in it was not reached.
+fn serve_batch(
     conn: &mut Connection,
+    batch: &mut std::collections::VecDeque<Command>,
+    replies: &mut Vec<Reply>,
+) -> rusqlite::Result<()> {
+    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    while let Some(command) = batch.pop_front() {
+        let served = match &command {
+            Command::Apply(client, t, _) => apply(&txn, *client, t).map(Served::Apply),
+            Command::Statement(client, _) => statement(&txn, *client).map(Served::Statement),
+            Command::Ping(_) => txn.query_row("SELECT 1", [], |_| Ok(Served::Ping)),
+        };
+        let served = match served {
+            Ok(s) => s,
+            Err(e) => {
+                batch.push_front(command);
+                return Err(e);
+            }
+        };
+        replies.push(match (command, served) {
+            (Command::Apply(_, _, tx), Served::Apply(r)) => Reply::Apply(tx, r),
+            (Command::Statement(_, tx), Served::Statement(r)) => Reply::Statement(tx, r),
+            (Command::Ping(tx), Served::Ping) => Reply::Ping(tx),
+            _ => unreachable!("each command is served by its own arm"),
+        });
+    }
+    txn.commit()
+}
+
+/// The limit check and the insert, inside the batch's transaction. A refused transaction
+/// changes nothing: the conditional update matched no row.
+fn apply(
+    txn: &rusqlite::Transaction<'_>,
     client: ClientId,
     t: &Transaction,
 ) -> rusqlite::Result<Result<Balance, LedgerError>> {
-    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let updated = txn
         .prepare_cached(APPLY)?
         .query_row(params![client.get(), t.delta()], |r| {
@@ -145,7 +231,6 @@ fn apply(
         let exists = txn
             .prepare_cached(CLIENT_EXISTS)?
             .exists(params![client.get()])?;
-        // Dropping `txn` rolls back: a refused transaction leaves no trace.
         return Ok(Err(if exists {
             LedgerError::LimitExceeded
         } else {
@@ -159,7 +244,6 @@ fn apply(
         t.description.as_str(),
         Timestamp::now().micros(),
     ])?;
-    txn.commit()?;
     Ok(Ok(balance))
 }
 

@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 use crate::checks::{post, post_json};
 use crate::for_each_store;
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
 
 for_each_store!(
     oversized_bodies_are_413,
@@ -144,4 +144,41 @@ async fn connections_beyond_the_limit_wait_their_turn() {
         "served only after the idle connection was dropped ({waited:?})"
     );
     drop(idle);
+}
+
+/// A store that fails mid-way answers 503, applies nothing, and serves again once repaired.
+/// (The failure: the transactions table disappears under the running server.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let crebito::configuration::DatabaseUrl::Sqlite(path) = app.database_url.clone() else {
+        unreachable!()
+    };
+    let body = serde_json::json!({"valor": 10, "tipo": "c", "descricao": "antes"});
+    assert_eq!(
+        post_json(&app.client, &app.address, 1, body.clone())
+            .await
+            .0,
+        200
+    );
+
+    let sabotage = rusqlite::Connection::open(&path).unwrap();
+    sabotage.busy_timeout(Duration::from_secs(5)).unwrap();
+    sabotage
+        .execute_batch("ALTER TABLE transacoes RENAME TO escondida")
+        .unwrap();
+    let (status, text) = post_json(&app.client, &app.address, 1, body.clone()).await;
+    assert_eq!(status, 503, "{text}");
+    let saldo: i64 = sabotage
+        .query_row("SELECT saldo FROM clientes WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(saldo, 10, "the failed transaction was rolled back");
+
+    sabotage
+        .execute_batch("ALTER TABLE escondida RENAME TO transacoes")
+        .unwrap();
+    let (status, b) = post_json(&app.client, &app.address, 1, body).await;
+    assert_eq!(status, 200);
+    assert_eq!(b["saldo"], 20);
+    assert_eq!(crate::checks::saldo(&app.client, &app.address, 1).await, 20);
 }
