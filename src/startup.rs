@@ -108,18 +108,6 @@ impl Application {
         self.listener.describe()
     }
 
-    /// The TCP port actually bound (useful with port 0), if listening on TCP.
-    pub fn port(&self) -> Option<u16> {
-        match &self.listener {
-            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
-            Listener::Unix(..) => None,
-        }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Serves until `shutdown` resolves and in-flight requests have finished.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         tracing::info!(

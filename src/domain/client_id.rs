@@ -25,11 +25,6 @@ impl ClientId {
         Some(ClientId(value as i32))
     }
 
-    /// Builds an id from a number, for seeds and tests.
-    pub fn new(value: i32) -> Option<ClientId> {
-        (value > 0).then_some(ClientId(value))
-    }
-
     pub fn get(self) -> i32 {
         self.0
     }

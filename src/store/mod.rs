@@ -44,12 +44,3 @@ pub trait Ledger: Send + Sync + 'static {
     /// Whether the store answers at all (for `/healthz`).
     fn ping(&self) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }
-
-/// The five clients of the contest (id, limite), all starting at saldo 0.
-pub const SEED: [(i32, i64); 5] = [
-    (1, 100_000),
-    (2, 80_000),
-    (3, 1_000_000),
-    (4, 10_000_000),
-    (5, 500_000),
-];

@@ -8,7 +8,7 @@
 //! the commit that contains it. WAL mode with `synchronous = NORMAL`: a crash of the process
 //! loses nothing; a power cut may lose the last commits (see docs/src/architecture.md).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -40,7 +40,6 @@ enum Command {
 /// handle is dropped.
 pub struct SqliteLedger {
     tx: mpsc::Sender<Command>,
-    path: PathBuf,
 }
 
 impl SqliteLedger {
@@ -56,14 +55,7 @@ impl SqliteLedger {
             .name("crebito-sqlite".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(SqliteLedger {
-            tx,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(SqliteLedger { tx })
     }
 
     async fn call<T>(
