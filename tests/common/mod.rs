@@ -1,4 +1,9 @@
-//! Helpers shared by the test binaries that drive whole stacks.
+//! Helpers shared by the test binaries that drive whole processes and stacks.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// A port free for a public listener (below 60000, so that PORT+N stays valid).
 pub fn free_port() -> u16 {
@@ -11,5 +16,116 @@ pub fn free_port() -> u16 {
         if p < 60000 {
             return p;
         }
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// deploy/.env (the contest split and settings) as a map.
+pub fn deploy_env() -> BTreeMap<String, String> {
+    read("deploy/.env")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Raises this process's open-file limit to its hard limit (tests that hold thousands of
+/// sockets at once).
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    lim.rlim_cur
+}
+
+/// A memory cgroup (v1 or v2) with a hard limit and no swap on top, like Docker's
+/// `deploy.resources.limits.memory`. Removed on drop (its processes must be gone by then).
+pub struct MemCgroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl MemCgroup {
+    pub fn create(name: &str, limit_mb: u64) -> MemCgroup {
+        let bytes = (limit_mb * 1024 * 1024).to_string();
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let dir = if v2 {
+            let _ = std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+            PathBuf::from("/sys/fs/cgroup").join(name)
+        } else {
+            PathBuf::from("/sys/fs/cgroup/memory").join(name)
+        };
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            panic!(
+                "cannot create the memory cgroup {}: {e}. This test needs root and a writable \
+                 cgroup (v1 or v2), as the native stack does.",
+                dir.display()
+            )
+        });
+        let (limit, swap) = if v2 {
+            ("memory.max", "memory.swap.max")
+        } else {
+            ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+        };
+        std::fs::write(dir.join(limit), &bytes).unwrap();
+        let _ = std::fs::write(dir.join(swap), if v2 { "0" } else { &bytes });
+        MemCgroup { dir, v2 }
+    }
+
+    /// The file a process writes its pid to, to enter the cgroup.
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    /// Processes the kernel killed here for exceeding the limit.
+    pub fn oom_kills(&self) -> u64 {
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .map(|n| n.trim().parse().unwrap())
+            .expect("the kernel reports oom_kill (Linux >= 4.13)")
+    }
+
+    /// Highest memory use so far, in bytes (v2 kernels before 5.19 lack memory.peak: 0).
+    pub fn peak(&self) -> u64 {
+        let file = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        std::fs::read_to_string(self.dir.join(file))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
