@@ -1,16 +1,15 @@
 //! Configuration: flags, each with an environment variable (12-factor), parsed into types
-//! that cannot be wrong. A value that does not parse is a usage error: clap prints it and
-//! the process exits with code 2.
+//! that cannot be wrong. A value that does not parse or is out of range is a usage error:
+//! clap prints it and the process exits with code 2. clap is the one place where defaults
+//! and ranges live; `startup` turns these values into the HTTP layer's and the stores' own
+//! types, so this module depends on nothing else of ours.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::http::Limits;
-use crate::http::server::ConnLimits;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,40 +57,37 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// Most client connections open at once; further clients wait to be accepted.
-    #[arg(long, env = "CREBITO_MAX_CONNECTIONS", default_value_t = 4096)]
+    /// Most client connections open at once; further clients wait in the kernel's accept
+    /// queue. Each costs ~20 KiB with a request pending, so the default fits a 60 MB
+    /// container with room to spare (docs/src/performance.md, "Overload").
+    #[arg(long, env = "CREBITO_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_connections: usize,
 
     /// Largest request body accepted, in bytes (413 above).
-    #[arg(long, env = "CREBITO_MAX_BODY", default_value_t = 4096)]
+    #[arg(long, env = "CREBITO_MAX_BODY", default_value_t = 4096,
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=1_048_576))]
     pub max_body: usize,
 
     /// Seconds a client gets to send the request head (and that an idle keep-alive
     /// connection is kept), and then to send the body.
-    #[arg(long, env = "CREBITO_REQUEST_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "CREBITO_REQUEST_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
 
-    /// Tokio worker threads (default: one per core).
-    #[arg(long, env = "CREBITO_WORKERS")]
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the remaining
+    /// connections are closed.
+    #[arg(long, env = "CREBITO_SHUTDOWN_GRACE", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace: u64,
+
+    /// Tokio worker threads (default: one per core; 1 runs a single-threaded runtime).
+    #[arg(long, env = "CREBITO_WORKERS",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub workers: Option<usize>,
 }
 
 impl ServeArgs {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_body: self.max_body,
-            body_timeout: Duration::from_secs(self.request_timeout),
-        }
-    }
-
-    pub fn conn_limits(&self) -> ConnLimits {
-        ConnLimits {
-            max_connections: self.max_connections.max(1),
-            header_timeout: Duration::from_secs(self.request_timeout.max(1)),
-            ..ConnLimits::default()
-        }
-    }
-
     /// The defaults, listening on `listen` with the given store: for tests and embedding.
     pub fn new(listen: ListenAddr, database_url: DatabaseUrl) -> ServeArgs {
         let mut args = match Cli::parse_from(["crebito", "serve"]).command {
@@ -104,9 +100,12 @@ impl ServeArgs {
     }
 }
 
+/// PostgreSQL only: how much a crash may cost (docs: README, "Profiles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PgProfile {
+    /// Logged tables.
     Durable,
+    /// UNLOGGED tables, for a server run with fsync and synchronous_commit off.
     Contest,
 }
 

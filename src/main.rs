@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n.max(1));
+            b.worker_threads(n);
             b
         }
         None => tokio::runtime::Builder::new_multi_thread(),

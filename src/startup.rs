@@ -7,15 +7,15 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::configuration::{DatabaseUrl, ListenAddr, ServeArgs, StoreArgs};
-use crate::http::routes::App;
-use crate::http::{Listener, serve};
-use crate::store::postgres::PgLedger;
+use crate::configuration::{DatabaseUrl, ListenAddr, PgProfile, ServeArgs, StoreArgs};
+use crate::http::{App, ConnLimits, Limits, Listener, Metrics, serve};
+use crate::store::Ledger;
+use crate::store::postgres::{Persistence, PgLedger};
 use crate::store::sqlite::SqliteLedger;
-use crate::telemetry::Metrics;
 
 /// Why the service could not start. Messages name the thing that failed and never
 /// include a password.
@@ -24,10 +24,13 @@ pub enum StartError {
     #[error("cannot open the SQLite database {path}: {source}")]
     Sqlite {
         path: String,
-        source: rusqlite::Error,
+        source: crate::store::sqlite::OpenError,
     },
-    #[error("cannot prepare PostgreSQL at {url}: {message}")]
-    Postgres { url: String, message: String },
+    #[error("cannot prepare PostgreSQL at {url}: {source}")]
+    Postgres {
+        url: String,
+        source: tokio_postgres::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: io::Error },
 }
@@ -58,12 +61,16 @@ impl Store {
                     })
             }
             DatabaseUrl::Postgres(url) => {
-                PgLedger::connect(url, args.pg_profile, args.pg_connections)
+                let persistence = match args.pg_profile {
+                    PgProfile::Durable => Persistence::Logged,
+                    PgProfile::Contest => Persistence::Unlogged,
+                };
+                PgLedger::connect(url, persistence, args.pg_connections)
                     .await
                     .map(Store::Postgres)
-                    .map_err(|e| StartError::Postgres {
+                    .map_err(|source| StartError::Postgres {
                         url: args.database_url.redacted(),
-                        message: e.to_string(),
+                        source,
                     })
             }
         }
@@ -126,7 +133,7 @@ impl Application {
     }
 }
 
-async fn serve_with<L: crate::store::Ledger>(
+async fn serve_with<L: Ledger>(
     ledger: L,
     listener: Listener,
     args: &ServeArgs,
@@ -134,21 +141,53 @@ async fn serve_with<L: crate::store::Ledger>(
 ) -> io::Result<()> {
     let app = Arc::new(App {
         ledger,
-        limits: args.limits(),
+        limits: Limits {
+            max_body: args.max_body,
+            body_timeout: Duration::from_secs(args.request_timeout),
+        },
         metrics: Metrics::default(),
     });
-    serve(listener, app, args.conn_limits(), shutdown).await
+    let conn_limits = ConnLimits {
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.request_timeout),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    serve(listener, app, conn_limits, shutdown).await
 }
 
+/// Clients beyond `--max-connections` wait in the kernel's accept queue, which costs this
+/// process no memory (a socket is charged to its cgroup only once accepted); the runtime's
+/// default queue of 1 024 would turn the rest away. The kernel caps it at `somaxconn`.
+const LISTEN_BACKLOG: i32 = 4096;
+
 async fn bind(addr: &ListenAddr) -> io::Result<Listener> {
-    match addr {
-        ListenAddr::Tcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await?)),
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let (socket, at) = match addr {
+        ListenAddr::Tcp(a) => {
+            let s = Socket::new(Domain::for_address(*a), Type::STREAM, None)?;
+            s.set_reuse_address(true)?;
+            (s, SockAddr::from(*a))
+        }
         ListenAddr::Unix(path) => {
             remove_stale_socket(path)?;
-            let l = UnixListener::bind(path)?;
+            (
+                Socket::new(Domain::UNIX, Type::STREAM, None)?,
+                SockAddr::unix(path)?,
+            )
+        }
+    };
+    socket.bind(&at)?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    match addr {
+        ListenAddr::Tcp(_) => Ok(Listener::Tcp(TcpListener::from_std(socket.into())?)),
+        ListenAddr::Unix(path) => {
             // The load balancer may run as another user.
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-            Ok(Listener::Unix(l, path.clone()))
+            Ok(Listener::Unix(
+                UnixListener::from_std(socket.into())?,
+                path.clone(),
+            ))
         }
     }
 }

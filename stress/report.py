@@ -222,6 +222,28 @@ def plot(args):
     return 0
 
 
+def check(args):
+    """Exit status 0 when the run passed (and, with --sla, met the 98 % SLA too)."""
+    s = json.load(open(args.summary))
+    return 0 if s["passed"] and (not args.sla or s["sla_pct"] >= 98) else 1
+
+
+def saturation(args):
+    """saturation.json from the step summaries, and a one-line-per-step table on stdout."""
+    steps = [json.load(open(p)) for p in args.summaries]
+    rows = [{k: s[k] for k in ("scale", "requests", "ko", "sla_pct", "inconsistencies", "throughput_rps", "payout_usd", "passed")}
+            | {"p99_ms": s["latency_ms"]["p99"], "max_ms": s["latency_ms"]["max"], "cpu_seconds": s["cpu_seconds"]} for s in steps]
+    best = float(args.best)
+    with open(os.path.join(args.out, "saturation.json"), "w") as f:
+        json.dump({"highest_passing_scale": best, "steps": rows, "commit": steps[0]["commit"], "machine": steps[0]["machine"]},
+                  f, indent=2)
+    print(f"highest passing SCALE: {best:g}")
+    for r in rows:
+        print(f"  SCALE {r['scale']:>5g}: {r['throughput_rps']:>8} req/s  p99 {r['p99_ms']:>8.2f} ms  max {r['max_ms']:>8.2f} ms  "
+              f"SLA {r['sla_pct']:>6} %  KO {r['ko']:>5}  inconsistencies {r['inconsistencies']}  k6 CPU {r['cpu_seconds'].get('k6')} s")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="cmd_name", required=True)
@@ -238,14 +260,19 @@ def main():
     pl.add_argument("--out", required=True)
     pl.add_argument("--title", default="crebito saturation")
     pl.add_argument("summaries", nargs="+")
+    c = sub.add_parser("check")
+    c.add_argument("--sla", action="store_true")
+    c.add_argument("summary")
+    sa = sub.add_parser("saturation")
+    sa.add_argument("--out", required=True)
+    sa.add_argument("--best", required=True)
+    sa.add_argument("summaries", nargs="+")
     a = p.parse_args()
     if a.cmd_name == "k6":
         if a.cmd and a.cmd[0] == "--":
             a.cmd = a.cmd[1:]
         return run_k6(a)
-    if a.cmd_name == "summarize":
-        return summarize(a)
-    return plot(a)
+    return {"summarize": summarize, "plot": plot, "check": check, "saturation": saturation}[a.cmd_name](a)
 
 
 if __name__ == "__main__":

@@ -86,12 +86,7 @@ run_once() {
 
   "$stack" cpu > "$dir/cpu-after.txt"
   "$stack" status > "$dir/stack-status.txt" || true
-  "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM (
-      SELECT c.id, c.limite, c.saldo,
-             COALESCE(SUM(CASE WHEN t.tipo = 'c' THEN t.valor ELSE -t.valor END), 0)::bigint AS soma,
-             COUNT(t.cliente_id) AS linhas
-        FROM clientes c LEFT JOIN transacoes t ON t.cliente_id = c.id
-       GROUP BY c.id, c.limite, c.saldo ORDER BY c.id) a" > "$dir/audit.json"
+  "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
   "$stack" down >/dev/null
   stack_up=0
 
@@ -100,7 +95,7 @@ run_once() {
     --k6-cpu "$dir/k6-cpu.json" --out "$dir" --scale "$s" --duration-scale "$d" \
     --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" >&2
   [ -f "$dir/report.html" ] || say "warning: k6 exported no HTML report (run too short?)"
-  python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["passed"] else 1)' "$dir/summary.json"
+  python3 "$here/report.py" check "$dir/summary.json"
 }
 
 if [ "$saturate" = 0 ]; then
@@ -121,8 +116,7 @@ for s in $steps; do
   verdict=0
   run_once "$s" "$dscale" "$dir" || verdict=1
   summaries+=("$dir/summary.json")
-  sla_ok=$(python3 -c 'import json,sys; print(1 if json.load(open(sys.argv[1]))["sla_pct"] >= 98 else 0)' "$dir/summary.json" 2>/dev/null || echo 0)
-  if [ "$verdict" = 0 ] && [ "$sla_ok" = 1 ]; then
+  if [ "$verdict" = 0 ] && python3 "$here/report.py" check --sla "$dir/summary.json"; then
     best=$s
   else
     say "SCALE=$s broke the SLA or consistency: stopping"
@@ -130,17 +124,5 @@ for s in $steps; do
   fi
 done
 python3 "$here/report.py" plot --out "$out/saturation.svg" --title "crebito saturation (DURATION_SCALE=$dscale)" "${summaries[@]}"
-python3 - "$out" "$best" "${summaries[@]}" <<'PY'
-import json, sys
-out, best, paths = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-steps = [json.load(open(p)) for p in paths]
-rows = [{k: s[k] for k in ("scale", "requests", "ko", "sla_pct", "inconsistencies", "throughput_rps", "payout_usd", "passed")}
-        | {"p99_ms": s["latency_ms"]["p99"], "max_ms": s["latency_ms"]["max"], "cpu_seconds": s["cpu_seconds"]} for s in steps]
-json.dump({"highest_passing_scale": best, "steps": rows, "commit": steps[0]["commit"], "machine": steps[0]["machine"]},
-          open(f"{out}/saturation.json", "w"), indent=2)
-print(f"highest passing SCALE: {best:g}")
-for r in rows:
-    print(f"  SCALE {r['scale']:>5g}: {r['throughput_rps']:>8} req/s  p99 {r['p99_ms']:>8.2f} ms  max {r['max_ms']:>8.2f} ms  "
-          f"SLA {r['sla_pct']:>6} %  KO {r['ko']:>5}  inconsistencies {r['inconsistencies']}  k6 CPU {r['cpu_seconds'].get('k6')} s")
-PY
+python3 "$here/report.py" saturation --out "$out" --best "$best" "${summaries[@]}"
 say "saturation report: $out/saturation.json, $out/saturation.svg"

@@ -2,13 +2,12 @@
 //! up with deploy/native/stack on a free port, the official validation sequence through
 //! nginx, traffic on both instances, then `stack down` leaves nothing behind.
 
-#[path = "api/checks.rs"]
-mod checks;
-
-use std::io::{Read, Write};
 mod common;
 
-use common::free_port;
+use std::io::{Read, Write};
+
+use common::api::Api;
+use common::{checks, free_port};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -96,16 +95,90 @@ fn posts_answered(metrics: &str) -> u64 {
         .sum()
 }
 
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The launcher runs what deploy/.env says (the file Compose reads too): PostgreSQL's flags,
+/// crebito's settings, and each service's CPU quota and memory limit.
+fn assert_stack_follows_deploy_env(stack: &Stack) {
+    let env = common::deploy_env();
+    let [db, api1, api2, _] = stack.pids()[..] else {
+        panic!("four services")
+    };
+    let db_args = cmdline(db).join(" ");
+    for flag in env["PG_FLAGS"]
+        .split(" -c ")
+        .chain(env["PG_CONTEST_FLAGS"].split(" -c "))
+    {
+        let flag = flag.trim_start_matches("-c ");
+        assert!(
+            db_args.contains(flag),
+            "postgres runs with {flag}: {db_args}"
+        );
+    }
+    for pid in [api1, api2] {
+        let args = cmdline(pid);
+        for (flag, key) in [
+            ("--max-connections", "CREBITO_MAX_CONNECTIONS"),
+            ("--pg-connections", "CREBITO_PG_CONNECTIONS"),
+            ("--workers", "CREBITO_WORKERS"),
+            ("--pg-profile", "CREBITO_PG_PROFILE"),
+        ] {
+            let at = args.iter().position(|a| a == flag).expect(flag);
+            assert_eq!(args[at + 1], env[key], "crebito {flag}");
+        }
+    }
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for (svc, cpus, mem) in [
+        ("db", "DB_CPUS", "DB_MEMORY_MB"),
+        ("api1", "API_CPUS", "API_MEMORY_MB"),
+        ("api2", "API_CPUS", "API_MEMORY_MB"),
+        ("lb", "LB_CPUS", "LB_MEMORY_MB"),
+    ] {
+        let bytes = env[mem].parse::<u64>().unwrap() * 1024 * 1024;
+        let quota = (env[cpus].parse::<f64>().unwrap() * 100_000.0).round() as u64;
+        let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let (mem_limit, cpu_quota) = if v2 {
+            let d = format!("/sys/fs/cgroup/crebito-{}/{svc}", stack.port);
+            let max = read(format!("{d}/cpu.max"));
+            (
+                read(format!("{d}/memory.max")),
+                max.split(' ').next().unwrap().to_string(),
+            )
+        } else {
+            (
+                read(format!(
+                    "/sys/fs/cgroup/memory/crebito-{}/{svc}/memory.limit_in_bytes",
+                    stack.port
+                )),
+                read(format!(
+                    "/sys/fs/cgroup/cpu/crebito-{}/{svc}/cpu.cfs_quota_us",
+                    stack.port
+                )),
+            )
+        };
+        assert_eq!(mem_limit.trim(), bytes.to_string(), "{svc} memory limit");
+        assert_eq!(cpu_quota.trim(), quota.to_string(), "{svc} CPU quota");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contest_stack_passes_the_official_validations_through_nginx() {
     let mut stack = Stack::up();
-    let base = format!("http://127.0.0.1:{}", stack.port);
+    assert_stack_follows_deploy_env(&stack);
     // Like Gatling: a new connection per request.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    checks::official_validation_sequence(&client, std::slice::from_ref(&base)).await;
+    let api = Api::with_client(client, format!("http://127.0.0.1:{}", stack.port));
+    checks::official_validation_sequence(std::slice::from_ref(&api)).await;
 
     let (a, b) = (
         posts_answered(&instance_metrics(&stack.dir.join("run/api1.sock"))),

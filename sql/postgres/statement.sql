@@ -2,7 +2,7 @@
 -- $1 cliente_id. No row: unknown client. One row with NULL transaction columns: none yet.
 SELECT c.saldo,
        c.limite,
-       t.valor,
+       t.valor::int8,
        t.tipo,
        t.descricao,
        (extract(epoch FROM t.realizada_em) * 1000000)::int8 AS realizada_em_us

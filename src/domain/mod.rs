@@ -12,6 +12,6 @@ mod timestamp;
 mod transaction;
 
 pub use client_id::ClientId;
-pub use statement::{Balance, Statement, StatementBalance, StatementEntry};
+pub use statement::{Balance, CorruptEntry, Statement, StatementBalance, StatementEntry};
 pub use timestamp::Timestamp;
 pub use transaction::{Amount, Description, Kind, Rejection, Transaction};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Kind, Timestamp};
+use super::{Amount, Kind, Timestamp};
 
 /// The answer to an accepted transaction: `{"limite": 100000, "saldo": -9098}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,6 +19,32 @@ pub struct StatementEntry {
     pub tipo: Kind,
     pub descricao: String,
     pub realizada_em: Timestamp,
+}
+
+/// A stored row that no accepted transaction could have produced (a `tipo` other than
+/// `c`/`d`, a `valor` out of range): the store is corrupt, and the row is not shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt stored transaction: {0}")]
+pub struct CorruptEntry(&'static str);
+
+impl StatementEntry {
+    /// Decodes one stored transaction, as both stores read it: the only place where a
+    /// row becomes a statement line.
+    pub fn decode(
+        valor: i64,
+        tipo: &str,
+        descricao: String,
+        realizada_em_us: i64,
+    ) -> Result<StatementEntry, CorruptEntry> {
+        let amount = Amount::new(valor).map_err(|_| CorruptEntry("valor out of range"))?;
+        let tipo = Kind::parse(tipo).map_err(|_| CorruptEntry("tipo is neither c nor d"))?;
+        Ok(StatementEntry {
+            valor: i64::from(amount.get()),
+            tipo,
+            descricao,
+            realizada_em: Timestamp::from_micros(realizada_em_us),
+        })
+    }
 }
 
 fn kind_str<S: serde::Serializer>(k: &Kind, s: S) -> Result<S::Ok, S::Error> {
@@ -59,6 +85,31 @@ impl Statement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_stored_rows_and_refuses_corrupt_ones() {
+        let e = StatementEntry::decode(5, "d", "pix".into(), 0).unwrap();
+        assert_eq!((e.valor, e.tipo), (5, Kind::Debit));
+        assert_eq!(
+            StatementEntry::decode(5, "c", "pix".into(), 0)
+                .unwrap()
+                .tipo,
+            Kind::Credit
+        );
+        for (valor, tipo) in [
+            (5, "x"),
+            (5, ""),
+            (5, "D"),
+            (0, "c"),
+            (-1, "d"),
+            (1 << 31, "c"),
+        ] {
+            assert!(
+                StatementEntry::decode(valor, tipo, "pix".into(), 0).is_err(),
+                "{valor} {tipo}"
+            );
+        }
+    }
 
     #[test]
     fn serialises_to_the_contract_shape() {

@@ -2,10 +2,13 @@
 //!
 //! [`routes`] maps a request to a handler and a handler's outcome to a status code and body
 //! (spec §1 and §6); [`server`] owns connections: accept, limits, timeouts, graceful
-//! shutdown. Neither knows any SQL: handlers speak to a [`crate::store::Ledger`].
+//! shutdown; [`metrics`] counts what both see. None knows any SQL: handlers speak to a
+//! [`crate::store::Ledger`].
 
+pub mod metrics;
 pub mod routes;
 pub mod server;
 
-pub use routes::{Limits, Route};
-pub use server::{Listener, serve};
+pub use metrics::Metrics;
+pub use routes::{App, Limits, Route};
+pub use server::{ConnLimits, Listener, serve};

@@ -17,26 +17,17 @@ use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::metrics::Metrics;
 use crate::domain::{ClientId, Transaction};
 use crate::store::{Ledger, LedgerError};
-use crate::telemetry::Metrics;
 
-/// Request-level bounds.
+/// Request-level bounds (their defaults and ranges: `crate::configuration`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest accepted request body, in bytes (413 above it).
     pub max_body: usize,
     /// How long a client may take to send its body once the headers are in (408 after).
     pub body_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body: 4 * 1024,
-            body_timeout: Duration::from_secs(10),
-        }
-    }
 }
 
 /// What a request is for, as far as metrics are concerned.

@@ -51,23 +51,15 @@ impl Drop for Listener {
     }
 }
 
-/// Connection-level bounds.
+/// Connection-level bounds (their defaults and ranges: `crate::configuration`).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
+    /// Connections served at once; at least 1.
     pub max_connections: usize,
+    /// Time to send a request head, and that an idle keep-alive connection is kept.
     pub header_timeout: Duration,
     /// How long in-flight requests get to finish once shutdown starts.
     pub shutdown_grace: Duration,
-}
-
-impl Default for ConnLimits {
-    fn default() -> Self {
-        ConnLimits {
-            max_connections: 4096,
-            header_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(10),
-        }
-    }
 }
 
 /// Serves until `shutdown` resolves, then drains open connections (up to the grace period).

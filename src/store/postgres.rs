@@ -18,13 +18,22 @@ use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls, Statement as Prepared};
 
 use super::{Ledger, LedgerError};
-use crate::configuration::PgProfile;
-use crate::domain::{Balance, ClientId, Kind, Statement, StatementEntry, Timestamp, Transaction};
+use crate::domain::{Balance, ClientId, Statement, StatementEntry, Transaction};
 
 const SCHEMA: &str = include_str!("../../sql/postgres/schema.sql");
 const APPLY: &str = include_str!("../../sql/postgres/apply.sql");
 const STATEMENT: &str = include_str!("../../sql/postgres/statement.sql");
 const PERSISTENCE: &str = include_str!("../../sql/postgres/persistence.sql");
+
+/// How the tables are stored: the store's own notion, onto which the CLI's profile
+/// (`durable` / `contest`) is mapped by `startup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Logged tables: a crash loses nothing the server's own durability settings keep.
+    Logged,
+    /// `UNLOGGED` tables: no WAL, emptied by crash recovery (the contest's trade-off).
+    Unlogged,
+}
 
 /// Key of the advisory lock that serialises schema changes between instances starting
 /// at the same moment ("crebito" in ASCII, as a number).
@@ -60,12 +69,12 @@ impl PgLedger {
     /// persistence, and opens `connections` prepared connections.
     pub async fn connect(
         url: &str,
-        profile: PgProfile,
+        persistence: Persistence,
         connections: u16,
     ) -> Result<PgLedger, tokio_postgres::Error> {
         let config: Config = url.parse()?;
         let first = connect_with_patience(&config).await?;
-        migrate(&first, profile).await?;
+        migrate(&first, persistence).await?;
         let mut slots = Vec::with_capacity(usize::from(connections));
         slots.push(Slot::new(Some(prepare(first).await?)));
         for _ in 1..connections {
@@ -77,8 +86,9 @@ impl PgLedger {
         })
     }
 
-    /// A live connection, starting from the next slot in turn; dead slots start reconnecting.
-    fn conn(&self) -> Result<Arc<Conn>, LedgerError> {
+    /// A live connection and its slot, starting from the next slot in turn; dead slots
+    /// start reconnecting.
+    fn conn(&self) -> Result<(usize, Arc<Conn>), LedgerError> {
         let n = self.shared.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for k in 0..n {
@@ -89,7 +99,7 @@ impl PgLedger {
                 .expect("not poisoned")
                 .clone();
             match current {
-                Some(c) if !c.client.is_closed() => return Ok(c),
+                Some(c) if !c.client.is_closed() => return Ok((i, c)),
                 _ => self.mark_dead(i),
             }
         }
@@ -105,19 +115,11 @@ impl PgLedger {
         }
     }
 
-    /// Maps a driver error to 503, and retires the connection if it is gone.
-    fn failed(&self, conn: &Conn, e: tokio_postgres::Error) -> LedgerError {
+    /// Maps a driver error to 503, and retires slot `i` if its connection is gone.
+    fn failed(&self, i: usize, conn: &Conn, e: tokio_postgres::Error) -> LedgerError {
         tracing::error!(error = %e, db = ?e.as_db_error().map(|d| d.message()), "postgres query failed");
         if conn.client.is_closed() {
-            if let Some(i) = self.shared.slots.iter().position(|s| {
-                s.conn
-                    .read()
-                    .expect("not poisoned")
-                    .as_ref()
-                    .is_some_and(|c| std::ptr::eq(&**c, conn))
-            }) {
-                self.mark_dead(i);
-            }
+            self.mark_dead(i);
         }
         LedgerError::Unavailable
     }
@@ -134,7 +136,7 @@ impl Slot {
 
 impl Ledger for PgLedger {
     async fn apply(&self, client: ClientId, t: &Transaction) -> Result<Balance, LedgerError> {
-        let conn = self.conn()?;
+        let (slot, conn) = self.conn()?;
         let row = conn
             .client
             .query_one(
@@ -148,7 +150,7 @@ impl Ledger for PgLedger {
                 ],
             )
             .await
-            .map_err(|e| self.failed(&conn, e))?;
+            .map_err(|e| self.failed(slot, &conn, e))?;
         let saldo: Option<i64> = row.get(0);
         let limite: Option<i64> = row.get(1);
         match (saldo, limite) {
@@ -159,12 +161,12 @@ impl Ledger for PgLedger {
     }
 
     async fn statement(&self, client: ClientId) -> Result<Statement, LedgerError> {
-        let conn = self.conn()?;
+        let (slot, conn) = self.conn()?;
         let rows = conn
             .client
             .query(&conn.statement, &[&client.get()])
             .await
-            .map_err(|e| self.failed(&conn, e))?;
+            .map_err(|e| self.failed(slot, &conn, e))?;
         let Some(first) = rows.first() else {
             return Err(LedgerError::UnknownClient);
         };
@@ -174,30 +176,26 @@ impl Ledger for PgLedger {
         };
         let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
-            let Some(valor) = row.get::<_, Option<i32>>(2) else {
+            let Some(valor) = row.get::<_, Option<i64>>(2) else {
                 continue;
             };
-            entries.push(StatementEntry {
-                valor: i64::from(valor),
-                tipo: if row.get::<_, &str>(3) == "c" {
-                    Kind::Credit
-                } else {
-                    Kind::Debit
-                },
-                descricao: row.get(4),
-                realizada_em: Timestamp::from_micros(row.get(5)),
-            });
+            let entry =
+                StatementEntry::decode(valor, row.get(3), row.get(4), row.get(5)).map_err(|e| {
+                    tracing::error!(error = %e, client = client.get(), "statement not served");
+                    LedgerError::Unavailable
+                })?;
+            entries.push(entry);
         }
         Ok(Statement::new(balance, entries))
     }
 
     async fn ping(&self) -> Result<(), LedgerError> {
-        let conn = self.conn()?;
+        let (slot, conn) = self.conn()?;
         conn.client
             .simple_query("")
             .await
             .map(drop)
-            .map_err(|e| self.failed(&conn, e))
+            .map_err(|e| self.failed(slot, &conn, e))
     }
 }
 
@@ -241,15 +239,15 @@ async fn open(config: &Config) -> Result<Conn, tokio_postgres::Error> {
 
 /// Applies the schema and the profile's persistence. Two instances starting together
 /// take turns on the advisory lock; the second finds everything in place.
-async fn migrate(client: &Client, profile: PgProfile) -> Result<(), tokio_postgres::Error> {
+async fn migrate(client: &Client, persistence: Persistence) -> Result<(), tokio_postgres::Error> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let result = async {
         client.batch_execute(SCHEMA).await?;
-        let wanted = match profile {
-            PgProfile::Durable => "p",
-            PgProfile::Contest => "u",
+        let wanted = match persistence {
+            Persistence::Logged => "p",
+            Persistence::Unlogged => "u",
         };
         let mismatched = client
             .query(PERSISTENCE, &[])
@@ -258,7 +256,7 @@ async fn migrate(client: &Client, profile: PgProfile) -> Result<(), tokio_postgr
             .any(|r| r.get::<_, &str>(1) != wanted);
         if mismatched {
             let to = if wanted == "u" { "UNLOGGED" } else { "LOGGED" };
-            tracing::info!(profile = ?profile, "setting tables {to}");
+            tracing::info!(?persistence, "setting tables {to}");
             client
                 .batch_execute(&format!(
                     "ALTER TABLE transacoes SET {to}; ALTER TABLE clientes SET {to};"

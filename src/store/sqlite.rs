@@ -15,13 +15,22 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Ledger, LedgerError};
-use crate::domain::{Balance, ClientId, Kind, Statement, StatementEntry, Timestamp, Transaction};
+use crate::domain::{Balance, ClientId, Statement, StatementEntry, Timestamp, Transaction};
 
 const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
 const APPLY: &str = include_str!("../../sql/sqlite/apply.sql");
 const INSERT: &str = include_str!("../../sql/sqlite/insert.sql");
 const STATEMENT: &str = include_str!("../../sql/sqlite/statement.sql");
 const CLIENT_EXISTS: &str = include_str!("../../sql/sqlite/client_exists.sql");
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the writer thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
 
 /// How many requests may wait for the writer before callers wait for room.
 const QUEUE: usize = 4096;
@@ -45,7 +54,7 @@ pub struct SqliteLedger {
 impl SqliteLedger {
     /// Opens (creating if needed) the database file, applies the schema and seeds the five
     /// clients, then starts the writer thread.
-    pub fn open(path: &Path) -> Result<SqliteLedger, rusqlite::Error> {
+    pub fn open(path: &Path) -> Result<SqliteLedger, OpenError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
@@ -54,7 +63,7 @@ impl SqliteLedger {
         std::thread::Builder::new()
             .name("crebito-sqlite".into())
             .spawn(move || writer(conn, rx))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .map_err(OpenError::Thread)?;
         Ok(SqliteLedger { tx })
     }
 
@@ -255,17 +264,14 @@ fn statement(
         let Some(valor) = row.get::<_, Option<i64>>(2)? else {
             continue;
         };
-        let tipo: String = row.get(3)?;
-        entries.push(StatementEntry {
-            valor,
-            tipo: if tipo == "c" {
-                Kind::Credit
-            } else {
-                Kind::Debit
-            },
-            descricao: row.get(4)?,
-            realizada_em: Timestamp::from_micros(row.get(5)?),
-        });
+        // A corrupt row fails this statement only, not the batch around it.
+        match StatementEntry::decode(valor, row.get_ref(3)?.as_str()?, row.get(4)?, row.get(5)?) {
+            Ok(entry) => entries.push(entry),
+            Err(e) => {
+                tracing::error!(error = %e, client = client.get(), "statement not served");
+                return Ok(Err(LedgerError::Unavailable));
+            }
+        }
     }
     Ok(match balance {
         Some(b) => Ok(Statement::new(b, entries)),

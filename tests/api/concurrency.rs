@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::checks::{self, extrato, simultaneous};
+use crate::common::checks::{self, simultaneous};
 use crate::for_each_store;
 use crate::helpers::{TestApp, audit};
 
@@ -15,15 +15,13 @@ for_each_store!(
 );
 
 async fn twenty_five_debits_then_twenty_five_credits_at_once(app: TestApp) {
-    checks::concurrent_debits_then_credits(&app.client, std::slice::from_ref(&app.address)).await;
+    checks::concurrent_debits_then_credits(std::slice::from_ref(&app.api)).await;
 }
 
 async fn debits_that_together_exceed_the_limit_accept_exactly_those_that_fit(app: TestApp) {
     // Client 2 has limite 80 000: 200 simultaneous debits of 1 000 — exactly 80 fit.
-    let bases = [app.address.clone()];
     let results = simultaneous(
-        &app.client,
-        &bases,
+        std::slice::from_ref(&app.api),
         2,
         json!({"valor": 1000, "tipo": "d", "descricao": "corrida"}),
         200,
@@ -44,7 +42,7 @@ async fn debits_that_together_exceed_the_limit_accept_exactly_those_that_fit(app
         seen, expected,
         "every accepted debit saw a distinct, serialised balance"
     );
-    let (_, e) = extrato(&app.client, &app.address, 2).await;
+    let (_, e) = app.extrato(2).await;
     assert_eq!(e["saldo"]["total"], -80_000);
     assert_eq!(e["ultimas_transacoes"].as_array().unwrap().len(), 10);
 }
@@ -54,17 +52,13 @@ async fn mixed_concurrent_traffic_keeps_saldo_equal_to_the_accepted_sum(app: Tes
     // credits interleaved; the final balance must be the sum of exactly the accepted ones.
     let mut set = tokio::task::JoinSet::new();
     for k in 0..300i64 {
-        let (client, base) = (app.client.clone(), app.address.clone());
+        let api = app.api.clone();
         set.spawn(async move {
             let valor = 1_000 + (k * 7919) % 9_000;
             let tipo = if k % 4 == 0 { "c" } else { "d" };
-            let (status, body) = checks::post_json(
-                &client,
-                &base,
-                1,
-                json!({"valor": valor, "tipo": tipo, "descricao": "mix"}),
-            )
-            .await;
+            let (status, body) = api
+                .post_json(1, json!({"valor": valor, "tipo": tipo, "descricao": "mix"}))
+                .await;
             (status, body, if tipo == "c" { valor } else { -valor })
         });
     }
@@ -79,7 +73,7 @@ async fn mixed_concurrent_traffic_keeps_saldo_equal_to_the_accepted_sum(app: Tes
             other => panic!("unexpected status {other}"),
         }
     }
-    assert_eq!(checks::saldo(&app.client, &app.address, 1).await, sum);
+    assert_eq!(app.saldo(1).await, sum);
     assert!(sum >= -100_000);
 }
 
@@ -87,18 +81,17 @@ async fn accepted_transactions_are_stored_exactly_once(app: TestApp) {
     // 250 concurrent requests over all five clients, mixed kinds and sizes, some refused.
     let mut set = tokio::task::JoinSet::new();
     for k in 0..250u32 {
-        let (client, base) = (app.client.clone(), app.address.clone());
+        let api = app.api.clone();
         set.spawn(async move {
             let id = 1 + k % 5;
             let valor = 1 + i64::from(k * 104_729 % 60_000);
             let tipo = if k % 3 == 0 { "c" } else { "d" };
-            let (status, _) = checks::post_json(
-                &client,
-                &base,
-                id,
-                json!({"valor": valor, "tipo": tipo, "descricao": "audit"}),
-            )
-            .await;
+            let (status, _) = api
+                .post_json(
+                    id,
+                    json!({"valor": valor, "tipo": tipo, "descricao": "audit"}),
+                )
+                .await;
             (
                 id,
                 status.as_u16(),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::checks::{self, CLIENTS, extrato, post, post_json};
+use crate::common::checks::{self, CLIENTS};
 use crate::for_each_store;
 use crate::helpers::TestApp;
 
@@ -21,56 +21,42 @@ for_each_store!(
 );
 
 async fn credit_answers_200_with_limite_and_saldo_only(app: TestApp) {
-    let (status, body) = post_json(
-        &app.client,
-        &app.address,
-        1,
-        json!({"valor": 1000, "tipo": "c", "descricao": "descricao"}),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(
+            1,
+            json!({"valor": 1000, "tipo": "c", "descricao": "descricao"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"limite": 100000, "saldo": 1000}));
-    let (status, body) = post_json(
-        &app.client,
-        &app.address,
-        1,
-        json!({"valor": 9098, "tipo": "d", "descricao": "x"}),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(1, json!({"valor": 9098, "tipo": "d", "descricao": "x"}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"limite": 100000, "saldo": -8098}));
 }
 
 async fn debit_may_land_exactly_on_minus_limite_and_not_one_cent_below(app: TestApp) {
     for (id, limite) in CLIENTS {
-        let (status, body) = post_json(
-            &app.client,
-            &app.address,
-            id,
-            json!({"valor": limite - 1, "tipo": "d", "descricao": "quase"}),
-        )
-        .await;
+        let (status, body) = app
+            .post_json(
+                id,
+                json!({"valor": limite - 1, "tipo": "d", "descricao": "quase"}),
+            )
+            .await;
         assert_eq!(status, 200);
         assert_eq!(body["saldo"], -(limite - 1));
-        let (status, _) = post_json(
-            &app.client,
-            &app.address,
-            id,
-            json!({"valor": 2, "tipo": "d", "descricao": "demais"}),
-        )
-        .await;
+        let (status, _) = app
+            .post_json(id, json!({"valor": 2, "tipo": "d", "descricao": "demais"}))
+            .await;
         assert_eq!(status, 422, "client {id}: one cent below -limite");
-        let (status, body) = post_json(
-            &app.client,
-            &app.address,
-            id,
-            json!({"valor": 1, "tipo": "d", "descricao": "exato"}),
-        )
-        .await;
+        let (status, body) = app
+            .post_json(id, json!({"valor": 1, "tipo": "d", "descricao": "exato"}))
+            .await;
         assert_eq!(status, 200, "client {id}: exactly -limite is allowed");
         assert_eq!(body, json!({"limite": limite, "saldo": -limite}));
         // The refused debit left no trace.
-        let (_, e) = extrato(&app.client, &app.address, id).await;
+        let (_, e) = app.extrato(id).await;
         let descs: Vec<&str> = e["ultimas_transacoes"]
             .as_array()
             .unwrap()
@@ -118,14 +104,14 @@ async fn every_invalid_payload_is_422_and_leaves_no_trace(app: TestApp) {
         "{}",
     ];
     for body in bodies {
-        let (status, text) = post(&app.client, &app.address, 1, body).await;
+        let (status, text) = app.post(1, body).await;
         assert_eq!(status, 422, "{body}");
         assert!(
             !text.is_empty() && text.len() < 200,
             "short, clear message: {text}"
         );
     }
-    let (_, e) = extrato(&app.client, &app.address, 1).await;
+    let (_, e) = app.extrato(1).await;
     assert_eq!(e["saldo"]["total"], 0);
     assert_eq!(e["ultimas_transacoes"], json!([]));
 }
@@ -144,16 +130,16 @@ async fn unknown_or_non_numeric_ids_are_404_on_both_endpoints(app: TestApp) {
         "%31",
         " 1",
     ] {
-        let (status, _) = extrato(&app.client, &app.address, id).await;
+        let (status, _) = app.extrato(id).await;
         assert_eq!(status, 404, "GET {id:?}");
-        let (status, _) = post_json(&app.client, &app.address, id, valid.clone()).await;
+        let (status, _) = app.post_json(id, valid.clone()).await;
         assert_eq!(status, 404, "POST {id:?}");
     }
     // The body is validated before the store is asked: an invalid body is 422 even for an
     // unknown (but well-formed) id; a malformed id is 404 whatever the body.
-    let (status, _) = post(&app.client, &app.address, 6, "{}").await;
+    let (status, _) = app.post(6, "{}").await;
     assert_eq!(status, 422);
-    let (status, _) = post(&app.client, &app.address, "abc", "{}").await;
+    let (status, _) = app.post("abc", "{}").await;
     assert_eq!(status, 404);
 }
 
@@ -173,7 +159,7 @@ fn assert_rfc3339_micros_utc(s: &str) {
 }
 
 async fn statement_has_the_contract_shape_and_timestamps(app: TestApp) {
-    let (status, e) = extrato(&app.client, &app.address, 2).await;
+    let (status, e) = app.extrato(2).await;
     assert_eq!(status, 200);
     assert_eq!(e["saldo"]["total"], 0);
     assert_eq!(e["saldo"]["limite"], 80000);
@@ -182,14 +168,9 @@ async fn statement_has_the_contract_shape_and_timestamps(app: TestApp) {
     assert_eq!(e["saldo"].as_object().unwrap().len(), 3);
 
     let before = time_now_prefix();
-    post_json(
-        &app.client,
-        &app.address,
-        2,
-        json!({"valor": 500, "tipo": "d", "descricao": "pix"}),
-    )
-    .await;
-    let (_, e) = extrato(&app.client, &app.address, 2).await;
+    app.post_json(2, json!({"valor": 500, "tipo": "d", "descricao": "pix"}))
+        .await;
+    let (_, e) = app.extrato(2).await;
     assert_rfc3339_micros_utc(e["saldo"]["data_extrato"].as_str().unwrap());
     let t = &e["ultimas_transacoes"][0];
     assert_eq!(t.as_object().unwrap().len(), 4);
@@ -220,16 +201,15 @@ fn time_now_prefix() -> String {
 async fn statement_lists_the_10_newest_by_insertion_order(app: TestApp) {
     for k in 1..=12 {
         let tipo = if k % 3 == 0 { "d" } else { "c" };
-        let (status, _) = post_json(
-            &app.client,
-            &app.address,
-            3,
-            json!({"valor": k, "tipo": tipo, "descricao": format!("t{k}")}),
-        )
-        .await;
+        let (status, _) = app
+            .post_json(
+                3,
+                json!({"valor": k, "tipo": tipo, "descricao": format!("t{k}")}),
+            )
+            .await;
         assert_eq!(status, 200);
     }
-    let (_, e) = extrato(&app.client, &app.address, 3).await;
+    let (_, e) = app.extrato(3).await;
     let list = e["ultimas_transacoes"].as_array().unwrap();
     let descs: Vec<&str> = list
         .iter()
@@ -261,31 +241,26 @@ async fn non_ascii_description_of_10_characters_round_trips(app: TestApp) {
         "\"\\\n\t</>&'x",
     ] {
         assert_eq!(desc.chars().count(), 10);
-        let (status, _) = post_json(
-            &app.client,
-            &app.address,
-            4,
-            json!({"valor": 1, "tipo": "c", "descricao": desc}),
-        )
-        .await;
+        let (status, _) = app
+            .post_json(4, json!({"valor": 1, "tipo": "c", "descricao": desc}))
+            .await;
         assert_eq!(status, 200, "{desc}");
-        let (_, e) = extrato(&app.client, &app.address, 4).await;
+        let (_, e) = app.extrato(4).await;
         assert_eq!(e["ultimas_transacoes"][0]["descricao"], desc);
     }
-    let (status, _) = post_json(
-        &app.client,
-        &app.address,
-        4,
-        json!({"valor": 1, "tipo": "c", "descricao": "ação💸ção€ñX"}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            4,
+            json!({"valor": 1, "tipo": "c", "descricao": "ação💸ção€ñX"}),
+        )
+        .await;
     assert_eq!(status, 422, "11 characters");
 }
 
 async fn content_type_is_not_required_to_be_json(app: TestApp) {
     let r = app
         .client
-        .post(format!("{}/clientes/5/transacoes", app.address))
+        .post(format!("{}/clientes/5/transacoes", app.base))
         .header("content-type", "text/plain")
         .body(r#"{"valor": 10, "tipo": "c", "descricao": "texto"}"#)
         .send()
@@ -295,33 +270,28 @@ async fn content_type_is_not_required_to_be_json(app: TestApp) {
     assert_eq!(r.headers()["content-type"], "application/json");
     let r = app
         .client
-        .post(format!("{}/clientes/5/transacoes", app.address))
+        .post(format!("{}/clientes/5/transacoes", app.base))
         .body(r#"{"valor": 10, "tipo": "c", "descricao": "nenhum"}"#)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(checks::saldo(&app.client, &app.address, 5).await, 20);
+    assert_eq!(app.saldo(5).await, 20);
 }
 
 async fn official_validation_sequence_a_to_f(app: TestApp) {
-    checks::official_validation_sequence(&app.client, std::slice::from_ref(&app.address)).await;
+    checks::official_validation_sequence(std::slice::from_ref(&app.api)).await;
 }
 
 async fn healthz_and_metrics(app: TestApp) {
-    let (status, body) = checks::healthz(&app.client, &app.address).await;
+    let (status, body) = app.healthz().await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "Healthy"));
-    post_json(
-        &app.client,
-        &app.address,
-        1,
-        json!({"valor": 1, "tipo": "c", "descricao": "m"}),
-    )
-    .await;
-    post(&app.client, &app.address, 1, "{}").await;
+    app.post_json(1, json!({"valor": 1, "tipo": "c", "descricao": "m"}))
+        .await;
+    app.post(1, "{}").await;
     let text = app
         .client
-        .get(format!("{}/metrics", app.address))
+        .get(format!("{}/metrics", app.base))
         .send()
         .await
         .unwrap()
@@ -354,7 +324,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
     ] {
         let r = app
             .client
-            .get(format!("{}{path}", app.address))
+            .get(format!("{}{path}", app.base))
             .send()
             .await
             .unwrap();
@@ -362,7 +332,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
     }
     let r = app
         .client
-        .get(format!("{}/clientes/1/transacoes", app.address))
+        .get(format!("{}/clientes/1/transacoes", app.base))
         .send()
         .await
         .unwrap();
@@ -370,14 +340,14 @@ async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
     assert_eq!(r.headers()["allow"], "POST");
     let r = app
         .client
-        .delete(format!("{}/clientes/1/extrato", app.address))
+        .delete(format!("{}/clientes/1/extrato", app.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
     let r = app
         .client
-        .put(format!("{}/clientes/1/transacoes", app.address))
+        .put(format!("{}/clientes/1/transacoes", app.base))
         .body("{}")
         .send()
         .await

@@ -1,7 +1,8 @@
 //! Integration tests: the real server, on a random port, against a fresh database per test.
 //! Every test in `contract`, `concurrency` and `robustness` runs once per store.
 
-mod checks;
+#[path = "../common/mod.rs"]
+mod common;
 mod concurrency;
 mod contract;
 mod helpers;

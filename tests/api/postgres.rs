@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 use crebito::configuration::{DatabaseUrl, PgProfile};
 use serde_json::json;
 
-use crate::checks::{self, extrato, post_json};
-use crate::helpers::{Backend, audit, fresh_store, pg, spawn_on};
+use crate::common::checks;
+use crate::helpers::{audit, pg, spawn_on};
 
+/// A fresh database of its own, and the handle that can reach it directly.
 async fn fresh_pg() -> (DatabaseUrl, pg::Database) {
-    let (url, _, db) = fresh_store(Backend::Postgres).await;
-    (url, db.unwrap())
+    let db = pg::Database::create().await;
+    (DatabaseUrl::Postgres(db.url.clone()), db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,15 +20,11 @@ async fn two_instances_on_one_database_see_each_others_writes() {
     let (url, _db) = fresh_pg().await;
     let a = spawn_on(url.clone(), |_| {}).await;
     let b = spawn_on(url.clone(), |_| {}).await;
-    let (status, _) = post_json(
-        &a.client,
-        &a.address,
-        3,
-        json!({"valor": 42, "tipo": "c", "descricao": "em a"}),
-    )
-    .await;
+    let (status, _) = a
+        .post_json(3, json!({"valor": 42, "tipo": "c", "descricao": "em a"}))
+        .await;
     assert_eq!(status, 200);
-    let (_, e) = extrato(&b.client, &b.address, 3).await;
+    let (_, e) = b.extrato(3).await;
     assert_eq!(e["saldo"]["total"], 42);
     assert_eq!(e["ultimas_transacoes"][0]["descricao"], "em a");
 }
@@ -38,7 +35,7 @@ async fn official_sequence_split_across_two_instances() {
     let a = spawn_on(url.clone(), |_| {}).await;
     let b = spawn_on(url.clone(), |_| {}).await;
     // A–D: the 25 + 25 simultaneous requests alternate between the instances; E–F too.
-    checks::official_validation_sequence(&a.client, &[a.address.clone(), b.address.clone()]).await;
+    checks::official_validation_sequence(&[a.api.clone(), b.api.clone()]).await;
     for row in audit(&url).await {
         assert_eq!(row.saldo, row.sum);
     }
@@ -62,7 +59,7 @@ async fn instances_started_at_the_same_moment_migrate_safely() {
         ]
     );
     for app in &apps {
-        let (status, _) = extrato(&app.client, &app.address, 1).await;
+        let (status, _) = app.extrato(1).await;
         assert_eq!(status, 200);
     }
 }
@@ -104,13 +101,9 @@ async fn profiles_switch_table_persistence_and_keep_the_data() {
             ("transacoes".into(), "u".into())
         ]
     );
-    post_json(
-        &contest.client,
-        &contest.address,
-        1,
-        json!({"valor": 5, "tipo": "c", "descricao": "x"}),
-    )
-    .await;
+    contest
+        .post_json(1, json!({"valor": 5, "tipo": "c", "descricao": "x"}))
+        .await;
     drop(contest);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let durable = spawn_on(url.clone(), |a| a.store.pg_profile = PgProfile::Durable).await;
@@ -121,7 +114,7 @@ async fn profiles_switch_table_persistence_and_keep_the_data() {
             ("transacoes".into(), "p".into())
         ]
     );
-    assert_eq!(checks::saldo(&durable.client, &durable.address, 1).await, 5);
+    assert_eq!(durable.saldo(1).await, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,13 +143,9 @@ async fn a_lost_connection_gives_503_then_recovers_without_applying_twice() {
         // anything else, and the instance recovers by itself.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let (status, _) = post_json(
-                &app.client,
-                &app.address,
-                1,
-                json!({"valor": 1, "tipo": "c", "descricao": "retry"}),
-            )
-            .await;
+            let (status, _) = app
+                .post_json(1, json!({"valor": 1, "tipo": "c", "descricao": "retry"}))
+                .await;
             match status.as_u16() {
                 200 => {
                     accepted += 1;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::checks::{post, post_json};
 use crate::for_each_store;
 use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
 
@@ -16,7 +15,7 @@ for_each_store!(
 );
 
 fn host(app: &TestApp) -> String {
-    app.address.trim_start_matches("http://").to_string()
+    app.base.trim_start_matches("http://").to_string()
 }
 
 /// Sends raw bytes, returns what came back until the server closed or 3 s passed.
@@ -37,7 +36,7 @@ async fn oversized_bodies_are_413(app: TestApp) {
         r#"{{"valor": 1, "tipo": "c", "descricao": "{}"}}"#,
         "a".repeat(10_000)
     );
-    let (status, _) = post(&app.client, &app.address, 1, &huge).await;
+    let (status, _) = app.post(1, &huge).await;
     assert_eq!(status, 413);
     // Chunked, without a Content-Length announcing it.
     let chunk = "x".repeat(5000);
@@ -46,13 +45,12 @@ async fn oversized_bodies_are_413(app: TestApp) {
         chunk.len()
     );
     assert_eq!(status_of(&raw(&app, req.as_bytes()).await), Some(413));
-    let (status, _) = post_json(
-        &app.client,
-        &app.address,
-        1,
-        serde_json::json!({"valor": 1, "tipo": "c", "descricao": "ok"}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            1,
+            serde_json::json!({"valor": 1, "tipo": "c", "descricao": "ok"}),
+        )
+        .await;
     assert_eq!(status, 200, "still serving");
 }
 
@@ -79,9 +77,9 @@ async fn garbage_never_gets_a_5xx_and_the_server_stays_healthy(app: TestApp) {
             assert!(code < 500, "{code} for {:?}", String::from_utf8_lossy(case));
         }
     }
-    let (status, _) = crate::checks::healthz(&app.client, &app.address).await;
+    let (status, _) = app.healthz().await;
     assert_eq!(status, 200, "still healthy");
-    let (_, e) = crate::checks::extrato(&app.client, &app.address, 1).await;
+    let (_, e) = app.extrato(1).await;
     assert_eq!(e["saldo"]["total"], 0, "nothing was applied");
 }
 
@@ -115,7 +113,7 @@ async fn slow_clients_time_out() {
         started.elapsed()
     );
 
-    let (status, _) = crate::checks::healthz(&app.client, &app.address).await;
+    let (status, _) = app.healthz().await;
     assert_eq!(status, 200, "still healthy");
 }
 
@@ -155,19 +153,14 @@ async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
         unreachable!()
     };
     let body = serde_json::json!({"valor": 10, "tipo": "c", "descricao": "antes"});
-    assert_eq!(
-        post_json(&app.client, &app.address, 1, body.clone())
-            .await
-            .0,
-        200
-    );
+    assert_eq!(app.post_json(1, body.clone()).await.0, 200);
 
     let sabotage = rusqlite::Connection::open(&path).unwrap();
     sabotage.busy_timeout(Duration::from_secs(5)).unwrap();
     sabotage
         .execute_batch("ALTER TABLE transacoes RENAME TO escondida")
         .unwrap();
-    let (status, text) = post_json(&app.client, &app.address, 1, body.clone()).await;
+    let (status, text) = app.post_json(1, body.clone()).await;
     assert_eq!(status, 503, "{text}");
     let saldo: i64 = sabotage
         .query_row("SELECT saldo FROM clientes WHERE id = 1", [], |r| r.get(0))
@@ -177,8 +170,8 @@ async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
     sabotage
         .execute_batch("ALTER TABLE escondida RENAME TO transacoes")
         .unwrap();
-    let (status, b) = post_json(&app.client, &app.address, 1, body).await;
+    let (status, b) = app.post_json(1, body).await;
     assert_eq!(status, 200);
     assert_eq!(b["saldo"], 20);
-    assert_eq!(crate::checks::saldo(&app.client, &app.address, 1).await, 20);
+    assert_eq!(app.saldo(1).await, 20);
 }

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod api;
+pub mod checks;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

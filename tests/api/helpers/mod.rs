@@ -5,11 +5,11 @@
 
 pub mod pg;
 
-use std::time::Duration;
-
 use crebito::configuration::{DatabaseUrl, PgProfile, ServeArgs};
 use crebito::startup::Application;
 use tokio::sync::oneshot;
+
+use crate::common::api::Api;
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,14 +18,44 @@ pub enum Backend {
     Postgres,
 }
 
-/// A running instance. Dropping it shuts the server down and removes its database.
+/// A fresh, empty store; dropping it removes it.
+pub enum TestStore {
+    /// A new SQLite file in its own temporary directory.
+    Sqlite(tempfile::TempDir),
+    /// A new database on the throwaway PostgreSQL server.
+    Postgres(pg::Database),
+}
+
+impl TestStore {
+    pub async fn fresh(backend: Backend) -> TestStore {
+        match backend {
+            Backend::Sqlite => TestStore::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres => TestStore::Postgres(pg::Database::create().await),
+        }
+    }
+
+    pub fn url(&self) -> DatabaseUrl {
+        match self {
+            TestStore::Sqlite(dir) => DatabaseUrl::Sqlite(dir.path().join("crebito.db")),
+            TestStore::Postgres(db) => DatabaseUrl::Postgres(db.url.clone()),
+        }
+    }
+}
+
+/// A running instance: an [`Api`] on it (`app.post_json(…)`, `app.extrato(…)`, …). Dropping
+/// it shuts the server down and then removes its store.
 pub struct TestApp {
-    pub address: String,
-    pub client: reqwest::Client,
+    pub api: Api,
     pub database_url: DatabaseUrl,
     stop: Option<oneshot::Sender<()>>,
-    _dir: Option<tempfile::TempDir>,
-    _db: Option<pg::Database>,
+    _store: Option<TestStore>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Drop for TestApp {
@@ -36,41 +66,15 @@ impl Drop for TestApp {
     }
 }
 
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap()
-}
-
-/// A fresh store for `backend`: its URL plus what keeps it alive.
-pub async fn fresh_store(
-    backend: Backend,
-) -> (DatabaseUrl, Option<tempfile::TempDir>, Option<pg::Database>) {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = DatabaseUrl::Sqlite(dir.path().join("crebito.db"));
-            (url, Some(dir), None)
-        }
-        Backend::Postgres => {
-            let db = pg::Database::create().await;
-            (DatabaseUrl::Postgres(db.url.clone()), None, Some(db))
-        }
-    }
-}
-
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
 /// Spawns an app with adjusted settings (timeouts, limits).
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let (url, dir, db) = fresh_store(backend).await;
-    let mut app = spawn_on(url, tweak).await;
-    app._dir = dir;
-    app._db = db;
+    let store = TestStore::fresh(backend).await;
+    let mut app = spawn_on(store.url(), tweak).await;
+    app._store = Some(store);
     app
 }
 
@@ -85,18 +89,16 @@ pub async fn spawn_on(database_url: DatabaseUrl, tweak: impl FnOnce(&mut ServeAr
     let app = Application::build(args)
         .await
         .expect("the application starts");
-    let address = app.address();
+    let api = Api::new(app.address());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
     TestApp {
-        address,
-        client: http_client(),
+        api,
         database_url,
         stop: Some(stop),
-        _dir: None,
-        _db: None,
+        _store: None,
     }
 }
 
@@ -135,10 +137,7 @@ pub struct Audit {
     pub rows: i64,
 }
 
-const AUDIT_SQL: &str = "SELECT CAST(c.id AS BIGINT), CAST(c.limite AS BIGINT), CAST(c.saldo AS BIGINT), \
-    CAST(COALESCE(SUM(CASE WHEN t.tipo = 'c' THEN t.valor ELSE -t.valor END), 0) AS BIGINT), \
-    CAST(COUNT(t.cliente_id) AS BIGINT) \
-    FROM clientes c LEFT JOIN transacoes t ON t.cliente_id = c.id GROUP BY c.id, c.limite, c.saldo ORDER BY c.id";
+const AUDIT_SQL: &str = include_str!("../../../sql/audit.sql");
 
 pub async fn audit(url: &DatabaseUrl) -> Vec<Audit> {
     match url {

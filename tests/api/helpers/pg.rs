@@ -52,7 +52,7 @@ pub fn find_bin() -> Option<PathBuf> {
 /// initdb and postgres refuse to run as root: use the `postgres` (or `nobody`) account then.
 fn run_as() -> Option<(u32, u32)> {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc_geteuid() } != 0 {
+    if unsafe { libc::geteuid() } != 0 {
         return None;
     }
     for user in ["postgres", "nobody"] {
@@ -65,11 +65,6 @@ fn run_as() -> Option<(u32, u32)> {
         }
     }
     None
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 fn command(bin: &Path, name: &str, user: Option<(u32, u32)>) -> Command {

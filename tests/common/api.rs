@@ -1,0 +1,90 @@
+//! A client of one crebito base URL — an in-process instance or the contest stack's nginx —
+//! with one method per endpoint, as zero2prod's `TestApp` has.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct Api {
+    pub client: Client,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base: String,
+}
+
+impl Api {
+    /// A client that keeps connections alive (the usual HTTP client).
+    pub fn new(base: impl Into<String>) -> Api {
+        let client = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap();
+        Api::with_client(client, base)
+    }
+
+    pub fn with_client(client: Client, base: impl Into<String>) -> Api {
+        Api {
+            client,
+            base: base.into(),
+        }
+    }
+
+    /// `POST /clientes/{id}/transacoes` with a raw body: status and body text.
+    pub async fn post(&self, id: impl Display, body: &str) -> (StatusCode, String) {
+        let r = self
+            .client
+            .post(format!("{}/clientes/{id}/transacoes", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status();
+        (status, r.text().await.unwrap())
+    }
+
+    /// `POST` of a JSON value: status and the answer as JSON (`Null` if it is not JSON).
+    pub async fn post_json(&self, id: impl Display, body: Value) -> (StatusCode, Value) {
+        let (status, text) = self.post(id, &body.to_string()).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// `GET /clientes/{id}/extrato`: status and the answer as JSON (`Null` if it is not).
+    pub async fn extrato(&self, id: impl Display) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(format!("{}/clientes/{id}/extrato", self.base))
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status();
+        (
+            status,
+            serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
+    /// `GET /healthz`: status and body.
+    pub async fn healthz(&self) -> (StatusCode, String) {
+        let r = self
+            .client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status();
+        (status, r.text().await.unwrap())
+    }
+
+    /// The client's balance (`saldo.total`), asserting the statement answered 200.
+    pub async fn saldo(&self, id: u32) -> i64 {
+        let (status, body) = self.extrato(id).await;
+        assert_eq!(status, 200);
+        body["saldo"]["total"]
+            .as_i64()
+            .expect("saldo.total is an integer")
+    }
+}
