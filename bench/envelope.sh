@@ -10,19 +10,18 @@
 # through nginx with a new connection per request (as in the contest), 32 connections,
 # `bench/post.lua`. Prints requests/s, wrk's latency percentiles and how many 100 ms
 # periods each service was throttled in. wrk shares the machine's two cores with the stack.
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need wrk wrk
 export PORT="${PORT:-19960}"
 secs="${SECONDS_EACH:-10}"
-stack="$repo/deploy/native/stack"
 if [ $# -eq 0 ]; then
   set -- "DB_CPUS=0.9 API_CPUS=0.2 LB_CPUS=0.2" "DB_CPUS=0.7 API_CPUS=0.2 LB_CPUS=0.4" \
          "DB_CPUS=0.6 API_CPUS=0.2 LB_CPUS=0.5" "DB_CPUS=0.65 API_CPUS=0.2 LB_CPUS=0.45"
 fi
-trap '"$stack" down >/dev/null 2>&1 || true' EXIT
+on_exit "\"$stack\" down >/dev/null 2>&1"
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; ${secs}s each"
+machine "${secs}s each"
 echo "| variant | req/s | p50 | p99 | max | throttled periods db / api1 / api2 / lb |"
 echo "|---|---|---|---|---|---|"
 for _ in $(seq "${ROUNDS:-2}"); do
@@ -33,10 +32,7 @@ for _ in $(seq "${ROUNDS:-2}"); do
     # shellcheck disable=SC2086
     thr=$(env $variant "$stack" status | awk 'NR > 1 { split($NF, a, "/"); printf "%s%s", sep, a[1]; sep = " / " }')
     "$stack" down >/dev/null 2>&1
-    rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-    p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
-    p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-    max=$(awk '/Latency/ { print $4; exit }' <<<"$out")
-    echo "| $variant | ${rps%.*} | $p50 | $p99 | $max | $thr |"
+    wrk_stats "$out"
+    echo "| $variant | $rps | $p50 | $p99 | $max | $thr |"
   done
 done

@@ -10,29 +10,28 @@
 # 3. wrk sends the same credits through nginx for SECONDS_EACH: CPU per request of
 #    PostgreSQL, of the two crebito instances and of nginx.
 # Prints a table; wrk and pgbench run on the same machine and share its cores.
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export PORT="${PORT:-19980}" STACK_LIMITS=off
 secs="${SECONDS_EACH:-10}"
-stack="$repo/deploy/native/stack"
-command -v wrk >/dev/null || { echo "wrk not found: sudo apt-get install wrk" >&2; exit 1; }
-command -v pgbench >/dev/null || { echo "pgbench not found: sudo apt-get install postgresql-contrib" >&2; exit 1; }
+need wrk wrk
+need pgbench postgresql-contrib
 
+on_exit "\"$stack\" down >/dev/null 2>&1"
 "$stack" up >/dev/null
-trap '"$stack" down >/dev/null 2>&1 || true' EXIT
 dir="${STACK_DIR:-/tmp/crebito-stack-$PORT}"
 script="$(mktemp)"
+on_exit "rm -f '$script'"
 {
   echo '\set id random(1, 5)'
   echo '\set v random(1, 10000)'
+  # shellcheck disable=SC2016 # literal $N placeholders of the SQL, not shell variables
   sed -e 's/\$1::int4/:id/g' -e 's/\$1/:id/g' -e 's/\$2::int8/:v/g' -e 's/\$3::int4/:v/g' \
       -e "s/\$4::text/'c'/g" -e "s/\$5::text/'bench'/g" -e '/^--/d' "$repo/sql/postgres/apply.sql" | tr '\n' ' '
   echo ';'
 } > "$script"
 
-cpu() { "$stack" cpu | awk -v s="$1" '$1 == s { print $2 }'; }
-usec_per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }'; }
+cpu() { stack_cpu "$1"; }
 
 db0=$(cpu db)
 pgout=$(pgbench -n -M prepared -f "$script" -c "${PG_CLIENTS:-4}" -j 1 -T "$secs" \
@@ -44,17 +43,15 @@ pg_tps=$(awk '/^tps/ { print $3; exit }' <<<"$pgout")
 read -r db2 a12 a22 lb2 <<<"$(cpu db) $(cpu api1) $(cpu api2) $(cpu lb)"
 wrkout=$(wrk -t1 -c "${WRK_CONNECTIONS:-32}" -d "${secs}s" -s "$here/credit.lua" "http://127.0.0.1:$PORT")
 read -r db3 a13 a23 lb3 <<<"$(cpu db) $(cpu api1) $(cpu api2) $(cpu lb)"
-reqs=$(awk '/requests in/ { print $1 }' <<<"$wrkout")
-rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$wrkout")
-non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$wrkout")
+wrk_stats "$wrkout"
 
 api_a=$(awk -v a="$a12" -v b="$a22" 'BEGIN { print a + b }')
 api_b=$(awk -v a="$a13" -v b="$a23" 'BEGIN { print a + b }')
+machine "${secs}s each"
 cat <<TABLE
-machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; ${secs}s each
 | path | throughput | PostgreSQL CPU/tx | crebito CPU/req (2 inst.) | nginx CPU/req |
 |---|---|---|---|---|
 | pgbench, prepared apply.sql, ${PG_CLIENTS:-4} conns | ${pg_tps%.*} tx/s | $(usec_per "$db0" "$db1" "$pg_tx") µs | – | – |
-| wrk → nginx → crebito → PostgreSQL, ${WRK_CONNECTIONS:-32} conns | ${rps%.*} req/s | $(usec_per "$db2" "$db3" "$reqs") µs | $(usec_per "$api_a" "$api_b" "$reqs") µs | $(usec_per "$lb2" "$lb3" "$reqs") µs |
+| wrk → nginx → crebito → PostgreSQL, ${WRK_CONNECTIONS:-32} conns | $rps req/s | $(usec_per "$db2" "$db3" "$reqs") µs | $(usec_per "$api_a" "$api_b" "$reqs") µs | $(usec_per "$lb2" "$lb3" "$reqs") µs |
 TABLE
 [ -z "$non2xx" ] || echo "warning: $non2xx non-2xx responses"

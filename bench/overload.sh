@@ -7,15 +7,16 @@
 #
 # What it shows (docs/src/performance.md, "Overload"): nginx lets at most its in-flight
 # bound through and answers the rest at once with 503; no process is OOM-killed.
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export PORT="${PORT:-19970}"
 hold="${HOLD:-4}"
-stack="$repo/deploy/native/stack"
 [ $# -gt 0 ] || set -- 3000 5000 9000
 [ -d /sys/fs/cgroup/memory ] || { echo "needs cgroup v1 (memory hierarchy) and root" >&2; exit 1; }
-trap '"$stack" down >/dev/null 2>&1 || true' EXIT
+out=$(mktemp)
+on_exit "\"$stack\" down >/dev/null 2>&1"
+on_exit "rm -f '$out'"
+machine "PostgreSQL frozen ${hold}s"
 
 cg=/sys/fs/cgroup/memory/crebito-$PORT
 echo "| crowd | db peak MiB | api1 | api2 | nginx | OOM kills | answers | client errors |"
@@ -25,7 +26,7 @@ for crowd in "$@"; do
   for s in db api1 api2 lb; do echo 0 > "$cg/$s/memory.max_usage_in_bytes"; done
   mapfile -t pg < "$cg/db/cgroup.procs"
   kill -STOP "${pg[@]}"
-  python3 "$here/flood.py" "$PORT" "$crowd" "$hold" > /tmp/crebito-flood.$$ &
+  python3 "$here/flood.py" "$PORT" "$crowd" "$hold" > "$out" &
   flood=$!
   sleep "$hold"
   kill -CONT "${pg[@]}"
@@ -35,7 +36,7 @@ for crowd in "$@"; do
     peaks="$peaks | $(( $(cat "$cg/$s/memory.max_usage_in_bytes") / 1048576 ))"
     kills=$(( kills + $(awk '/^oom_kill / { print $2 }' "$cg/$s/memory.oom_control") ))
   done
-  result=$(cat /tmp/crebito-flood.$$); rm -f /tmp/crebito-flood.$$
+  result=$(cat "$out")
   echo "| $crowd${peaks} | $kills | $(sed -E 's/^status (\{[^}]*\}).*/\1/' <<<"$result") | $(sed -E 's/.*errors (\{[^}]*\}).*/\1/' <<<"$result") |"
   "$stack" down >/dev/null 2>&1
 done

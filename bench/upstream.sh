@@ -7,29 +7,26 @@
 # UPSTREAM=unix and UPSTREAM=tcp, and runs wrk through nginx against each: once with a new
 # client connection per request (as in the contest), once with keep-alive. Prints
 # requests/s and the CPU per request of nginx + both instances; compare medians.
-set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-export PORT="${PORT:-19970}" STACK_LIMITS=off
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need wrk wrk
+export PORT="${PORT:-19975}" STACK_LIMITS=off
 secs="${SECONDS_EACH:-10}"
-stack="$repo/deploy/native/stack"
-trap '"$stack" down >/dev/null 2>&1 || true' EXIT
+on_exit "\"$stack\" down >/dev/null 2>&1"
 
 front_cpu() { "$stack" cpu | awk '$1 != "db" { s += $2 } END { print s }'; }
 
 run() { # mode, label, wrk args...
   local mode=$1 label=$2; shift 2
-  local c0 c1 out reqs rps
+  local c0 c1 out
   c0=$(front_cpu)
   out=$(wrk -t1 -c 16 -d "${secs}s" "$@" -s "$here/credit.lua" "http://127.0.0.1:$PORT")
   c1=$(front_cpu)
-  reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
-  rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-  printf '| %s | %s | %s | %.1f µs |\n' "$mode" "$label" "${rps%.*}" \
-    "$(awk -v a="$c0" -v b="$c1" -v n="$reqs" 'BEGIN { print (b - a) * 1e6 / n }')"
+  wrk_stats "$out"
+  printf '| %s | %s | %s | %s µs |\n' "$mode" "$label" "$rps" "$(usec_per "$c0" "$c1" "$reqs")"
 }
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; ${secs}s each"
+machine "${secs}s each"
 echo "| upstream | client connections | req/s | nginx + crebito CPU/req |"
 echo "|---|---|---|---|"
 for _ in $(seq "${ROUNDS:-3}"); do

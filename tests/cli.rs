@@ -1,5 +1,7 @@
 //! The binary as a user runs it: flags, environment, exit codes, start-up line, signals.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -122,6 +124,24 @@ fn an_unknown_database_url_is_a_usage_error_with_exit_code_2() {
 }
 
 #[test]
+fn out_of_range_settings_are_usage_errors_with_exit_code_2() {
+    for (flag, value) in [
+        ("--max-connections", "0"),
+        ("--request-timeout", "0"),
+        ("--workers", "0"),
+        ("--max-body", "1"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.contains("not in"), "{err}");
+    }
+}
+
+#[test]
 fn no_arguments_serves_from_a_sqlite_file_created_in_the_current_directory() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, address) = start(dir.path(), &[]);
@@ -211,19 +231,11 @@ fn migrate_creates_and_seeds_the_store_then_exits_0() {
     let db = dir.path().join("m.db");
     for _ in 0..2 {
         // Twice: applying the schema is idempotent.
-        let out = Command::new(BIN)
-            .args([
-                "migrate",
-                "--database-url",
-                &format!("sqlite://{}", db.display()),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::succeed(Command::new(BIN).args([
+            "migrate",
+            "--database-url",
+            &format!("sqlite://{}", db.display()),
+        ]));
     }
     let conn = rusqlite::Connection::open(&db).unwrap();
     let clients: i64 = conn

@@ -250,18 +250,13 @@ fn nginx_accepts_the_config() {
         .replace("listen 9999 ", "listen 127.0.0.1:9999 ");
     let path = dir.path().join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
-    let out = Command::new(nginx)
-        .args(["-t", "-p"])
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&path)
-        .arg("-g")
-        .arg(format!("pid {}/nginx.pid;", dir.path().display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeed(
+        Command::new(nginx)
+            .args(["-t", "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&path)
+            .arg("-g")
+            .arg(format!("pid {}/nginx.pid;", dir.path().display())),
     );
 }

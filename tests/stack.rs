@@ -325,16 +325,10 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
 }
 
 fn launcher_psql(stack: &Stack, sql: &str) -> String {
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
-        .args(["psql", "-Atc", sql])
-        .env("PORT", stack.port.to_string())
-        .env("STACK_DIR", &stack.dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    common::succeed(
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
+            .args(["psql", "-Atc", sql])
+            .env("PORT", stack.port.to_string())
+            .env("STACK_DIR", &stack.dir),
+    )
 }

@@ -43,6 +43,21 @@ pub fn deploy_env() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Runs a command to completion and returns its stdout, trimmed; fails the test with the
+/// command's stderr if it did not succeed.
+pub fn succeed(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Raises this process's open-file limit to its hard limit (tests that hold thousands of
 /// sockets at once).
 pub fn raise_nofile() -> u64 {
@@ -98,14 +113,14 @@ impl MemCgroup {
         self.dir.join("cgroup.procs")
     }
 
+    /// One of this cgroup's files, by its name under v1 or v2.
+    fn read(&self, v1: &str, v2: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(self.dir.join(if self.v2 { v2 } else { v1 }))
+    }
+
     /// Processes the kernel killed here for exceeding the limit.
     pub fn oom_kills(&self) -> u64 {
-        let file = if self.v2 {
-            "memory.events"
-        } else {
-            "memory.oom_control"
-        };
-        std::fs::read_to_string(self.dir.join(file))
+        self.read("memory.oom_control", "memory.events")
             .unwrap()
             .lines()
             .find_map(|l| l.strip_prefix("oom_kill "))
@@ -115,12 +130,7 @@ impl MemCgroup {
 
     /// Highest memory use so far, in bytes (v2 kernels before 5.19 lack memory.peak: 0).
     pub fn peak(&self) -> u64 {
-        let file = if self.v2 {
-            "memory.peak"
-        } else {
-            "memory.max_usage_in_bytes"
-        };
-        std::fs::read_to_string(self.dir.join(file))
+        self.read("memory.max_usage_in_bytes", "memory.peak")
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0)

@@ -28,25 +28,17 @@ pub fn server() -> &'static Server {
     SERVER.get_or_init(start)
 }
 
-/// The directory holding `initdb` and `postgres`.
+/// The directory holding `initdb` and `postgres`, as the native launcher chooses it
+/// (`deploy/native/stack pg-bin`: one owner for that choice).
 pub fn find_bin() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        let dir = PathBuf::from(dir);
-        return dir.join("initdb").exists().then_some(dir);
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
-        .filter(|(_, p): &(u32, PathBuf)| p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    if let Some((_, p)) = versions.pop() {
-        return Some(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).find(|p| p.join("initdb").exists()))
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
+        .arg("pg-bin")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 /// initdb and postgres refuse to run as root: use the `postgres` (or `nobody`) account then.

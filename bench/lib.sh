@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Helpers shared by the bench/*.sh scripts: sourced, never run. Every script sources it as
+#   # shellcheck source=lib.sh
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# and gets: $here (bench/), $repo, $stack (the native launcher), a cleanup trap that runs
+# every command registered with on_exit, and the helpers below.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+stack="$repo/deploy/native/stack"
+export here repo stack
+
+_cleanup=()
+on_exit() { _cleanup+=("$1"); }
+_run_cleanup() { local c; for c in "${_cleanup[@]}"; do eval "$c" || true; done; }
+trap _run_cleanup EXIT
+
+# need CMD PACKAGE: fail early, naming what to install.
+need() { command -v "$1" >/dev/null || { echo "$1 not found: sudo apt-get install $2" >&2; exit 1; }; }
+
+# The first line of every table: which machine produced it.
+machine() { echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores${1:+; $1}"; }
+
+# shellcheck disable=SC2034 # these globals are read by the scripts that source this file
+# wrk_stats OUTPUT: sets reqs, rps (integer), p50, p99, max and non2xx from wrk's report
+# (p50/p99 need wrk --latency).
+wrk_stats() {
+  reqs=$(awk '/requests in/ { print $1 }' <<<"$1")
+  rps=$(awk '/Requests\/sec/ { printf "%d", $2 }' <<<"$1")
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$1")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$1")
+  max=$(awk '/Latency/ { print $4; exit }' <<<"$1")
+  non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$1")
+}
+
+# usec_per BEFORE AFTER N: CPU seconds spent between two readings, in µs per request.
+usec_per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }'; }
+
+# CPU seconds (user + system) a process has used.
+proc_cpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
+
+# CPU seconds a service of the running native stack has used ("db", "api1", "api2", "lb").
+stack_cpu() { "$stack" cpu | awk -v s="$1" '$1 == s { print $2 }'; }
+
+# measure_server LABEL PID PORT: credits (bench/credit.lua), then statements, with wrk
+# (1 thread, 32 keep-alive connections, SECONDS_EACH s); one table row each, with the
+# server's CPU per request.
+measure_server() {
+  local label=$1 pid=$2 port=$3 kind c0 c1 out
+  for kind in credit extrato; do
+    c0=$(proc_cpu "$pid")
+    if [ "$kind" = credit ]; then
+      out=$(wrk -t1 -c32 -d "${SECONDS_EACH:-10}s" -s "$here/credit.lua" "http://127.0.0.1:$port")
+    else
+      out=$(wrk -t1 -c32 -d "${SECONDS_EACH:-10}s" "http://127.0.0.1:$port/clientes/1/extrato")
+    fi
+    c1=$(proc_cpu "$pid")
+    wrk_stats "$out"
+    printf '| %s | %s | %s | %s µs |\n' "$label" "$kind" "$rps" "$(usec_per "$c0" "$c1" "$reqs")"
+  done
+}
+
+# wait_http URL: until it answers 2xx (10 s at most).
+wait_http() { local _; for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
