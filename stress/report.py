@@ -67,36 +67,53 @@ def parse_cpu(text):
     return out
 
 
-def summarize(args):
-    k6 = json.load(open(args.k6))
-    m = k6["metrics"]
-    audit_rows = json.load(open(args.audit)) if os.path.exists(args.audit) else None
-    k6cpu = json.load(open(args.k6_cpu)) if os.path.exists(args.k6_cpu) else {}
-    cpu_before = parse_cpu(open(args.cpu_before).read()) if args.cpu_before else {}
-    cpu_after = parse_cpu(open(args.cpu_after).read()) if args.cpu_after else {}
-
-    requests = int(metric(m, "rinha_requests", "count"))
-    kos = int(metric(m, "rinha_ko", "count"))
-    ok250 = int(metric(m, "rinha_ok_under_250ms", "count"))
-    inconsistencies = int(metric(m, "rinha_inconsistencies", "count"))
-    posts_ok = int(metric(m, "rinha_posts_ok", "count"))
-    sla_pct = round(ok250 / requests * 100, 2) if requests else 0.0
-    sla_fine = max(0.0, (98 - sla_pct) * 1000)
-    inc_fine = INCONSISTENCY_FINE * inconsistencies
-    payout = max(0.0, 100000 - sla_fine - inc_fine)
+def client_view_k6(k6_summary, k6_cpu):
+    """What the k6 client saw, in the loader-neutral shape `summarize` uses."""
+    m = json.load(open(k6_summary))["metrics"]
+    k6cpu = json.load(open(k6_cpu)) if k6_cpu and os.path.exists(k6_cpu) else {}
 
     def latency(name):
         v = m.get(name, {}).get("values", {})
         return {k: round(v.get(src, 0), 3) for k, src in
                 [("p50", "p(50)"), ("p75", "p(75)"), ("p95", "p(95)"), ("p99", "p(99)"), ("max", "max"), ("avg", "avg")]}
 
-    per_scenario = {}
-    for s in SCENARIOS:
-        per_scenario[s] = {
-            "requests": int(metric(m, f"rinha_requests{{scenario:{s}}}", "count")) or None,
-            "ko": int(metric(m, f"rinha_ko{{scenario:{s}}}", "count")),
-            "latency_ms": latency(f"rinha_response_time{{scenario:{s}}}"),
-        }
+    return {
+        "loader": "k6",
+        "requests": int(metric(m, "rinha_requests", "count")),
+        "ko": int(metric(m, "rinha_ko", "count")),
+        "ok_under_250ms": int(metric(m, "rinha_ok_under_250ms", "count")),
+        "inconsistencies": int(metric(m, "rinha_inconsistencies", "count")),
+        "posts_ok": int(metric(m, "rinha_posts_ok", "count")),
+        "latency_ms": latency("rinha_response_time"),
+        "per_scenario": {s: {"requests": int(metric(m, f"rinha_requests{{scenario:{s}}}", "count")) or None,
+                             "ko": int(metric(m, f"rinha_ko{{scenario:{s}}}", "count")),
+                             "latency_ms": latency(f"rinha_response_time{{scenario:{s}}}")} for s in SCENARIOS},
+        "http_reqs_rate": round(metric(m, "http_reqs", "rate"), 1),
+        "loader_cpu_seconds": k6cpu.get("k6_cpu_seconds"),
+    }
+
+
+def client_view_fast(path):
+    """What crebito-loader saw (it already writes the neutral shape, and more)."""
+    v = json.load(open(path))
+    v["per_scenario"] = {k: {**s, "latency_ms": s["latency_ms"] or {q: 0 for q in ("p50", "p75", "p95", "p99", "max", "avg")}}
+                         for k, s in v["per_scenario"].items()}
+    return v
+
+
+def summarize(args):
+    client = client_view_fast(args.loader_summary) if args.loader_summary else client_view_k6(args.k6, args.k6_cpu)
+    audit_rows = json.load(open(args.audit)) if os.path.exists(args.audit) else None
+    cpu_before = parse_cpu(open(args.cpu_before).read()) if args.cpu_before else {}
+    cpu_after = parse_cpu(open(args.cpu_after).read()) if args.cpu_after else {}
+
+    requests, kos, ok250 = client["requests"], client["ko"], client["ok_under_250ms"]
+    inconsistencies, posts_ok = client["inconsistencies"], client["posts_ok"]
+    sla_pct = round(ok250 / requests * 100, 2) if requests else 0.0
+    sla_fine = max(0.0, (98 - sla_pct) * 1000)
+    inc_fine = INCONSISTENCY_FINE * inconsistencies
+    payout = max(0.0, 100000 - sla_fine - inc_fine)
+    per_scenario = client["per_scenario"]
 
     audit = {"ok": False, "problems": ["no audit"]}
     if audit_rows is not None:
@@ -116,6 +133,7 @@ def summarize(args):
     load_s = float(args.load_seconds)
     cpu = {k: round(cpu_after.get(k, 0) - cpu_before.get(k, 0), 3) for k in cpu_after}
     summary = {
+        "loader": client["loader"],
         "scale": float(args.scale),
         "duration_scale": float(args.duration_scale),
         "requests": requests,
@@ -123,19 +141,27 @@ def summarize(args):
         "ok_under_250ms": ok250,
         "sla_pct": sla_pct,
         "inconsistencies": inconsistencies,
-        "latency_ms": latency("rinha_response_time"),
+        "latency_ms": client["latency_ms"],
         "per_scenario": per_scenario,
         "throughput_rps": round(requests / load_s, 1) if load_s else None,
-        "http_reqs_rate": round(metric(m, "http_reqs", "rate"), 1),
+        "http_reqs_rate": client.get("http_reqs_rate", client.get("throughput_rps")),
         "audit": audit,
         "fines_usd": {"sla": round(sla_fine, 2), "inconsistencies": round(inc_fine, 2)},
         "payout_usd": round(payout, 2),
-        "cpu_seconds": {**cpu, "k6": k6cpu.get("k6_cpu_seconds")},
+        "cpu_seconds": {**cpu, "loader": client["loader_cpu_seconds"]},
         "commit": git_commit(args.repo),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release()},
     }
+    for extra in ("ko_by_cause", "start_lag_ms", "loader_cpu_us_per_request", "ambiguous", "timeline"):
+        if extra in client:
+            summary[extra] = client[extra]
+    if args.floor and os.path.exists(args.floor):
+        f = json.load(open(args.floor))
+        summary["floor"] = {"latency_ms": f["latency_ms"], "ko": f["ko"], "requests": f["requests"]}
     summary["passed"] = kos == 0 and inconsistencies == 0 and audit["ok"]
+    if client["loader"] != "k6":
+        write_html(summary, os.path.join(args.out, "report.html"))
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     with open(os.path.join(args.out, "summary.txt"), "w") as f:
@@ -149,10 +175,10 @@ def render_text(s):
     lines = [
         f"crebito stress run — commit {s['commit']}, {s['date']}",
         f"machine: {s['machine']['cpu']}, {s['machine']['cores']} cores, kernel {s['machine']['kernel']}",
-        f"profile: SCALE={s['scale']} DURATION_SCALE={s['duration_scale']}",
+        f"profile: SCALE={s['scale']} DURATION_SCALE={s['duration_scale']}, loader {s.get('loader', 'k6')}",
         "",
         f"requests        {s['requests']}  ({s['throughput_rps']} req/s over the run)",
-        f"KOs             {s['ko']}",
+        f"KOs             {s['ko']}" + (f"  by cause: {s['ko_by_cause']}" if s.get("ko_by_cause") else ""),
         f"SLA (<250 ms)   {s['sla_pct']} %",
         f"inconsistencies {s['inconsistencies']}",
         f"audit           {'OK' if s['audit']['ok'] else 'FAILED: ' + '; '.join(s['audit']['problems'])}"
@@ -165,6 +191,13 @@ def render_text(s):
     for name, sc in s["per_scenario"].items():
         l = sc["latency_ms"]
         lines.append(f"{name:<20}{l['p50']:>8.2f}{l['p75']:>8.2f}{l['p95']:>8.2f}{l['p99']:>8.2f}{l['max']:>9.2f}{sc['ko']:>6}{sc['requests'] or '':>10}")
+    if s.get("floor"):
+        fl = s["floor"]["latency_ms"]
+        lines.append(f"{'floor (constant nginx)':<20}{fl['p50']:>8.2f}{fl['p75']:>8.2f}{fl['p95']:>8.2f}{fl['p99']:>8.2f}{fl['max']:>9.2f}{s['floor']['ko']:>6}{s['floor']['requests']:>10}")
+        lines.append(f"stack vs floor: p99 {lat['p99'] / max(fl['p99'], 1e-9):.2f}x, max {lat['max'] / max(fl['max'], 1e-9):.2f}x")
+    if s.get("start_lag_ms"):
+        lines.append(f"loader start lag: p99 {s['start_lag_ms']['p99']} ms, max {s['start_lag_ms']['max']} ms; "
+                     f"loader CPU {s.get('loader_cpu_us_per_request')} µs per request")
     cpu = s["cpu_seconds"]
     lines += ["", "CPU seconds used during the run: " + ", ".join(f"{k} {v}" for k, v in cpu.items() if v is not None)]
     verdict = "PASSED" if s["passed"] else "FAILED"
@@ -173,13 +206,71 @@ def render_text(s):
     return "\n".join(lines) + "\n"
 
 
+def timeline_svg(timeline, title, w=760, h=300, pad=60):
+    """Requests per second (dashed, right axis) and p99 per second (solid, left, log) over time."""
+    import math
+    if not timeline:
+        return ""
+    t_max = max(r["t"] for r in timeline) + 1
+    p99s = [r["p99_ms"] or 0 for r in timeline]
+    top = 10 ** max(1, math.ceil(math.log10(max(max(p99s), 1))))
+    r_max = max(max(r["requests"] for r in timeline), 1)
+    X = lambda t: pad + (w - 2 * pad) * t / t_max
+    Y1 = lambda v: h - pad - (h - 2 * pad) * math.log10(max(v, 0.1) * 10) / math.log10(top * 10)
+    Y2 = lambda v: h - pad - (h - 2 * pad) * v / r_max
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
+           f'<line x1="{pad}" y1="{h-pad}" x2="{w-pad}" y2="{h-pad}" stroke="black"/>',
+           f'<text x="{w/2}" y="{h-20}" text-anchor="middle">seconds into the load (by scheduled arrival)</text>',
+           f'<text x="16" y="{h/2}" fill="#c0392b" transform="rotate(-90 16 {h/2})" text-anchor="middle">p99 ms (log) — solid</text>',
+           f'<text x="{w-12}" y="{h/2}" fill="#2471a3" transform="rotate(90 {w-12} {h/2})" text-anchor="middle">requests/s — dashed</text>']
+    d = 0.1
+    while d <= top:
+        out.append(f'<text x="{pad-6}" y="{Y1(d)+4}" text-anchor="end" fill="#c0392b">{d:g}</text>')
+        out.append(f'<line x1="{pad}" y1="{Y1(d)}" x2="{w-pad}" y2="{Y1(d)}" stroke="#eee"/>')
+        d *= 10
+    for i in range(5):
+        out.append(f'<text x="{w-pad+6}" y="{Y2(r_max*i/4)+4}" fill="#2471a3">{r_max*i/4:.0f}</text>')
+    step = max(1, int(t_max / 10))
+    for t in range(0, int(t_max) + 1, step):
+        out.append(f'<text x="{X(t)}" y="{h-pad+16}" text-anchor="middle">{t}</text>')
+    # The plateau starts halfway through the schedule: mark the phases.
+    out.append(f'<line x1="{X(t_max/2)}" y1="{pad}" x2="{X(t_max/2)}" y2="{h-pad}" stroke="#999" stroke-dasharray="2 2"/>')
+    out.append(f'<text x="{X(t_max/4)}" y="{pad-6}" text-anchor="middle" fill="#555">ramp</text>')
+    out.append(f'<text x="{X(3*t_max/4)}" y="{pad-6}" text-anchor="middle" fill="#555">plateau</text>')
+    out.append('<polyline fill="none" stroke="#c0392b" stroke-width="1.5" points="' +
+               " ".join(f"{X(r['t'])},{Y1(r['p99_ms'] or 0.1)}" for r in timeline) + '"/>')
+    out.append('<polyline fill="none" stroke="#2471a3" stroke-width="1.5" stroke-dasharray="5 3" points="' +
+               " ".join(f"{X(r['t'])},{Y2(r['requests'])}" for r in timeline) + '"/>')
+    for r in timeline:
+        if r["ko"]:
+            out.append(f'<circle cx="{X(r["t"])}" cy="{h-pad-4}" r="3" fill="black"><title>{r["ko"]} KO at {r["t"]} s</title></circle>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def write_html(s, path):
+    """A self-contained HTML report for a fast-loader run: the summary and the timeline."""
+    import html
+    svg = timeline_svg(s.get("timeline") or [], f"SCALE {s['scale']:g}: p99 and load per second")
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>crebito stress SCALE {s['scale']:g}</title>
+<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}pre{{background:#f6f6f6;padding:1em}}</style></head>
+<body><h1>crebito stress run, SCALE {s['scale']:g} ({'PASSED' if s['passed'] else 'FAILED'})</h1>
+{svg}
+<pre>{html.escape(render_text(s))}</pre></body></html>
+"""
+    with open(path, "w") as f:
+        f.write(doc)
+
+
 def plot(args):
     """An SVG of p99 and achieved throughput per SCALE step, from step summaries."""
     steps = []
     for path in args.summaries:
         s = json.load(open(path))
         steps.append((s["scale"], s["latency_ms"]["p99"], s["throughput_rps"] or 0, s["passed"] and s["sla_pct"] >= 98,
-                      s["sla_pct"], (s["cpu_seconds"] or {}).get("k6")))
+                      s["sla_pct"], (s["cpu_seconds"] or {}).get("loader", (s["cpu_seconds"] or {}).get("k6"))))
     steps.sort()
     w, h, pad = 760, 420, 70
     max_scale = max(x[0] for x in steps)
@@ -213,7 +304,7 @@ def plot(args):
     out.append('<polyline fill="none" stroke="#2471a3" stroke-width="2" stroke-dasharray="6 3" points="' + " ".join(f"{X(s[0])},{Y2(s[2])}" for s in steps) + '"/>')
     for sc, p99, rps, ok, sla, k6cpu in steps:
         color = "#1e8449" if ok else "#c0392b"
-        out.append(f'<circle cx="{X(sc)}" cy="{Y1(p99)}" r="5" fill="{color}"><title>SCALE {sc:g}: p99 {p99} ms, SLA {sla} %, {"pass" if ok else "FAIL"}, k6 CPU {k6cpu} s</title></circle>')
+        out.append(f'<circle cx="{X(sc)}" cy="{Y1(p99)}" r="5" fill="{color}"><title>SCALE {sc:g}: p99 {p99} ms, SLA {sla} %, {"pass" if ok else "FAIL"}, loader CPU {k6cpu} s</title></circle>')
         out.append(f'<rect x="{X(sc)-3}" y="{Y2(rps)-3}" width="6" height="6" fill="#2471a3"/>')
     out.append(f'<text x="{pad+10}" y="{pad-8}">● green: passed (0 KO, 0 inconsistencies, SLA ≥ 98 %) · red: failed</text>')
     out.append("</svg>")
@@ -240,7 +331,8 @@ def saturation(args):
     print(f"highest passing SCALE: {best:g}")
     for r in rows:
         print(f"  SCALE {r['scale']:>5g}: {r['throughput_rps']:>8} req/s  p99 {r['p99_ms']:>8.2f} ms  max {r['max_ms']:>8.2f} ms  "
-              f"SLA {r['sla_pct']:>6} %  KO {r['ko']:>5}  inconsistencies {r['inconsistencies']}  k6 CPU {r['cpu_seconds'].get('k6')} s")
+              f"SLA {r['sla_pct']:>6} %  KO {r['ko']:>5}  inconsistencies {r['inconsistencies']}  "
+              f"loader CPU {r['cpu_seconds'].get('loader', r['cpu_seconds'].get('k6'))} s")
     return 0
 
 
@@ -252,8 +344,12 @@ def main():
     k.add_argument("--cpu-out", required=True)
     k.add_argument("cmd", nargs=argparse.REMAINDER)
     s = sub.add_parser("summarize")
-    for a in ["--k6", "--audit", "--k6-cpu", "--out", "--scale", "--duration-scale", "--load-seconds", "--repo"]:
+    for a in ["--audit", "--out", "--scale", "--duration-scale", "--load-seconds", "--repo"]:
         s.add_argument(a, required=True)
+    s.add_argument("--k6", help="k6's summary (the k6 loader)")
+    s.add_argument("--k6-cpu")
+    s.add_argument("--loader-summary", help="crebito-loader's summary (the fast loader)")
+    s.add_argument("--floor", help="the fast loader's summary against the constant nginx, same sitting")
     s.add_argument("--cpu-before")
     s.add_argument("--cpu-after")
     pl = sub.add_parser("plot")

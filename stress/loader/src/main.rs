@@ -1,0 +1,353 @@
+//! `crebito-loader`: the official simulation's three load scenarios (débitos, créditos,
+//! extratos) as an open model, cheap enough to saturate a stack on the same two cores.
+//!
+//! - Arrivals are precomputed ([`schedule`]) and released by a dispatcher thread that sleeps
+//!   with the kernel's high-resolution timers (tokio's timer wheel has 1 ms granularity,
+//!   which would add up to 1 ms to every latency counted from the schedule).
+//! - Latency is counted from each request's *scheduled* arrival, not from when it was sent,
+//!   so a loader or a stack that falls behind cannot hide it (no coordinated omission); how
+//!   late requests started is reported on its own as `start_lag_ms`.
+//! - Each user opens a new TCP connection, as Gatling's do; answers are judged by Gatling's
+//!   checks ([`request::judge`]); KOs are broken down by cause.
+//! - `--post-log` writes every POST and what it got back, for a ledger audit against the
+//!   client's own view; `--idempotent` sends an `Idempotency-Key` and retries ambiguous
+//!   answers with it.
+
+mod request;
+mod schedule;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+use request::{Outcome, Post};
+use schedule::Scenario;
+
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where to send the load: a loopback address only (127.0.0.1:PORT).
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    target: SocketAddr,
+    /// Multiplies the official arrival rates (220 + 110 + 10 requests/s at the plateau).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Multiplies the 2-minute ramp and the 2-minute plateau.
+    #[arg(long, default_value_t = 1.0)]
+    duration_scale: f64,
+    /// Seconds a request may take before it counts as a timeout (Gatling's default: 60).
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// Write the JSON summary here (also printed on stdout).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Write every POST (descricao, client, tipo, valor, final status, outcome, attempts) as CSV.
+    #[arg(long)]
+    post_log: Option<std::path::PathBuf>,
+    /// Send an Idempotency-Key (the descricao) with every POST, and retry ambiguous answers
+    /// (5xx, timeout, broken connection) with the same key, up to --retries times.
+    #[arg(long)]
+    idempotent: bool,
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// Seed of the random clients, amounts and descriptions (the schedule is deterministic).
+    #[arg(long, default_value_t = 2024)]
+    seed: u64,
+}
+
+/// What became of one user.
+struct Record {
+    scheduled_us: u64,
+    start_lag_us: u32,
+    latency_us: u64,
+    scenario: Scenario,
+    outcome: Outcome,
+    status: u16,
+    /// The first attempt's answer was ambiguous (5xx, timeout, connection).
+    first_ambiguous: bool,
+    attempts: u32,
+    post: Option<Post>,
+}
+
+/// xorshift64*: a few cycles per number, reproducible from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const ALNUM: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// Ten alphanumeric characters: three of the run, seven of the sequence number, so every
+/// POST of a run is unique (36⁷ ≈ 78 billion).
+fn descricao(run: u64, seq: u64) -> [u8; 10] {
+    let mut d = [0u8; 10];
+    let (mut r, mut s) = (run, seq);
+    for c in d[..3].iter_mut() {
+        *c = ALNUM[(r % 36) as usize];
+        r /= 36;
+    }
+    for c in d[3..].iter_mut().rev() {
+        *c = ALNUM[(s % 36) as usize];
+        s /= 36;
+    }
+    d
+}
+
+fn main() {
+    let args = Args::parse();
+    if !args.target.ip().is_loopback() {
+        eprintln!("crebito-loader: refusing to load {}: only loopback targets", args.target);
+        std::process::exit(2);
+    }
+    raise_nofile();
+    let plan = schedule::official(args.scale, args.duration_scale);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let records = Arc::new(Mutex::new(Vec::with_capacity(plan.len())));
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(0));
+    let start = Instant::now() + Duration::from_millis(100);
+    let cpu0 = cpu_seconds();
+
+    // The dispatcher: releases each user at its instant, from its own thread.
+    let handle = rt.handle().clone();
+    let dispatcher = {
+        let (records, in_flight) = (records.clone(), in_flight.clone());
+        let (target, timeout) = (args.target, Duration::from_secs(args.timeout));
+        let (idempotent, retries) = (args.idempotent, args.retries);
+        let mut rng = Rng(args.seed | 1);
+        let run = rng.next();
+        std::thread::spawn(move || {
+            let total = plan.len();
+            for (seq, (offset, scenario)) in plan.into_iter().enumerate() {
+                let at = start + Duration::from_secs_f64(offset);
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+                let client = 1 + rng.below(5) as u8;
+                let post = (scenario != Scenario::Extratos).then(|| Post {
+                    client,
+                    credit: scenario == Scenario::Creditos,
+                    valor: 1 + rng.below(10_000) as u32,
+                    descricao: descricao(run, seq as u64),
+                });
+                let records = records.clone();
+                let in_flight = in_flight.clone();
+                handle.spawn(async move {
+                    let started = Instant::now();
+                    let req = request::render(scenario, client, post.as_ref(), idempotent);
+                    let mut answer = request::send(target, &req, scenario, timeout).await;
+                    let first_ambiguous = answer.outcome.ambiguous(answer.status);
+                    let mut attempts = 1;
+                    while idempotent
+                        && post.is_some()
+                        && answer.outcome.ambiguous(answer.status)
+                        && attempts <= retries
+                    {
+                        tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;
+                        answer = request::send(target, &req, scenario, timeout).await;
+                        attempts += 1;
+                    }
+                    let record = Record {
+                        scheduled_us: (at - start).as_micros() as u64,
+                        start_lag_us: started.saturating_duration_since(at).as_micros() as u32,
+                        latency_us: at.elapsed().as_micros() as u64,
+                        scenario,
+                        outcome: answer.outcome,
+                        status: answer.status,
+                        first_ambiguous,
+                        attempts,
+                        post,
+                    };
+                    records.lock().expect("not poisoned").push(record);
+                    in_flight.add_permits(1);
+                });
+            }
+            total
+        })
+    };
+
+    let total = rt.block_on(async {
+        let total = tokio::task::spawn_blocking(move || dispatcher.join().expect("dispatcher"))
+            .await
+            .expect("join");
+        // Every user answered (or timed out).
+        let _ = in_flight.acquire_many(total as u32).await.expect("open");
+        total
+    });
+    let load_seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let records = std::mem::take(&mut *records.lock().expect("not poisoned"));
+    assert_eq!(records.len(), total);
+
+    if let Some(path) = &args.post_log {
+        write_post_log(path, &records).expect("writing the POST log");
+    }
+    let summary = summarize(&args, &records, load_seconds, cpu);
+    let text = serde_json::to_string_pretty(&summary).expect("json");
+    if let Some(path) = &args.out {
+        std::fs::write(path, &text).expect("writing the summary");
+    }
+    println!("{text}");
+}
+
+fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous")?;
+    for r in records {
+        let Some(p) = &r.post else { continue };
+        writeln!(
+            f,
+            "{},{},{},{},{},{},{},{}",
+            std::str::from_utf8(&p.descricao).expect("ascii"),
+            p.client,
+            if p.credit { 'c' } else { 'd' },
+            p.valor,
+            r.status,
+            serde_json::to_value(r.outcome).expect("json").as_str().expect("str"),
+            r.attempts,
+            r.first_ambiguous
+        )?;
+    }
+    f.flush()
+}
+
+/// p50…max of latencies in µs, reported in ms.
+fn percentiles(mut us: Vec<u64>) -> serde_json::Value {
+    if us.is_empty() {
+        return json!(null);
+    }
+    us.sort_unstable();
+    let at = |q: f64| us[((us.len() as f64 * q).ceil() as usize).clamp(1, us.len()) - 1] as f64 / 1e3;
+    let avg = us.iter().sum::<u64>() as f64 / us.len() as f64 / 1e3;
+    json!({"p50": at(0.50), "p75": at(0.75), "p95": at(0.95), "p99": at(0.99),
+           "max": *us.last().unwrap() as f64 / 1e3, "avg": (avg * 1e3).round() / 1e3})
+}
+
+fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> serde_json::Value {
+    let n = records.len();
+    let ok = |r: &&Record| r.outcome == Outcome::Ok;
+    let ko = records.iter().filter(|r| r.outcome != Outcome::Ok).count();
+    let mut by_cause: BTreeMap<Outcome, usize> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.outcome != Outcome::Ok) {
+        *by_cause.entry(r.outcome).or_default() += 1;
+    }
+    let ok_under_250 = records.iter().filter(ok).filter(|r| r.latency_us < 250_000).count();
+    let sla_pct = if n > 0 { (ok_under_250 as f64 / n as f64 * 10_000.0).round() / 100.0 } else { 0.0 };
+    let per_scenario: BTreeMap<&str, serde_json::Value> = Scenario::ALL
+        .iter()
+        .map(|&s| {
+            let rs: Vec<&Record> = records.iter().filter(|r| r.scenario == s).collect();
+            (s.name(), json!({
+                "requests": rs.len(),
+                "ko": rs.iter().filter(|r| r.outcome != Outcome::Ok).count(),
+                "latency_ms": percentiles(rs.iter().map(|r| r.latency_us).collect()),
+            }))
+        })
+        .collect();
+    // One row per second of the schedule: what was due then, and how it went.
+    let seconds = records.iter().map(|r| r.scheduled_us / 1_000_000).max().map_or(0, |m| m + 1);
+    let mut buckets: Vec<Vec<&Record>> = (0..seconds).map(|_| Vec::new()).collect();
+    for r in records {
+        buckets[(r.scheduled_us / 1_000_000) as usize].push(r);
+    }
+    let timeline: Vec<serde_json::Value> = buckets
+        .iter()
+        .enumerate()
+        .map(|(t, rs)| {
+            let lat = percentiles(rs.iter().map(|r| r.latency_us).collect());
+            json!({"t": t, "requests": rs.len(),
+                   "ko": rs.iter().filter(|r| r.outcome != Outcome::Ok).count(),
+                   "p50_ms": lat["p50"], "p99_ms": lat["p99"], "max_ms": lat["max"]})
+        })
+        .collect();
+    let posts: Vec<&Record> = records.iter().filter(|r| r.post.is_some()).collect();
+    json!({
+        "loader": "crebito-loader",
+        "target": args.target.to_string(),
+        "scale": args.scale,
+        "duration_scale": args.duration_scale,
+        "requests": n,
+        "ok": n - ko,
+        "ko": ko,
+        "ko_by_cause": by_cause,
+        "ok_under_250ms": ok_under_250,
+        "sla_pct": sla_pct,
+        "inconsistencies": by_cause.get(&Outcome::Inconsistent).copied().unwrap_or(0),
+        "posts_ok": posts.iter().filter(|r| r.status == 200).count(),
+        "latency_ms": percentiles(records.iter().map(|r| r.latency_us).collect()),
+        "start_lag_ms": percentiles(records.iter().map(|r| u64::from(r.start_lag_us)).collect()),
+        "per_scenario": per_scenario,
+        "load_seconds": (load_seconds * 1000.0).round() / 1000.0,
+        "throughput_rps": ((n as f64 / load_seconds) * 10.0).round() / 10.0,
+        "loader_cpu_seconds": (cpu * 1000.0).round() / 1000.0,
+        "loader_cpu_us_per_request": if n > 0 { (cpu * 1e6 / n as f64 * 10.0).round() / 10.0 } else { 0.0 },
+        "idempotent": args.idempotent,
+        "ambiguous_first_attempt": posts.iter().filter(|r| r.first_ambiguous).count(),
+        "ambiguous": posts.iter().filter(|r| r.outcome.ambiguous(r.status)).count(),
+        "retried": posts.iter().filter(|r| r.attempts > 1).count(),
+        "timeline": timeline,
+    })
+}
+
+/// CPU seconds (user + system) this process has used.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Thousands of connections may be open at once when the stack falls behind.
+fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_are_ten_alphanumerics_and_unique() {
+        let a = descricao(12345, 0);
+        let b = descricao(12345, 1);
+        assert_ne!(a, b);
+        assert!(a.iter().all(|c| c.is_ascii_alphanumeric()) && a.len() == 10);
+        let mut all: Vec<[u8; 10]> = (0..100_000).map(|s| descricao(7, s)).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 100_000);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let p = percentiles((1..=100).map(|ms| ms * 1000).collect());
+        assert_eq!(p["p50"], 50.0);
+        assert_eq!(p["p99"], 99.0);
+        assert_eq!(p["max"], 100.0);
+    }
+}
