@@ -82,3 +82,77 @@ fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
         "stack taken down"
     );
 }
+
+/// The fast loader (stress/loader) on a fresh stack, with the instrument's floor measured in
+/// the same sitting: 0 KO, 0 inconsistencies, a clean audit, the exact schedule delivered,
+/// and a POST log whose 200s are exactly the stored rows. Never asserts latency.
+#[test]
+fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    common::succeed(
+        Command::new(env!("CARGO"))
+            .args(["build", "--locked", "-q", "-p", "crebito-loader"])
+            .current_dir(root),
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stress/run.sh"))
+        .args(["--loader", "fast", "--floor", "--scale", "2"])
+        .args(["--duration-scale", "0.05", "--out"])
+        .arg(out_dir.path())
+        .env("PORT", port.to_string())
+        .env(
+            "STACK_DIR",
+            std::env::temp_dir().join(format!("crebito-stress-test-{port}")),
+        )
+        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
+        .env("LOADER_BIN", format!("{root}/target/debug/crebito-loader"))
+        .status()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("summary.json"))
+            .expect("summary.json written"),
+    )
+    .unwrap();
+    assert!(status.success(), "stress/run.sh failed: {summary:#}");
+    assert_eq!(summary["loader"], "crebito-loader");
+    assert_eq!(summary["ko"], 0, "{:#}", summary["ko_by_cause"]);
+    assert_eq!(summary["inconsistencies"], 0);
+    assert_eq!(summary["audit"]["ok"], true, "{:#}", summary["audit"]);
+    for (scenario, peak) in [("debitos", 440.0), ("creditos", 220.0), ("extratos", 20.0)] {
+        let got = summary["per_scenario"][scenario]["requests"]
+            .as_f64()
+            .unwrap();
+        // The open model is deterministic: the schedule's own count, not an estimate.
+        assert_eq!(got, expected(peak, 0.05).ceil(), "{scenario}");
+    }
+    assert_eq!(
+        summary["floor"]["ko"], 0,
+        "the constant nginx answered everything"
+    );
+    assert_eq!(summary["floor"]["requests"], summary["requests"]);
+
+    // The client's own log: one line per POST, and its 200s are what the ledger holds.
+    let log = std::fs::read_to_string(out_dir.path().join("posts.csv")).unwrap();
+    let lines: Vec<&str> = log.lines().skip(1).collect();
+    let posts = summary["per_scenario"]["debitos"]["requests"]
+        .as_u64()
+        .unwrap()
+        + summary["per_scenario"]["creditos"]["requests"]
+            .as_u64()
+            .unwrap();
+    assert_eq!(lines.len() as u64, posts);
+    let answered_200 = lines
+        .iter()
+        .filter(|l| l.split(',').nth(4) == Some("200"))
+        .count();
+    assert_eq!(
+        summary["audit"]["stored_transactions"].as_u64().unwrap(),
+        answered_200 as u64
+    );
+    let html = std::fs::read_to_string(out_dir.path().join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("PASSED"),
+        "timeline report"
+    );
+}

@@ -110,7 +110,10 @@ fn descricao(run: u64, seq: u64) -> [u8; 10] {
 fn main() {
     let args = Args::parse();
     if !args.target.ip().is_loopback() {
-        eprintln!("crebito-loader: refusing to load {}: only loopback targets", args.target);
+        eprintln!(
+            "crebito-loader: refusing to load {}: only loopback targets",
+            args.target
+        );
         std::process::exit(2);
     }
     raise_nofile();
@@ -209,7 +212,10 @@ fn main() {
 
 fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(f, "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous")?;
+    writeln!(
+        f,
+        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous"
+    )?;
     for r in records {
         let Some(p) = &r.post else { continue };
         writeln!(
@@ -220,7 +226,10 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
             if p.credit { 'c' } else { 'd' },
             p.valor,
             r.status,
-            serde_json::to_value(r.outcome).expect("json").as_str().expect("str"),
+            serde_json::to_value(r.outcome)
+                .expect("json")
+                .as_str()
+                .expect("str"),
             r.attempts,
             r.first_ambiguous
         )?;
@@ -234,7 +243,8 @@ fn percentiles(mut us: Vec<u64>) -> serde_json::Value {
         return json!(null);
     }
     us.sort_unstable();
-    let at = |q: f64| us[((us.len() as f64 * q).ceil() as usize).clamp(1, us.len()) - 1] as f64 / 1e3;
+    let at =
+        |q: f64| us[((us.len() as f64 * q).ceil() as usize).clamp(1, us.len()) - 1] as f64 / 1e3;
     let avg = us.iter().sum::<u64>() as f64 / us.len() as f64 / 1e3;
     json!({"p50": at(0.50), "p75": at(0.75), "p95": at(0.95), "p99": at(0.99),
            "max": *us.last().unwrap() as f64 / 1e3, "avg": (avg * 1e3).round() / 1e3})
@@ -248,21 +258,36 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
     for r in records.iter().filter(|r| r.outcome != Outcome::Ok) {
         *by_cause.entry(r.outcome).or_default() += 1;
     }
-    let ok_under_250 = records.iter().filter(ok).filter(|r| r.latency_us < 250_000).count();
-    let sla_pct = if n > 0 { (ok_under_250 as f64 / n as f64 * 10_000.0).round() / 100.0 } else { 0.0 };
+    let ok_under_250 = records
+        .iter()
+        .filter(ok)
+        .filter(|r| r.latency_us < 250_000)
+        .count();
+    let sla_pct = if n > 0 {
+        (ok_under_250 as f64 / n as f64 * 10_000.0).round() / 100.0
+    } else {
+        0.0
+    };
     let per_scenario: BTreeMap<&str, serde_json::Value> = Scenario::ALL
         .iter()
         .map(|&s| {
             let rs: Vec<&Record> = records.iter().filter(|r| r.scenario == s).collect();
-            (s.name(), json!({
-                "requests": rs.len(),
-                "ko": rs.iter().filter(|r| r.outcome != Outcome::Ok).count(),
-                "latency_ms": percentiles(rs.iter().map(|r| r.latency_us).collect()),
-            }))
+            (
+                s.name(),
+                json!({
+                    "requests": rs.len(),
+                    "ko": rs.iter().filter(|r| r.outcome != Outcome::Ok).count(),
+                    "latency_ms": percentiles(rs.iter().map(|r| r.latency_us).collect()),
+                }),
+            )
         })
         .collect();
     // One row per second of the schedule: what was due then, and how it went.
-    let seconds = records.iter().map(|r| r.scheduled_us / 1_000_000).max().map_or(0, |m| m + 1);
+    let seconds = records
+        .iter()
+        .map(|r| r.scheduled_us / 1_000_000)
+        .max()
+        .map_or(0, |m| m + 1);
     let mut buckets: Vec<Vec<&Record>> = (0..seconds).map(|_| Vec::new()).collect();
     for r in records {
         buckets[(r.scheduled_us / 1_000_000) as usize].push(r);
@@ -319,7 +344,10 @@ fn cpu_seconds() -> f64 {
 fn raise_nofile() {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
             l.rlim_cur = l.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &l);

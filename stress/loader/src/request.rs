@@ -60,7 +60,9 @@ pub fn render(scenario: Scenario, client: u8, post: Option<&Post>, idempotent: b
     let mut req = Vec::with_capacity(256);
     match (scenario, post) {
         (Scenario::Extratos, _) | (_, None) => {
-            req.extend_from_slice(format!("GET /clientes/{client}/extrato HTTP/1.1\r\n").as_bytes());
+            req.extend_from_slice(
+                format!("GET /clientes/{client}/extrato HTTP/1.1\r\n").as_bytes(),
+            );
             req.extend_from_slice(
                 b"Host: localhost\r\nUser-Agent: Agente do Caos - 2024/Q1\r\nConnection: close\r\n\r\n",
             );
@@ -102,8 +104,18 @@ pub async fn send(addr: SocketAddr, req: &[u8], scenario: Scenario, timeout: Dur
         Ok::<_, std::io::Error>(buf)
     };
     let buf = match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => return Answer { outcome: Outcome::Timeout, status: 0 },
-        Ok(Err(_)) => return Answer { outcome: Outcome::Connection, status: 0 },
+        Err(_) => {
+            return Answer {
+                outcome: Outcome::Timeout,
+                status: 0,
+            };
+        }
+        Ok(Err(_)) => {
+            return Answer {
+                outcome: Outcome::Connection,
+                status: 0,
+            };
+        }
         Ok(Ok(buf)) => buf,
     };
     judge(scenario, &buf)
@@ -118,7 +130,10 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
         .and_then(|s| std::str::from_utf8(s).ok())
         .and_then(|s| s.parse::<u16>().ok())
     else {
-        return Answer { outcome: Outcome::Connection, status: 0 };
+        return Answer {
+            outcome: Outcome::Connection,
+            status: 0,
+        };
     };
     let accepted = match scenario {
         Scenario::Debitos => status == 200 || status == 422,
@@ -126,16 +141,28 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
         Scenario::Extratos => (200..300).contains(&status),
     };
     if !accepted {
-        return Answer { outcome: Outcome::Status, status };
+        return Answer {
+            outcome: Outcome::Status,
+            status,
+        };
     }
     if status == 422 {
-        return Answer { outcome: Outcome::Ok, status };
+        return Answer {
+            outcome: Outcome::Ok,
+            status,
+        };
     }
     let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Answer { outcome: Outcome::Body, status };
+        return Answer {
+            outcome: Outcome::Body,
+            status,
+        };
     };
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&response[at + 4..]) else {
-        return Answer { outcome: Outcome::Body, status };
+        return Answer {
+            outcome: Outcome::Body,
+            status,
+        };
     };
     let (saldo, limite) = match scenario {
         Scenario::Extratos => (&json["saldo"]["total"], &json["saldo"]["limite"]),
@@ -174,14 +201,25 @@ mod tests {
         assert_eq!(answer(Scenario::Extratos, extrato).0, Outcome::Ok);
         let not_int = "HTTP/1.1 200 OK\r\n\r\n{\"limite\":1000,\"saldo\":1.5}";
         assert_eq!(answer(Scenario::Creditos, not_int).0, Outcome::Inconsistent);
-        assert_eq!(answer(Scenario::Creditos, "HTTP/1.1 200 OK\r\n\r\nnope").0, Outcome::Body);
+        assert_eq!(
+            answer(Scenario::Creditos, "HTTP/1.1 200 OK\r\n\r\nnope").0,
+            Outcome::Body
+        );
         assert_eq!(answer(Scenario::Creditos, "").0, Outcome::Connection);
-        assert_eq!(answer(Scenario::Creditos, "HTTP/1.1 20").0, Outcome::Connection);
+        assert_eq!(
+            answer(Scenario::Creditos, "HTTP/1.1 20").0,
+            Outcome::Connection
+        );
     }
 
     #[test]
     fn renders_the_official_requests() {
-        let p = Post { client: 3, credit: false, valor: 42, descricao: *b"abcdefghij" };
+        let p = Post {
+            client: 3,
+            credit: false,
+            valor: 42,
+            descricao: *b"abcdefghij",
+        };
         let r = String::from_utf8(render(Scenario::Debitos, 3, Some(&p), true)).unwrap();
         assert!(r.starts_with("POST /clientes/3/transacoes HTTP/1.1\r\n"));
         assert!(r.ends_with(r#"{"valor": 42, "tipo": "d", "descricao": "abcdefghij"}"#));

@@ -98,7 +98,11 @@ mod tests {
         let in_second = |s: f64| a.iter().filter(|&&t| t >= s && t < s + 1.0).count() as f64;
         assert!((in_second(0.0) - 1.9).abs() < 1.5, "{}", in_second(0.0));
         assert!((in_second(60.0) - 110.5).abs() < 2.0, "{}", in_second(60.0));
-        assert!((in_second(119.0) - 219.0).abs() < 2.5, "{}", in_second(119.0));
+        assert!(
+            (in_second(119.0) - 219.0).abs() < 2.5,
+            "{}",
+            in_second(119.0)
+        );
         assert_eq!(in_second(150.0), 220.0);
     }
 
@@ -107,6 +111,9 @@ mod tests {
         let a = official(4.0, 0.25);
         let debits = a.iter().filter(|(_, s)| *s == Scenario::Debitos).count();
         // Ramp 1 → 880 over 30 s, then 880/s for 30 s.
-        assert_eq!(debits, ((1.0 + 880.0) / 2.0 * 30.0_f64).ceil() as usize + 880 * 30);
+        assert_eq!(
+            debits,
+            ((1.0 + 880.0) / 2.0 * 30.0_f64).ceil() as usize + 880 * 30
+        );
     }
 }
