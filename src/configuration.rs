@@ -28,6 +28,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or update the schema and seed the five clients, then exit.
     Migrate(StoreArgs),
+    /// Ask a running instance's /healthz; exit 0 if it answers 200, 1 otherwise (for
+    /// container health checks: the image has no shell or curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The address the instance listens on: `HOST:PORT` or `unix:/path/to.sock`.
+    #[arg(long, env = "CREBITO_LISTEN", default_value = "127.0.0.1:9999")]
+    pub listen: ListenAddr,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -74,6 +84,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CREBITO_REQUEST_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
+
+    /// Seconds the store gets to answer a request; after that the client gets 504 ("outcome
+    /// unknown: retry with the same Idempotency-Key") instead of waiting for its own timeout.
+    #[arg(long, env = "CREBITO_STORE_TIMEOUT", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub store_timeout: u64,
 
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the remaining
     /// connections are closed.

@@ -7,6 +7,7 @@
 
 pub mod configuration;
 pub mod domain;
+pub mod healthcheck;
 pub mod http;
 pub mod shutdown;
 pub mod startup;

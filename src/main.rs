@@ -1,4 +1,4 @@
-//! The `crebito` binary: `serve` (default) and `migrate`.
+//! The `crebito` binary: `serve` (default), `migrate` and `healthcheck`.
 
 use std::process::ExitCode;
 
@@ -19,6 +19,15 @@ fn main() -> ExitCode {
     let workers = match &command {
         Command::Serve(args) => args.workers,
         Command::Migrate(_) => Some(1),
+        Command::Healthcheck(args) => {
+            return match crebito::healthcheck::check(&args.listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(why) => {
+                    eprintln!("crebito: unhealthy: {why}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     // One worker: a current-thread runtime, without the work-stealing machinery (what the
     // contest stack runs, each instance on a fraction of a core).
@@ -68,6 +77,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Command::Healthcheck(_) => unreachable!("answered before the runtime starts"),
         }
     })
 }

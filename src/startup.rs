@@ -144,6 +144,7 @@ async fn serve_with<L: Ledger>(
         limits: Limits {
             max_body: args.max_body,
             body_timeout: Duration::from_secs(args.request_timeout),
+            store_timeout: Duration::from_secs(args.store_timeout),
         },
         metrics: Metrics::default(),
     });

@@ -243,3 +243,28 @@ fn migrate_creates_and_seeds_the_store_then_exits_0() {
         .unwrap();
     assert_eq!(clients, 5);
 }
+
+#[test]
+fn healthcheck_exits_0_for_a_live_instance_and_1_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, address) = start(dir.path(), &[]);
+    let run = |listen: &str| {
+        Command::new(BIN)
+            .args(["healthcheck", "--listen", listen])
+            .output()
+            .unwrap()
+    };
+    let ok = run(&address);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dead = format!("127.0.0.1:{}", common::free_port());
+    let down = run(&dead);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
+    let no_socket = run("unix:/nonexistent/crebito.sock");
+    assert_eq!(no_socket.status.code(), Some(1));
+}

@@ -136,6 +136,23 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
                 svc["depends_on"]["db"]["condition"], "service_healthy",
                 "health-gated start"
             );
+            let health: Vec<&str> = svc["healthcheck"]["test"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                health,
+                [
+                    "CMD",
+                    "/crebito",
+                    "healthcheck",
+                    "--listen",
+                    &format!("unix:{sock}")
+                ],
+                "{file}: {api} checks its own socket"
+            );
         }
         let lb = &c["services"]["nginx"];
         assert!(
@@ -177,6 +194,22 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
                 .as_sequence()
                 .is_some()
         );
+        for (name, svc) in services(&c) {
+            assert_eq!(
+                svc["restart"], "unless-stopped",
+                "{file}: {name:?} restarts"
+            );
+            assert!(
+                svc["healthcheck"]["test"].is_sequence(),
+                "{file}: {name:?} health"
+            );
+        }
+        for api in ["api1", "api2"] {
+            assert_eq!(
+                lb["depends_on"][api]["condition"], "service_healthy",
+                "{file}: nginx waits for healthy instances"
+            );
+        }
     }
     assert!(
         compose("deploy/docker-compose.prod.yml")["services"]["api1"]["build"].is_null(),

@@ -26,6 +26,21 @@ CREATE TABLE IF NOT EXISTS transacoes (
 
 CREATE INDEX IF NOT EXISTS transacoes_cliente_id_id ON transacoes (cliente_id, id DESC);
 
+-- Idempotency keys (the Idempotency-Key header), each with the answer its first request got:
+-- `aplicada` true is a 200 with saldo/limite, false a 422 over the limit. The primary key is
+-- what makes two requests racing with one key apply once (apply_once.sql). Rows older than
+-- the retention (24 h) are purged (purge_keys.sql).
+CREATE TABLE IF NOT EXISTS idempotencia (
+    cliente_id integer     NOT NULL,
+    chave      varchar(64) NOT NULL,
+    pedido     text        NOT NULL,
+    aplicada   boolean     NOT NULL,
+    saldo      bigint,
+    limite     bigint,
+    criada_em  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cliente_id, chave)
+);
+
 INSERT INTO clientes (id, limite) VALUES
     (1, 100000),
     (2, 80000),

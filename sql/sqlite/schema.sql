@@ -20,6 +20,19 @@ CREATE TABLE IF NOT EXISTS transacoes (
 
 CREATE INDEX IF NOT EXISTS transacoes_cliente_id_id ON transacoes (cliente_id, id DESC);
 
+-- Idempotency keys (the Idempotency-Key header), each with the answer its first request got:
+-- `aplicada` 1 is a 200 with saldo/limite, 0 a 422 over the limit. Purged after the retention.
+CREATE TABLE IF NOT EXISTS idempotencia (
+    cliente_id INTEGER NOT NULL,
+    chave      TEXT    NOT NULL,
+    pedido     TEXT    NOT NULL,
+    aplicada   INTEGER NOT NULL,
+    saldo      INTEGER,
+    limite     INTEGER,
+    criada_em  INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+    PRIMARY KEY (cliente_id, chave)
+);
+
 INSERT OR IGNORE INTO clientes (id, limite) VALUES
     (1, 100000),
     (2, 80000),

@@ -7,11 +7,13 @@
 //! turns a failed parse into a 404 or a 422; the stores never see invalid data.
 
 mod client_id;
+mod idempotency_key;
 mod statement;
 mod timestamp;
 mod transaction;
 
 pub use client_id::ClientId;
+pub use idempotency_key::{IdempotencyKey, InvalidKey};
 pub use statement::{Balance, CorruptEntry, Statement, StatementBalance, StatementEntry};
 pub use timestamp::Timestamp;
 pub use transaction::{Amount, Description, Kind, Rejection, Transaction};

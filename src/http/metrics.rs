@@ -14,7 +14,7 @@ use hyper::StatusCode;
 use super::routes::Route;
 
 /// Status codes the API can answer; anything else is counted under `other`.
-const STATUSES: [u16; 10] = [200, 400, 404, 405, 408, 413, 422, 500, 503, 0];
+const STATUSES: [u16; 11] = [200, 400, 404, 405, 408, 413, 422, 500, 503, 504, 0];
 /// Histogram bucket upper bounds, in microseconds.
 const BUCKETS_US: [u64; 12] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 250_000, 1_000_000,

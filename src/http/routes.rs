@@ -2,8 +2,8 @@
 //!
 //! | request                              | outcome                                          |
 //! |--------------------------------------|--------------------------------------------------|
-//! | `POST /clientes/{id}/transacoes`     | 200 balance · 404 unknown/non-numeric id · 422 invalid body or over the limit · 413 body too big · 408 body too slow · 503 store down |
-//! | `GET /clientes/{id}/extrato`         | 200 statement · 404 · 503                        |
+//! | `POST /clientes/{id}/transacoes`     | 200 balance · 404 unknown/non-numeric id · 422 invalid body, over the limit, bad or reused `Idempotency-Key` · 413 body too big · 408 body too slow · 503 not applied, retry · 504 outcome unknown |
+//! | `GET /clientes/{id}/extrato`         | 200 statement · 404 · 503 · 504                  |
 //! | `GET /healthz`                       | 200 `Healthy` · 503                              |
 //! | `GET /metrics`                       | 200 Prometheus text                              |
 //! | known path, other method             | 405 with `Allow`                                 |
@@ -18,8 +18,8 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::metrics::Metrics;
-use crate::domain::{ClientId, Transaction};
-use crate::store::{Ledger, LedgerError};
+use crate::domain::{ClientId, IdempotencyKey, Transaction};
+use crate::store::{Ledger, LedgerError, Once};
 
 /// Request-level bounds (their defaults and ranges: `crate::configuration`).
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +28,12 @@ pub struct Limits {
     pub max_body: usize,
     /// How long a client may take to send its body once the headers are in (408 after).
     pub body_timeout: Duration,
+    /// How long the store may take to answer (504, outcome unknown, after).
+    pub store_timeout: Duration,
 }
+
+/// The optional header that makes a POST safe to retry.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// What a request is for, as far as metrics are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,9 +132,10 @@ async fn dispatch<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> (Route, Re
         }
         Target::Healthz => {
             let resp = if method == Method::GET || method == Method::HEAD {
-                match app.ledger.ping().await {
+                let ping = tokio::time::timeout(app.limits.store_timeout, app.ledger.ping()).await;
+                match ping.unwrap_or(Err(LedgerError::Unknown)) {
                     Ok(()) => text(StatusCode::OK, "Healthy"),
-                    Err(e) => ledger_error(e),
+                    Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
                 }
             } else {
                 method_not_allowed("GET, HEAD")
@@ -167,6 +173,28 @@ async fn post_transaction<L: Ledger>(
     if announced.is_some_and(|n| n > app.limits.max_body as u64) {
         return too_large();
     }
+    // One key at most, of 1 to 64 visible ASCII characters.
+    let mut keys = req.headers().get_all(IDEMPOTENCY_KEY).iter();
+    let key = match (keys.next(), keys.next()) {
+        (None, _) => None,
+        (Some(v), None) => match IdempotencyKey::parse(v.as_bytes()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                return drain_then(req, app, text_owned(StatusCode::UNPROCESSABLE_ENTITY, e)).await;
+            }
+        },
+        (Some(_), Some(_)) => {
+            return drain_then(
+                req,
+                app,
+                text(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "one Idempotency-Key at most",
+                ),
+            )
+            .await;
+        }
+    };
     let body = Limited::new(req.into_body(), app.limits.max_body);
     let body = match tokio::time::timeout(app.limits.body_timeout, body.collect()).await {
         Err(_) => return close(text(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
@@ -182,9 +210,38 @@ async fn post_transaction<L: Ledger>(
         Ok(t) => t,
         Err(rejection) => return text(StatusCode::UNPROCESSABLE_ENTITY, rejection.message()),
     };
-    match app.ledger.apply(id, &transaction).await {
+    let deadline = app.limits.store_timeout;
+    let Some(key) = key else {
+        let applied = tokio::time::timeout(deadline, app.ledger.apply(id, &transaction)).await;
+        return match applied.unwrap_or(Err(LedgerError::Unknown)) {
+            Ok(balance) => json(&balance),
+            Err(e) => ledger_error(e),
+        };
+    };
+    let once = tokio::time::timeout(deadline, app.ledger.apply_once(id, &transaction, &key))
+        .await
+        .unwrap_or(Once {
+            outcome: Err(LedgerError::Unknown),
+            replayed: false,
+        });
+    let mut resp = match once.outcome {
         Ok(balance) => json(&balance),
         Err(e) => ledger_error(e),
+    };
+    if once.replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+/// Answers `resp` once the body is read (or found too large or too slow), so that the
+/// connection stays usable for the client's next request.
+async fn drain_then<L: Ledger>(req: Request<Incoming>, app: &App<L>, resp: Resp) -> Resp {
+    let body = Limited::new(req.into_body(), app.limits.max_body);
+    match tokio::time::timeout(app.limits.body_timeout, body.collect()).await {
+        Ok(Ok(_)) => resp,
+        _ => close(resp),
     }
 }
 
@@ -192,17 +249,35 @@ async fn get_statement<L: Ledger>(app: &App<L>, id: Option<ClientId>) -> Resp {
     let Some(id) = id else {
         return text(StatusCode::NOT_FOUND, "client not found");
     };
-    match app.ledger.statement(id).await {
+    let read = tokio::time::timeout(app.limits.store_timeout, app.ledger.statement(id)).await;
+    match read.unwrap_or(Err(LedgerError::Unknown)) {
         Ok(statement) => json(&statement),
+        // A read changes nothing: "unknown" only means "no answer in time".
+        Err(LedgerError::Unknown) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            "store did not answer in time; retry",
+        ),
         Err(e) => ledger_error(e),
     }
 }
 
+/// What each store outcome tells the client (docs/src/challenge.md, "Faults").
 fn ledger_error(e: LedgerError) -> Resp {
     match e {
         LedgerError::UnknownClient => text(StatusCode::NOT_FOUND, "client not found"),
         LedgerError::LimitExceeded => text(StatusCode::UNPROCESSABLE_ENTITY, "over the limit"),
-        LedgerError::Unavailable => text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+        LedgerError::KeyReused => text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key already used with a different request",
+        ),
+        LedgerError::Unavailable => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable: not applied, retry",
+        ),
+        LedgerError::Unknown => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            "outcome unknown: retry with the same Idempotency-Key to apply it at most once",
+        ),
     }
 }
 
@@ -217,6 +292,12 @@ fn json<T: serde::Serialize>(value: &T) -> Resp {
         // Our own types always serialise; this arm exists so that nothing here can panic.
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
+}
+
+fn text_owned(status: StatusCode, e: impl std::fmt::Display) -> Resp {
+    let mut r = text(status, "");
+    *r.body_mut() = Full::new(Bytes::from(e.to_string()));
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Resp {

@@ -10,9 +10,10 @@ pub mod sqlite;
 
 use std::future::Future;
 
-use crate::domain::{Balance, ClientId, Statement, Transaction};
+use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
 
-/// Why a store did not do what was asked.
+/// Why a store did not do what was asked. Each variant says what became of the request,
+/// which is what the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
     /// No client has this id: 404.
@@ -21,10 +22,31 @@ pub enum LedgerError {
     /// The debit would leave the balance below `-limite`, or the credit would overflow it: 422.
     #[error("transaction refused: over the limit")]
     LimitExceeded,
-    /// The store could not be reached or failed; nothing was applied twice: 503.
+    /// The idempotency key was used before for a different request; nothing applied: 422.
+    #[error("idempotency key reused with a different request")]
+    KeyReused,
+    /// The store could not be reached, or refused the work as a whole: certainly not
+    /// applied, safe to retry: 503.
     #[error("store unavailable")]
     Unavailable,
+    /// The request reached the store but no answer came back (connection lost after the
+    /// query was sent, or the deadline passed): it may or may not have been applied. A retry
+    /// with the same `Idempotency-Key` is safe and tells which: 504.
+    #[error("outcome unknown")]
+    Unknown,
 }
+
+/// What [`Ledger::apply_once`] did with a keyed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Once {
+    /// The answer: freshly computed, or the one stored with the key.
+    pub outcome: Result<Balance, LedgerError>,
+    /// The key had been seen with this very request: its stored answer, nothing applied.
+    pub replayed: bool,
+}
+
+/// How long a store remembers an idempotency key at least; older keys are purged.
+pub const KEY_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The two operations of the API, one round trip (or one atomic step) each.
 pub trait Ledger: Send + Sync + 'static {
@@ -34,6 +56,17 @@ pub trait Ledger: Send + Sync + 'static {
         client: ClientId,
         transaction: &Transaction,
     ) -> impl Future<Output = Result<Balance, LedgerError>> + Send;
+
+    /// Applies a transaction at most once per `key` and client: the first time, exactly as
+    /// [`Ledger::apply`], storing the key with the answer atomically; afterwards, the stored
+    /// answer (`replayed`), or [`LedgerError::KeyReused`] if the request differs. Two
+    /// requests racing with one key, on any instances, apply once.
+    fn apply_once(
+        &self,
+        client: ClientId,
+        transaction: &Transaction,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Once> + Send;
 
     /// Reads the balance and the [`Statement::LAST`] newest transactions, consistently.
     fn statement(

@@ -7,9 +7,13 @@
 //! A few connections, not a pool: tokio-postgres pipelines concurrent queries on one
 //! connection, and more than a handful of sessions fighting over five hot rows only adds
 //! lock waits. Requests are spread round-robin over the slots. When a connection is lost,
-//! the requests on it get 503 (a query is never re-sent, so nothing is applied twice),
-//! the slot is marked dead, and a background task reconnects with backoff; meanwhile the
-//! other slots carry the traffic.
+//! the slot is marked dead and a background task reconnects with backoff; meanwhile the
+//! other slots carry the traffic. A query is never re-sent, so nothing is applied twice,
+//! and the caller is told what is known: no live connection, or a statement the server
+//! refused, is `Unavailable` (certainly not applied); a connection that broke after the
+//! query was sent is `Unknown` (maybe applied; a retry with an idempotency key tells).
+//! The one exception, `apply_once` after a unique violation on its key, re-asks a statement
+//! that the server has already rolled back as a whole.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -17,12 +21,16 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, Config, NoTls, Statement as Prepared};
 
-use super::{Ledger, LedgerError};
-use crate::domain::{Balance, ClientId, Statement, StatementEntry, Transaction};
+use tokio_postgres::error::SqlState;
+
+use super::{KEY_RETENTION, Ledger, LedgerError, Once};
+use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Transaction};
 
 const SCHEMA: &str = include_str!("../../sql/postgres/schema.sql");
 const APPLY: &str = include_str!("../../sql/postgres/apply.sql");
 const STATEMENT: &str = include_str!("../../sql/postgres/statement.sql");
+const APPLY_ONCE: &str = include_str!("../../sql/postgres/apply_once.sql");
+const PURGE_KEYS: &str = include_str!("../../sql/postgres/purge_keys.sql");
 const PERSISTENCE: &str = include_str!("../../sql/postgres/persistence.sql");
 
 /// How the tables are stored: the store's own notion, onto which the CLI's profile
@@ -45,8 +53,12 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(15);
 struct Conn {
     client: Client,
     apply: Prepared,
+    apply_once: Prepared,
     statement: Prepared,
 }
+
+/// How often each instance purges expired idempotency keys.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 struct Slot {
     conn: RwLock<Option<Arc<Conn>>>,
@@ -55,6 +67,7 @@ struct Slot {
 
 struct Shared {
     config: Config,
+    persistence: Persistence,
     slots: Vec<Slot>,
 }
 
@@ -80,8 +93,14 @@ impl PgLedger {
         for _ in 1..connections {
             slots.push(Slot::new(Some(open(&config).await?)));
         }
+        let shared = Arc::new(Shared {
+            config,
+            persistence,
+            slots,
+        });
+        tokio::spawn(purge_keys(Arc::downgrade(&shared)));
         Ok(PgLedger {
-            shared: Arc::new(Shared { config, slots }),
+            shared,
             next: AtomicUsize::new(0),
         })
     }
@@ -115,13 +134,21 @@ impl PgLedger {
         }
     }
 
-    /// Maps a driver error to 503, and retires slot `i` if its connection is gone.
+    /// What a failed query means for the client, and retires slot `i` if its connection
+    /// is gone. The server refusing a statement (an error it reports, other than its own
+    /// shutdown) means the statement rolled back: `Unavailable`. Anything else — the
+    /// connection broke, the server went away mid-statement — may have committed: `Unknown`.
     fn failed(&self, i: usize, conn: &Conn, e: tokio_postgres::Error) -> LedgerError {
         tracing::error!(error = %e, db = ?e.as_db_error().map(|d| d.message()), "postgres query failed");
         if conn.client.is_closed() {
             self.mark_dead(i);
         }
-        LedgerError::Unavailable
+        match e.as_db_error() {
+            Some(db) if !matches!(&db.code().code()[..2], "57" | "08" | "58" | "XX") => {
+                LedgerError::Unavailable
+            }
+            _ => LedgerError::Unknown,
+        }
     }
 }
 
@@ -151,12 +178,73 @@ impl Ledger for PgLedger {
             )
             .await
             .map_err(|e| self.failed(slot, &conn, e))?;
-        let saldo: Option<i64> = row.get(0);
-        let limite: Option<i64> = row.get(1);
-        match (saldo, limite) {
-            (Some(saldo), Some(limite)) => Ok(Balance { saldo, limite }),
-            _ if row.get::<_, Option<bool>>(2) == Some(true) => Err(LedgerError::LimitExceeded),
-            _ => Err(LedgerError::UnknownClient),
+        decode_apply(&row)
+    }
+
+    async fn apply_once(&self, client: ClientId, t: &Transaction, key: &IdempotencyKey) -> Once {
+        let fingerprint = t.fingerprint();
+        // Twice at most: a unique violation on the key means a racing request with the same
+        // key committed first, and this statement was rolled back whole; asked again, it finds
+        // the key and replays that request's answer.
+        for attempt in 0..2 {
+            let (slot, conn) = match self.conn() {
+                Ok(c) => c,
+                Err(e) => {
+                    return Once {
+                        outcome: Err(e),
+                        replayed: false,
+                    };
+                }
+            };
+            let row = conn
+                .client
+                .query_one(
+                    &conn.apply_once,
+                    &[
+                        &client.get(),
+                        &t.delta(),
+                        &t.amount.get(),
+                        &t.kind.as_str(),
+                        &t.description.as_str(),
+                        &key.as_str(),
+                        &fingerprint,
+                    ],
+                )
+                .await;
+            let row = match row {
+                Ok(row) => row,
+                Err(e) if attempt == 0 && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
+                Err(e) => {
+                    return Once {
+                        outcome: Err(self.failed(slot, &conn, e)),
+                        replayed: false,
+                    };
+                }
+            };
+            if let Some(pedido) = row.get::<_, Option<&str>>(3) {
+                let outcome = if pedido != fingerprint {
+                    Err(LedgerError::KeyReused)
+                } else if row.get::<_, bool>(4) {
+                    Ok(Balance {
+                        saldo: row.get(5),
+                        limite: row.get(6),
+                    })
+                } else {
+                    Err(LedgerError::LimitExceeded)
+                };
+                return Once {
+                    replayed: outcome != Err(LedgerError::KeyReused),
+                    outcome,
+                };
+            }
+            return Once {
+                outcome: decode_apply(&row),
+                replayed: false,
+            };
+        }
+        Once {
+            outcome: Err(LedgerError::Unavailable),
+            replayed: false,
         }
     }
 
@@ -199,6 +287,34 @@ impl Ledger for PgLedger {
     }
 }
 
+/// The first three columns of apply.sql and apply_once.sql: the new balance, or why not.
+fn decode_apply(row: &tokio_postgres::Row) -> Result<Balance, LedgerError> {
+    let saldo: Option<i64> = row.get(0);
+    let limite: Option<i64> = row.get(1);
+    match (saldo, limite) {
+        (Some(saldo), Some(limite)) => Ok(Balance { saldo, limite }),
+        _ if row.get::<_, Option<bool>>(2) == Some(true) => Err(LedgerError::LimitExceeded),
+        _ => Err(LedgerError::UnknownClient),
+    }
+}
+
+/// Every [`PURGE_EVERY`], forgets keys older than [`KEY_RETENTION`]; ends with the ledger.
+async fn purge_keys(shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(PURGE_EVERY).await;
+        let Some(s) = shared.upgrade() else { return };
+        let conn = s.slots[0].conn.read().expect("not poisoned").clone();
+        drop(s);
+        if let Some(conn) = conn {
+            let secs = KEY_RETENTION.as_secs_f64();
+            match conn.client.execute(PURGE_KEYS, &[&secs]).await {
+                Ok(n) => tracing::debug!(purged = n, "expired idempotency keys"),
+                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+            }
+        }
+    }
+}
+
 async fn connect_raw(config: &Config) -> Result<Client, tokio_postgres::Error> {
     let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
@@ -225,10 +341,12 @@ async fn connect_with_patience(config: &Config) -> Result<Client, tokio_postgres
 
 async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
     let apply = client.prepare(APPLY).await?;
+    let apply_once = client.prepare(APPLY_ONCE).await?;
     let statement = client.prepare(STATEMENT).await?;
     Ok(Conn {
         client,
         apply,
+        apply_once,
         statement,
     })
 }
@@ -259,7 +377,8 @@ async fn migrate(client: &Client, persistence: Persistence) -> Result<(), tokio_
             tracing::info!(?persistence, "setting tables {to}");
             client
                 .batch_execute(&format!(
-                    "ALTER TABLE transacoes SET {to}; ALTER TABLE clientes SET {to};"
+                    "ALTER TABLE transacoes SET {to}; ALTER TABLE idempotencia SET {to}; \
+                     ALTER TABLE clientes SET {to};"
                 ))
                 .await?;
         }
@@ -272,11 +391,20 @@ async fn migrate(client: &Client, persistence: Persistence) -> Result<(), tokio_
     result
 }
 
+/// Reopens slot `i`, retrying every 50–250 ms (a restarted server is usually back within a
+/// second). The schema and the seed are applied again first: a crash of a server running
+/// the contest profile empties its UNLOGGED tables, clients included, and the ledger must
+/// come back consistent (five clients at saldo 0, no transactions) rather than all 404s.
 async fn reconnect(shared: std::sync::Weak<Shared>, i: usize) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(s) = shared.upgrade() else { return };
-        match open(&s.config).await {
+        let reopened = async {
+            let client = connect_raw(&s.config).await?;
+            migrate(&client, s.persistence).await?;
+            prepare(client).await
+        };
+        match reopened.await {
             Ok(conn) => {
                 *s.slots[i].conn.write().expect("not poisoned") = Some(Arc::new(conn));
                 s.slots[i].reconnecting.store(false, Ordering::Release);
@@ -289,6 +417,6 @@ async fn reconnect(shared: std::sync::Weak<Shared>, i: usize) {
         }
         drop(s);
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        backoff = (backoff * 2).min(Duration::from_millis(250));
     }
 }

@@ -14,14 +14,19 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Ledger, LedgerError};
-use crate::domain::{Balance, ClientId, Statement, StatementEntry, Timestamp, Transaction};
+use super::{KEY_RETENTION, Ledger, LedgerError, Once};
+use crate::domain::{
+    Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Timestamp, Transaction,
+};
 
 const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
 const APPLY: &str = include_str!("../../sql/sqlite/apply.sql");
 const INSERT: &str = include_str!("../../sql/sqlite/insert.sql");
 const STATEMENT: &str = include_str!("../../sql/sqlite/statement.sql");
 const CLIENT_EXISTS: &str = include_str!("../../sql/sqlite/client_exists.sql");
+const KEY_LOOKUP: &str = include_str!("../../sql/sqlite/key_lookup.sql");
+const KEY_INSERT: &str = include_str!("../../sql/sqlite/key_insert.sql");
+const PURGE_KEYS: &str = include_str!("../../sql/sqlite/purge_keys.sql");
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +46,7 @@ enum Command {
         Transaction,
         oneshot::Sender<Result<Balance, LedgerError>>,
     ),
+    ApplyOnce(ClientId, Transaction, IdempotencyKey, oneshot::Sender<Once>),
     Statement(ClientId, oneshot::Sender<Result<Statement, LedgerError>>),
     Ping(oneshot::Sender<Result<(), LedgerError>>),
 }
@@ -91,6 +97,19 @@ impl Ledger for SqliteLedger {
             .await
     }
 
+    async fn apply_once(&self, client: ClientId, t: &Transaction, key: &IdempotencyKey) -> Once {
+        let unavailable = Once {
+            outcome: Err(LedgerError::Unavailable),
+            replayed: false,
+        };
+        let (reply, rx) = oneshot::channel();
+        let command = Command::ApplyOnce(client, *t, key.clone(), reply);
+        if self.tx.send(command).await.is_err() {
+            return unavailable;
+        }
+        rx.await.unwrap_or(unavailable)
+    }
+
     async fn statement(&self, client: ClientId) -> Result<Statement, LedgerError> {
         self.call(|reply| Command::Statement(client, reply)).await
     }
@@ -99,6 +118,9 @@ impl Ledger for SqliteLedger {
         self.call(Command::Ping).await
     }
 }
+
+/// How often the writer forgets idempotency keys older than the retention.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Most commands served by one commit.
 const BATCH: usize = 256;
@@ -112,7 +134,15 @@ const BATCH: usize = 256;
 fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
     let mut batch = std::collections::VecDeque::with_capacity(BATCH);
     let mut replies = Vec::with_capacity(BATCH);
+    let mut purged = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
+        if purged.elapsed() >= PURGE_EVERY {
+            purged = std::time::Instant::now();
+            let before = Timestamp::now().micros() - KEY_RETENTION.as_micros() as i64;
+            if let Err(e) = conn.execute(PURGE_KEYS, params![before]) {
+                tracing::warn!(error = %e, "purging idempotency keys failed");
+            }
+        }
         batch.push_back(first);
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -139,6 +169,7 @@ enum Reply {
         oneshot::Sender<Result<Balance, LedgerError>>,
         Result<Balance, LedgerError>,
     ),
+    ApplyOnce(oneshot::Sender<Once>, Once),
     Statement(
         oneshot::Sender<Result<Statement, LedgerError>>,
         Result<Statement, LedgerError>,
@@ -151,6 +182,7 @@ impl Reply {
     fn send(self) {
         match self {
             Reply::Apply(tx, r) => drop(tx.send(r)),
+            Reply::ApplyOnce(tx, r) => drop(tx.send(r)),
             Reply::Statement(tx, r) => drop(tx.send(r)),
             Reply::Ping(tx) => drop(tx.send(Ok(()))),
         }
@@ -159,6 +191,10 @@ impl Reply {
     fn unavailable(self) {
         match self {
             Reply::Apply(tx, _) => drop(tx.send(Err(LedgerError::Unavailable))),
+            Reply::ApplyOnce(tx, _) => drop(tx.send(Once {
+                outcome: Err(LedgerError::Unavailable),
+                replayed: false,
+            })),
             Reply::Statement(tx, _) => drop(tx.send(Err(LedgerError::Unavailable))),
             Reply::Ping(tx) => drop(tx.send(Err(LedgerError::Unavailable))),
         }
@@ -168,6 +204,13 @@ impl Reply {
     fn unserved(c: Command) -> Reply {
         match c {
             Command::Apply(_, _, tx) => Reply::Apply(tx, Err(LedgerError::Unavailable)),
+            Command::ApplyOnce(_, _, _, tx) => Reply::ApplyOnce(
+                tx,
+                Once {
+                    outcome: Err(LedgerError::Unavailable),
+                    replayed: false,
+                },
+            ),
             Command::Statement(_, tx) => Reply::Statement(tx, Err(LedgerError::Unavailable)),
             Command::Ping(tx) => Reply::Ping(tx),
         }
@@ -177,6 +220,7 @@ impl Reply {
 /// What serving one command produced, before its reply slot is paired with it.
 enum Served {
     Apply(Result<Balance, LedgerError>),
+    ApplyOnce(Once),
     Statement(Result<Statement, LedgerError>),
     Ping,
 }
@@ -192,6 +236,9 @@ fn serve_batch(
     while let Some(command) = batch.pop_front() {
         let served = match &command {
             Command::Apply(client, t, _) => apply(&txn, *client, t).map(Served::Apply),
+            Command::ApplyOnce(client, t, key, _) => {
+                apply_once(&txn, *client, t, key).map(Served::ApplyOnce)
+            }
             Command::Statement(client, _) => statement(&txn, *client).map(Served::Statement),
             Command::Ping(_) => txn.query_row("SELECT 1", [], |_| Ok(Served::Ping)),
         };
@@ -204,6 +251,7 @@ fn serve_batch(
         };
         replies.push(match (command, served) {
             (Command::Apply(_, _, tx), Served::Apply(r)) => Reply::Apply(tx, r),
+            (Command::ApplyOnce(_, _, _, tx), Served::ApplyOnce(r)) => Reply::ApplyOnce(tx, r),
             (Command::Statement(_, tx), Served::Statement(r)) => Reply::Statement(tx, r),
             (Command::Ping(tx), Served::Ping) => Reply::Ping(tx),
             _ => unreachable!("each command is served by its own arm"),
@@ -246,6 +294,60 @@ fn apply(
         Timestamp::now().micros(),
     ])?;
     Ok(Ok(balance))
+}
+
+/// `apply`, at most once per key: a known key replays its stored answer (or refuses a
+/// different request); a new one is stored with the answer, in the batch's transaction.
+fn apply_once(
+    txn: &rusqlite::Transaction<'_>,
+    client: ClientId,
+    t: &Transaction,
+    key: &IdempotencyKey,
+) -> rusqlite::Result<Once> {
+    let fingerprint = t.fingerprint();
+    let prev = txn
+        .prepare_cached(KEY_LOOKUP)?
+        .query_row(params![client.get(), key.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })
+        .optional()?;
+    if let Some((pedido, aplicada, saldo, limite)) = prev {
+        let outcome = match (pedido == fingerprint, aplicada, saldo, limite) {
+            (false, ..) => Err(LedgerError::KeyReused),
+            (true, true, Some(saldo), Some(limite)) => Ok(Balance { saldo, limite }),
+            (true, _, _, _) => Err(LedgerError::LimitExceeded),
+        };
+        return Ok(Once {
+            replayed: outcome != Err(LedgerError::KeyReused),
+            outcome,
+        });
+    }
+    let outcome = apply(txn, client, t)?;
+    let stored = match outcome {
+        Ok(b) => Some((true, Some(b.saldo), Some(b.limite))),
+        Err(LedgerError::LimitExceeded) => Some((false, None, None)),
+        Err(_) => None,
+    };
+    if let Some((aplicada, saldo, limite)) = stored {
+        txn.prepare_cached(KEY_INSERT)?.execute(params![
+            client.get(),
+            key.as_str(),
+            fingerprint,
+            aplicada,
+            saldo,
+            limite,
+            Timestamp::now().micros(),
+        ])?;
+    }
+    Ok(Once {
+        outcome,
+        replayed: false,
+    })
 }
 
 fn statement(

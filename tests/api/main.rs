@@ -6,5 +6,6 @@ mod common;
 mod concurrency;
 mod contract;
 mod helpers;
+mod idempotency;
 mod postgres;
 mod robustness;

@@ -139,8 +139,9 @@ async fn a_lost_connection_gives_503_then_recovers_without_applying_twice() {
             killed >= 1,
             "round {round}: the instance's connections were there"
         );
-        // Requests right after the kill get 503 or, once a slot is back, 200: never
-        // anything else, and the instance recovers by itself.
+        // Requests right after the kill get 503 (no live connection), 504 (sent on a
+        // connection that then turned out dead: outcome unknown) or, once a slot is back,
+        // 200: never anything else, and the instance recovers by itself.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let (status, _) = app
@@ -151,19 +152,92 @@ async fn a_lost_connection_gives_503_then_recovers_without_applying_twice() {
                     accepted += 1;
                     break;
                 }
-                503 => unavailable += 1,
+                503 | 504 => unavailable += 1,
                 other => panic!("unexpected {other}"),
             }
             assert!(Instant::now() < deadline, "did not recover");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    assert!(unavailable >= 1, "a lost connection is reported as 503");
+    assert!(
+        unavailable >= 1,
+        "a lost connection is reported as 503 or 504"
+    );
     let rows = audit(&url).await;
-    assert_eq!(rows[0].saldo, accepted, "a 503 is never applied");
+    assert_eq!(rows[0].saldo, accepted, "here no 503/504 was applied");
     assert_eq!(rows[0].rows, accepted);
     eprintln!(
-        "recovered 3 times in {:?}, {unavailable} × 503",
+        "recovered 3 times in {:?}, {unavailable} × 503/504",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_racing_on_two_instances_applies_once() {
+    let (url, _db) = fresh_pg().await;
+    let a = spawn_on(url.clone(), |_| {}).await;
+    let b = spawn_on(url.clone(), |_| {}).await;
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let mut set = tokio::task::JoinSet::new();
+        for k in 0..20 {
+            let api = if k % 2 == 0 {
+                a.api.clone()
+            } else {
+                b.api.clone()
+            };
+            let key = key.clone();
+            set.spawn(async move {
+                api.post_keyed(4, json!({"valor": 1, "tipo": "c", "descricao": "r"}), &key)
+                    .await
+            });
+        }
+        let answers = set.join_all().await;
+        assert!(answers.iter().all(|(s, _, _)| *s == 200), "{answers:?}");
+        assert_eq!(
+            answers.iter().filter(|(_, _, r)| !r).count(),
+            1,
+            "{answers:?}"
+        );
+    }
+    assert_eq!(audit(&url).await[3].rows, 5, "one transaction per key");
+}
+
+/// A store that does not answer in time: the client hears 504 "outcome unknown" after
+/// `--store-timeout`, not nginx's 60 s; the request may still apply once the store moves,
+/// and a retry with the same key tells the client which, without applying it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_store_deadline_the_answer_is_504_and_a_keyed_retry_tells_what_happened() {
+    let (url, db) = fresh_pg().await;
+    let app = spawn_on(url.clone(), |a| a.store_timeout = 1).await;
+    let mut admin = db.connect().await;
+    let lock = admin.transaction().await.unwrap();
+    lock.execute("SELECT 1 FROM clientes WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .unwrap();
+
+    let body = json!({"valor": 40, "tipo": "d", "descricao": "slow"});
+    let started = Instant::now();
+    let r = app
+        .client
+        .post(format!("{}/clientes/1/transacoes", app.base))
+        .header("idempotency-key", "slow-1")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(r.text().await.unwrap().contains("outcome unknown"));
+    // Reads are not held by the lock (MVCC): the pending debit is simply not visible yet.
+    let (status, e) = app.extrato(1).await;
+    assert_eq!((status.as_u16(), &e["saldo"]["total"]), (200, &json!(0)));
+
+    lock.commit().await.unwrap(); // the store moves: the waiting statement applies
+    let (status, answer, replayed) = app.post_keyed(1, body.clone(), "slow-1").await;
+    assert_eq!((status.as_u16(), replayed), (200, true), "{answer}");
+    assert_eq!(answer, json!({"limite": 100000, "saldo": -40}));
+    let (status, _, replayed) = app.post_keyed(1, body, "slow-1").await;
+    assert_eq!((status.as_u16(), replayed), (200, true));
+    assert_eq!(app.saldo(1).await, -40, "applied exactly once");
 }

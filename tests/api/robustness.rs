@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -174,4 +175,27 @@ async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
     assert_eq!(status, 200);
     assert_eq!(b["saldo"], 20);
     assert_eq!(app.saldo(1).await, 20);
+}
+
+/// The embedded store busy past `--store-timeout` (another process holds SQLite's write
+/// lock): 504 "outcome unknown" in time; once the lock is gone the queued request applies,
+/// and a retry with the same key says so without applying it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_sqlite_store_answers_504_and_a_keyed_retry_tells_what_happened() {
+    let app = spawn_app_with(Backend::Sqlite, |a| a.store_timeout = 1).await;
+    let crebito::configuration::DatabaseUrl::Sqlite(path) = &app.database_url else {
+        unreachable!("a SQLite app")
+    };
+    let blocker = rusqlite::Connection::open(path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = json!({"valor": 7, "tipo": "c", "descricao": "busy"});
+    let started = Instant::now();
+    let (status, _, _) = app.post_keyed(3, body.clone(), "busy-1").await;
+    assert_eq!(status, 504);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    blocker.execute_batch("COMMIT").unwrap();
+
+    let (status, answer, replayed) = app.post_keyed(3, body, "busy-1").await;
+    assert_eq!((status.as_u16(), replayed), (200, true), "{answer}");
+    assert_eq!(app.saldo(3).await, 7, "applied exactly once");
 }

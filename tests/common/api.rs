@@ -52,6 +52,36 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// `POST` of a JSON value with an `Idempotency-Key`: status, the answer as JSON (`Null`
+    /// if it is not JSON), and whether it was a replay (`Idempotent-Replayed: true`).
+    pub async fn post_keyed(
+        &self,
+        id: impl Display,
+        body: Value,
+        key: &str,
+    ) -> (StatusCode, Value, bool) {
+        let r = self
+            .client
+            .post(format!("{}/clientes/{id}/transacoes", self.base))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status();
+        let replayed = r
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            replayed,
+        )
+    }
+
     /// `GET /clientes/{id}/extrato`: status and the answer as JSON (`Null` if it is not).
     pub async fn extrato(&self, id: impl Display) -> (StatusCode, Value) {
         let r = self

@@ -1,0 +1,45 @@
+-- Apply one transaction at most once per idempotency key, in one statement.
+-- $1 cliente_id int4, $2 signed delta int8, $3 valor int4, $4 tipo text, $5 descricao text,
+-- $6 chave text (the Idempotency-Key), $7 pedido text (the request's fingerprint).
+--
+-- If the key is known (`prev`), nothing is applied and its stored answer comes back with its
+-- fingerprint, for the caller to compare. Otherwise the transaction is applied exactly as in
+-- apply.sql and the key is inserted with the answer, in the same statement, hence the same
+-- transaction. Two statements racing with one key: the second waits for the client's row
+-- lock, then its key INSERT hits the primary key and the whole statement fails with a unique
+-- violation (23505), undoing its UPDATE too; the caller asks again and gets the replay.
+-- Result: one row: saldo, limite, known (as in apply.sql), then the stored answer's columns
+-- (NULL when the key is new).
+WITH prev AS (
+    SELECT pedido, aplicada, saldo, limite
+      FROM idempotencia
+     WHERE cliente_id = $1::int4 AND chave = $6::text
+), u AS (
+    UPDATE clientes
+       SET saldo = saldo + $2::int8
+     WHERE id = $1::int4
+       AND NOT EXISTS (SELECT 1 FROM prev)
+       AND CASE WHEN $2::int8 < 0 THEN saldo + $2::int8 >= -limite
+                ELSE saldo <= 9223372036854775807 - $2::int8 END
+    RETURNING saldo, limite
+), i AS (
+    INSERT INTO transacoes (cliente_id, valor, tipo, descricao)
+    SELECT $1::int4, $3::int4, $4::text, $5::text FROM u
+), k AS (
+    INSERT INTO idempotencia (cliente_id, chave, pedido, aplicada, saldo, limite)
+    SELECT $1::int4, $6::text, $7::text, u.saldo IS NOT NULL, u.saldo, u.limite
+      FROM (SELECT) AS one
+      LEFT JOIN u ON true
+     WHERE NOT EXISTS (SELECT 1 FROM prev)
+       AND (u.saldo IS NOT NULL OR EXISTS (SELECT 1 FROM clientes WHERE id = $1::int4))
+)
+SELECT u.saldo,
+       u.limite,
+       CASE WHEN u.saldo IS NULL THEN EXISTS (SELECT 1 FROM clientes WHERE id = $1::int4) END AS known,
+       prev.pedido,
+       prev.aplicada,
+       prev.saldo AS prev_saldo,
+       prev.limite AS prev_limite
+  FROM (SELECT) AS one
+  LEFT JOIN u ON true
+  LEFT JOIN prev ON true
