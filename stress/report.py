@@ -336,6 +336,154 @@ def saturation(args):
     return 0
 
 
+# What each final answer claims about a POST (docs/src/challenge.md, "Faults").
+NOT_APPLIED = {400, 404, 408, 413, 422, 503}   # certainly not applied
+AMBIGUOUS = {0, 500, 502, 504}                 # no answer, or "outcome unknown"
+
+
+def faults(args):
+    """The ledger audited against the client's own log of every POST (unique descricao):
+    lost = answered 200 but not stored; dup = stored more than once; refused_stored = told
+    "not applied" (4xx, 503) but stored; balance violations from audit.sql; ambiguous =
+    still unknown after the client's retries (and, for the record, on the first attempt)."""
+    import csv
+    posts = list(csv.DictReader(open(args.posts)))
+    stored = {}
+    for line in open(args.ledger):
+        d, n = line.strip().rsplit(",", 1)
+        stored[d] = int(n)
+    audit_rows = json.load(open(args.audit))
+    loader = json.load(open(args.loader))
+    status = lambda p: int(p["status"])
+    first = lambda p: int(p["first_status"])
+    by_first = {}
+    for p in posts:
+        if first(p) in AMBIGUOUS:
+            by_first[first(p)] = by_first.get(first(p), 0) + 1
+    amb_first = [p for p in posts if first(p) in AMBIGUOUS]
+    violations = []
+    for r in audit_rows:
+        if r["saldo"] != r["soma"]:
+            violations.append(f"client {r['id']}: saldo {r['saldo']} != sum {r['soma']}")
+        if r["saldo"] < -r["limite"]:
+            violations.append(f"client {r['id']}: saldo {r['saldo']} < -limite")
+    result = {
+        "scenario": args.scenario,
+        "posts": len(posts),
+        "answered_200": sum(1 for p in posts if status(p) == 200),
+        "answered_422": sum(1 for p in posts if status(p) == 422),
+        "lost": sum(1 for p in posts if status(p) == 200 and p["descricao"] not in stored),
+        "dup": sum(1 for n in stored.values() if n > 1),
+        "refused_stored": sum(1 for p in posts if status(p) in NOT_APPLIED and p["descricao"] in stored),
+        "unexplained_stored": len(set(stored) - {p["descricao"] for p in posts}),
+        "balance_violations": len(violations),
+        "violations": violations,
+        "refused_503_first_attempt": sum(1 for p in posts if first(p) == 503),
+        "ambiguous_first_attempt": len(amb_first),
+        "ambiguous_first_attempt_by_status": {("no answer" if k == 0 else str(k)): v for k, v in sorted(by_first.items())},
+        "ambiguous_first_attempt_applied": sum(1 for p in amb_first if p["descricao"] in stored),
+        "retried": sum(1 for p in posts if int(p["attempts"]) > 1),
+        "ambiguous": sum(1 for p in posts if status(p) in AMBIGUOUS),
+        "requests": loader["requests"],
+        "ko_by_cause": loader["ko_by_cause"],
+        "restarts": args.restarts,
+    }
+    result["passed"] = all(result[k] == 0 for k in ("lost", "dup", "refused_stored", "unexplained_stored", "balance_violations"))
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"{args.scenario}: {result['posts']} POSTs, lost {result['lost']}, dup {result['dup']}, refused_stored {result['refused_stored']}, "
+          f"balance violations {result['balance_violations']}, ambiguous {result['ambiguous_first_attempt']} -> {result['ambiguous']} after retries "
+          f"({result['ambiguous_first_attempt_applied']} of them applied) {'PASSED' if result['passed'] else 'FAILED'}")
+    return 0 if result["passed"] else 1
+
+
+def faults_table(args):
+    """The per-fault summary table (markdown) from faults summaries."""
+    rows = [json.load(open(p)) for p in args.summaries]
+    out = ["| fault | POSTs | 200 | 422 | 1st attempt 503 (not applied) | 1st attempt ambiguous (by status) | of those, stored in the end | ambiguous after keyed retries | lost | dup | refused but stored | balance violations | restarts | result |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        by = ", ".join(f"{v} × {k}" for k, v in r["ambiguous_first_attempt_by_status"].items()) or "–"
+        out.append(f"| {r['scenario']} | {r['posts']} | {r['answered_200']} | {r['answered_422']} | {r['refused_503_first_attempt']} | {r['ambiguous_first_attempt']} ({by}) | "
+                   f"{r['ambiguous_first_attempt_applied']} | {r['ambiguous']} | {r['lost']} | {r['dup']} | {r['refused_stored']} | "
+                   f"{r['balance_violations']} | {r['restarts']} | {'PASSED' if r['passed'] else 'FAILED'} |")
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+def hist_quantiles(texts, metric, route, qs=(0.5, 0.99)):
+    """Quantiles (ms) from Prometheus histograms summed over instances, interpolated
+    linearly within a bucket, as Prometheus' histogram_quantile does."""
+    import re
+    buckets = {}
+    for text in texts:
+        for m in re.finditer(rf'^{metric}_bucket{{route="{route}",le="([^"]+)"}} (\d+)$', text, re.M):
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            buckets[le] = buckets.get(le, 0) + int(m.group(2))
+    les = sorted(buckets)
+    total = buckets.get(float("inf"), 0)
+    out = []
+    for q in qs:
+        if not total:
+            out.append(None)
+            continue
+        rank, prev_le, prev_n = q * total, 0.0, 0
+        for le in les:
+            if buckets[le] >= rank:
+                if le == float("inf"):
+                    out.append(round(prev_le * 1e3, 3))
+                else:
+                    frac = (rank - prev_n) / max(buckets[le] - prev_n, 1)
+                    out.append(round((prev_le + (le - prev_le) * frac) * 1e3, 3))
+                break
+            prev_le, prev_n = le, buckets[le]
+    return out
+
+
+def hops(args):
+    """One table: each hop's p50 / p99 / max (ms) for a run of bench/hops.sh."""
+    import csv
+    loader = json.load(open(args.loader))
+    req, up, conn = [], [], []
+    for line in open(args.access):
+        parts = line.split()
+        if len(parts) < 5 or not parts[2][0].isdigit():
+            continue
+        req.append(float(parts[1]) * 1e3)
+        up.append(sum(float(x) for x in parts[2].split(",") if x[0].isdigit()) * 1e3)
+    def pct(xs):
+        if not xs:
+            return (None, None, None)
+        xs = sorted(xs)
+        at = lambda q: xs[min(len(xs) - 1, max(0, int(round(q * len(xs))) - 1))]
+        return (round(at(0.5), 3), round(at(0.99), 3), round(xs[-1], 3))
+    texts = [open(m).read() for m in args.metrics]
+    lat = loader["latency_ms"]
+    rows = [("client (loader, from schedule)", lat["p50"], lat["p99"], lat["max"]),
+            ("nginx $request_time (1 ms resolution)",) + pct(req),
+            ("nginx $upstream_response_time (1 ms res.)",) + pct(up)]
+    for route in ("transacoes", "extrato"):
+        p50, p99 = hist_quantiles(texts, "crebito_http_request_duration_seconds", route)
+        rows.append((f"crebito request, {route} (histogram)", p50, p99, None))
+        p50, p99 = hist_quantiles(texts, "crebito_store_duration_seconds", route)
+        rows.append((f"crebito waiting for the store, {route}", p50, p99, None))
+    for r in csv.reader(open(args.pgss)):
+        kind = "apply" if r[0].lower().startswith(("with u", "with prev")) else "statement"
+        rows.append((f"PostgreSQL {kind} execution ({r[1]} calls; mean, -, max)", round(float(r[2]), 3), None, round(float(r[3]), 3)))
+    print(f"\n### SCALE {args.scale}: {loader['requests']} requests, {loader['ko']} KO, throughput {loader['throughput_rps']} req/s\n")
+    print("| hop | p50 ms | p99 ms | max ms |\n|---|---|---|---|")
+    fmt = lambda v: "–" if v is None else f"{v:g}"
+    for name, *v in rows:
+        print(f"| {name} | " + " | ".join(fmt(x) for x in v) + " |")
+    thr = [l.split() for l in open(args.status).read().splitlines()[1:]]
+    print("\nthrottled periods: " + ", ".join(f"{c[0]} {c[7]}" for c in thr if len(c) > 7))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="cmd_name", required=True)
@@ -363,12 +511,24 @@ def main():
     sa.add_argument("--out", required=True)
     sa.add_argument("--best", required=True)
     sa.add_argument("summaries", nargs="+")
+    fa = sub.add_parser("faults")
+    for a in ["--scenario", "--posts", "--ledger", "--audit", "--loader", "--out"]:
+        fa.add_argument(a, required=True)
+    fa.add_argument("--restarts", default="")
+    ft = sub.add_parser("faults-table")
+    ft.add_argument("--out")
+    ft.add_argument("summaries", nargs="+")
+    h = sub.add_parser("hops")
+    for a in ["--scale", "--loader", "--access", "--pgss", "--status"]:
+        h.add_argument(a, required=True)
+    h.add_argument("--metrics", nargs="+", required=True)
     a = p.parse_args()
     if a.cmd_name == "k6":
         if a.cmd and a.cmd[0] == "--":
             a.cmd = a.cmd[1:]
         return run_k6(a)
-    return {"summarize": summarize, "plot": plot, "check": check, "saturation": saturation}[a.cmd_name](a)
+    return {"summarize": summarize, "plot": plot, "check": check, "saturation": saturation,
+            "faults": faults, "faults-table": faults_table, "hops": hops}[a.cmd_name.replace("_", "-")](a)
 
 
 if __name__ == "__main__":

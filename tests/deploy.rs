@@ -111,7 +111,7 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
                 "{file}: {api}"
             );
             assert!(
-                nginx.contains(&format!("server unix:{sock};")),
+                nginx.contains(&format!("server unix:{sock} max_fails=0;")),
                 "nginx.conf upstream has {sock}"
             );
             let vols: Vec<&str> = svc["volumes"]

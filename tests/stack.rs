@@ -389,3 +389,135 @@ fn launcher_psql(stack: &Stack, sql: &str) -> String {
             .env("STACK_DIR", &stack.dir),
     )
 }
+
+/// Hostile clients against the contest stack, all at once: 2 000 idle connections, 200
+/// slowloris clients dribbling a header one byte every 300 ms, oversized headers, pipelined
+/// garbage and random bytes. While they hold, normal traffic (a new connection per request,
+/// as in the contest) is served; no answer is a 5xx; nothing is killed or restarted; and an
+/// idle connection is closed by nginx's header timeout: every connection is bounded in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_do_not_stop_normal_traffic() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    assert!(common::raise_nofile() > 4000, "ulimit -n too low");
+    let mut stack = Stack::up();
+    let addr = ("127.0.0.1", stack.port);
+
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        slow.spawn(async move {
+            let mut s = TcpStream::connect(addr).await?;
+            s.write_all(b"GET /clientes/1/extrato HTTP/1.1\r\nX-Slow: ")
+                .await?;
+            for _ in 0..50 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                s.write_all(b"a").await?;
+            }
+            Ok::<_, std::io::Error>(())
+        });
+    }
+    // One exchange on its own connection; the status line, if any.
+    async fn exchange(addr: (&str, u16), bytes: Vec<u8>) -> Vec<u16> {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(&bytes).await;
+        let mut out = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(15), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out)
+            .match_indices("HTTP/1.1 ")
+            .filter_map(|(i, _)| out.get(i + 9..i + 12))
+            .filter_map(|c| std::str::from_utf8(c).ok()?.parse().ok())
+            .collect()
+    }
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let codes = exchange(addr, big.into_bytes()).await;
+    assert!(
+        codes.iter().all(|c| (400..500).contains(c)),
+        "oversized header: {codes:?}"
+    );
+    let pipelined =
+        b"GET /clientes/1/extrato HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01GARBAGE\r\n\r\n".to_vec();
+    let codes = exchange(addr, pipelined).await;
+    assert_eq!(
+        codes.first(),
+        Some(&200),
+        "the valid request first: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|c| *c < 500),
+        "pipelined garbage: {codes:?}"
+    );
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..20 {
+        let noise: Vec<u8> = (0..1024)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let codes = exchange(addr, noise).await;
+        assert!(codes.iter().all(|c| *c < 500), "random bytes: {codes:?}");
+    }
+
+    // Normal traffic while all of that holds.
+    let api = Api::with_client(
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        format!("http://127.0.0.1:{}", stack.port),
+    );
+    for i in 0..100 {
+        let (status, _) = api
+            .post_json(
+                i % 5 + 1,
+                serde_json::json!({"valor": 1, "tipo": "c", "descricao": "ok"}),
+            )
+            .await;
+        assert_eq!(status, 200, "request {i} while hostile clients hold");
+        let (status, _) = api.extrato(i % 5 + 1).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(api.saldo(1).await, 20);
+
+    // Still holding: the idle connections were not simply dropped...
+    let mut probe = [0u8; 1];
+    assert!(
+        idle[0]
+            .try_read(&mut probe)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "idle connections are still open while normal traffic is served"
+    );
+    // ...but none is kept forever: nginx closes it at its header timeout (10 s).
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(20), idle[0].read(&mut probe)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "idle connection closed: {closed:?}"
+    );
+    drop(idle);
+    slow.abort_all();
+
+    let status = launcher(stack.port, &stack.dir, "status");
+    let table = String::from_utf8_lossy(&status.stdout);
+    for row in table.lines().skip(1) {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert!(row.contains(" up "), "{table}");
+        assert_eq!(
+            &cols[cols.len() - 2..],
+            ["0", "0"],
+            "no OOM kill, no restart: {table}"
+        );
+    }
+    assert!(stack.down().status.success());
+}

@@ -9,10 +9,14 @@
 pub struct ClientId(i32);
 
 impl ClientId {
-    /// Parses a path segment. Leading `+`, whitespace, signs and non-ASCII digits are refused.
+    /// Parses a path segment. Leading `+`, whitespace, signs and non-ASCII digits are refused;
+    /// leading zeros are not significant (`01` and `0001` are client 1, whatever their length).
     pub fn parse(segment: &str) -> Option<ClientId> {
-        if segment.is_empty() || segment.len() > 10 || !segment.bytes().all(|b| b.is_ascii_digit())
-        {
+        if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let segment = segment.trim_start_matches('0');
+        if segment.is_empty() || segment.len() > 10 {
             return None;
         }
         // At most 10 ASCII digits: fits an i64 without overflow.

@@ -15,18 +15,63 @@ use super::routes::Route;
 
 /// Status codes the API can answer; anything else is counted under `other`.
 const STATUSES: [u16; 11] = [200, 400, 404, 405, 408, 413, 422, 500, 503, 504, 0];
-/// Histogram bucket upper bounds, in microseconds.
-const BUCKETS_US: [u64; 12] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 250_000, 1_000_000,
+/// Histogram bucket upper bounds, in microseconds: fine around a millisecond, where the
+/// contest's tail lives, coarse up to the 250 ms SLA and beyond.
+const BUCKETS_US: [u64; 19] = [
+    50, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 2_500, 5_000, 10_000, 25_000,
+    50_000, 100_000, 250_000, 1_000_000,
 ];
 const ROUTES: usize = Route::ALL.len();
+
+/// A latency histogram in the Prometheus layout (cumulative on rendering).
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = elapsed.as_micros() as u64;
+        if let Some(b) = BUCKETS_US.iter().position(|&le| us <= le) {
+            self.buckets[b].fetch_add(1, Relaxed);
+        }
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, metric: &str, route: &str) {
+        let mut cumulative = 0;
+        for (i, le) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "{metric}_bucket{{route=\"{route}\",le=\"{}\"}} {cumulative}",
+                *le as f64 / 1e6
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "{metric}_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "{metric}_sum{{route=\"{route}\"}} {}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{metric}_count{{route=\"{route}\"}} {count}");
+    }
+}
 
 #[derive(Default)]
 struct PerRoute {
     by_status: [AtomicU64; STATUSES.len()],
-    buckets: [AtomicU64; BUCKETS_US.len()],
-    sum_us: AtomicU64,
-    count: AtomicU64,
+    /// Request head to response.
+    latency: Histogram,
+    /// The store's part of it (the ledger call), for the per-hop breakdown.
+    store: Histogram,
 }
 
 /// Process-wide counters, shared by every connection.
@@ -46,12 +91,12 @@ impl Metrics {
             .position(|&s| s == code)
             .unwrap_or(STATUSES.len() - 1);
         r.by_status[i].fetch_add(1, Relaxed);
-        let us = elapsed.as_micros() as u64;
-        if let Some(b) = BUCKETS_US.iter().position(|&le| us <= le) {
-            r.buckets[b].fetch_add(1, Relaxed);
-        }
-        r.sum_us.fetch_add(us, Relaxed);
-        r.count.fetch_add(1, Relaxed);
+        r.latency.observe(elapsed);
+    }
+
+    /// Time spent waiting for the store (the ledger call) in a request on `route`.
+    pub fn observe_store(&self, route: Route, elapsed: Duration) {
+        self.routes[route as usize].store.observe(elapsed);
     }
 
     pub fn connection_opened(&self) {
@@ -92,30 +137,19 @@ impl Metrics {
         out.push_str("# HELP crebito_http_request_duration_seconds Time from request head to response, by route.\n");
         out.push_str("# TYPE crebito_http_request_duration_seconds histogram\n");
         for route in Route::ALL {
-            let r = &self.routes[route as usize];
-            let name = route.as_str();
-            let mut cumulative = 0;
-            for (i, le) in BUCKETS_US.iter().enumerate() {
-                cumulative += r.buckets[i].load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "crebito_http_request_duration_seconds_bucket{{route=\"{name}\",le=\"{}\"}} {cumulative}",
-                    *le as f64 / 1e6
-                );
-            }
-            let count = r.count.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "crebito_http_request_duration_seconds_bucket{{route=\"{name}\",le=\"+Inf\"}} {count}"
+            self.routes[route as usize].latency.render(
+                &mut out,
+                "crebito_http_request_duration_seconds",
+                route.as_str(),
             );
-            let _ = writeln!(
-                out,
-                "crebito_http_request_duration_seconds_sum{{route=\"{name}\"}} {}",
-                r.sum_us.load(Relaxed) as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "crebito_http_request_duration_seconds_count{{route=\"{name}\"}} {count}"
+        }
+        out.push_str("# HELP crebito_store_duration_seconds Time waiting for the store (one round trip), by route.\n");
+        out.push_str("# TYPE crebito_store_duration_seconds histogram\n");
+        for route in [Route::Transacoes, Route::Extrato] {
+            self.routes[route as usize].store.render(
+                &mut out,
+                "crebito_store_duration_seconds",
+                route.as_str(),
             );
         }
         out.push_str("# HELP crebito_connections_open Client connections open now.\n");
@@ -168,6 +202,15 @@ mod tests {
         assert!(text.contains(
             "crebito_http_request_duration_seconds_bucket{route=\"transacoes\",le=\"0.005\"} 2\n"
         ));
+        m.observe_store(Route::Transacoes, Duration::from_micros(120));
+        let text = m.render();
+        assert!(text.contains(
+            "crebito_store_duration_seconds_bucket{route=\"transacoes\",le=\"0.0001\"} 0\n"
+        ));
+        assert!(text.contains(
+            "crebito_store_duration_seconds_bucket{route=\"transacoes\",le=\"0.00015\"} 1\n"
+        ));
+        assert!(text.contains("crebito_store_duration_seconds_count{route=\"extrato\"} 0\n"));
         assert!(text.contains(
             "crebito_http_request_duration_seconds_bucket{route=\"other\",le=\"1\"} 0\n"
         ));

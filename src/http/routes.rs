@@ -211,8 +211,11 @@ async fn post_transaction<L: Ledger>(
         Err(rejection) => return text(StatusCode::UNPROCESSABLE_ENTITY, rejection.message()),
     };
     let deadline = app.limits.store_timeout;
+    let asked = Instant::now();
     let Some(key) = key else {
         let applied = tokio::time::timeout(deadline, app.ledger.apply(id, &transaction)).await;
+        app.metrics
+            .observe_store(Route::Transacoes, asked.elapsed());
         return match applied.unwrap_or(Err(LedgerError::Unknown)) {
             Ok(balance) => json(&balance),
             Err(e) => ledger_error(e),
@@ -224,6 +227,8 @@ async fn post_transaction<L: Ledger>(
             outcome: Err(LedgerError::Unknown),
             replayed: false,
         });
+    app.metrics
+        .observe_store(Route::Transacoes, asked.elapsed());
     let mut resp = match once.outcome {
         Ok(balance) => json(&balance),
         Err(e) => ledger_error(e),
@@ -249,7 +254,9 @@ async fn get_statement<L: Ledger>(app: &App<L>, id: Option<ClientId>) -> Resp {
     let Some(id) = id else {
         return text(StatusCode::NOT_FOUND, "client not found");
     };
+    let asked = Instant::now();
     let read = tokio::time::timeout(app.limits.store_timeout, app.ledger.statement(id)).await;
+    app.metrics.observe_store(Route::Extrato, asked.elapsed());
     match read.unwrap_or(Err(LedgerError::Unknown)) {
         Ok(statement) => json(&statement),
         // A read changes nothing: "unknown" only means "no answer in time".

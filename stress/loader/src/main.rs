@@ -68,8 +68,10 @@ struct Record {
     scenario: Scenario,
     outcome: Outcome,
     status: u16,
-    /// The first attempt's answer was ambiguous (5xx, timeout, connection).
+    /// The first attempt's answer was ambiguous (5xx, timeout, connection), and its status
+    /// (0: no answer).
     first_ambiguous: bool,
+    first_status: u16,
     attempts: u32,
     post: Option<Post>,
 }
@@ -157,6 +159,7 @@ fn main() {
                     let req = request::render(scenario, client, post.as_ref(), idempotent);
                     let mut answer = request::send(target, &req, scenario, timeout).await;
                     let first_ambiguous = answer.outcome.ambiguous(answer.status);
+                    let first_status = answer.status;
                     let mut attempts = 1;
                     while idempotent
                         && post.is_some()
@@ -175,6 +178,7 @@ fn main() {
                         outcome: answer.outcome,
                         status: answer.status,
                         first_ambiguous,
+                        first_status,
                         attempts,
                         post,
                     };
@@ -214,13 +218,13 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         f,
-        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous"
+        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status"
     )?;
     for r in records {
         let Some(p) = &r.post else { continue };
         writeln!(
             f,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             std::str::from_utf8(&p.descricao).expect("ascii"),
             p.client,
             if p.credit { 'c' } else { 'd' },
@@ -231,7 +235,8 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
                 .as_str()
                 .expect("str"),
             r.attempts,
-            r.first_ambiguous
+            r.first_ambiguous,
+            r.first_status
         )?;
     }
     f.flush()
