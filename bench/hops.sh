@@ -30,7 +30,7 @@ for scale in "$@"; do
     curl -s --unix-socket "$dir/run/api$i.sock" http://x/metrics > "$work/metrics-api$i.txt"
   done
   "$stack" psql -Atq -c "COPY (SELECT query, calls, mean_exec_time, max_exec_time, stddev_exec_time
-      FROM pg_stat_statements WHERE query ~* '^(with prev|with u|select c.saldo)' ORDER BY calls DESC) TO STDOUT WITH CSV" > "$work/pgss.csv"
+      FROM pg_stat_statements WHERE query ~* 'update clientes|from clientes c' ORDER BY calls DESC) TO STDOUT WITH CSV" > "$work/pgss.csv"
   "$stack" status > "$work/status.txt"
   cp "$dir/log/access.log" "$work/access.log"
   "$stack" down >/dev/null

@@ -472,7 +472,7 @@ def hops(args):
         p50, p99 = hist_quantiles(texts, "crebito_store_duration_seconds", route)
         rows.append((f"crebito waiting for the store, {route}", p50, p99, None))
     for r in csv.reader(open(args.pgss)):
-        kind = "apply" if r[0].lower().startswith(("with u", "with prev")) else "statement"
+        kind = "apply" if "update clientes" in r[0].lower() else "statement"
         rows.append((f"PostgreSQL {kind} execution ({r[1]} calls; mean, -, max)", round(float(r[2]), 3), None, round(float(r[3]), 3)))
     print(f"\n### SCALE {args.scale}: {loader['requests']} requests, {loader['ko']} KO, throughput {loader['throughput_rps']} req/s\n")
     print("| hop | p50 ms | p99 ms | max ms |\n|---|---|---|---|")
@@ -481,6 +481,16 @@ def hops(args):
         print(f"| {name} | " + " | ".join(fmt(x) for x in v) + " |")
     thr = [l.split() for l in open(args.status).read().splitlines()[1:]]
     print("\nthrottled periods: " + ", ".join(f"{c[0]} {c[7]}" for c in thr if len(c) > 7))
+    return 0
+
+
+def row(args):
+    """One markdown table row from a fast-loader summary (bench/topology.sh)."""
+    s = json.load(open(args.loader))
+    lat = s["latency_ms"]
+    ko = f"{s['ko']}" + (f" {s['ko_by_cause']}" if s["ko"] else "")
+    print(f"| {args.label} | {s['sla_pct']} % | {ko} | {lat['p50']} | {lat['p99']} | {lat['max']} | "
+          f"{s['throughput_rps']} | {args.cpu} | {args.throttled} |")
     return 0
 
 
@@ -522,13 +532,16 @@ def main():
     for a in ["--scale", "--loader", "--access", "--pgss", "--status"]:
         h.add_argument(a, required=True)
     h.add_argument("--metrics", nargs="+", required=True)
+    rw = sub.add_parser("row")
+    for a in ["--loader", "--label", "--cpu", "--throttled"]:
+        rw.add_argument(a, required=True)
     a = p.parse_args()
     if a.cmd_name == "k6":
         if a.cmd and a.cmd[0] == "--":
             a.cmd = a.cmd[1:]
         return run_k6(a)
     return {"summarize": summarize, "plot": plot, "check": check, "saturation": saturation,
-            "faults": faults, "faults-table": faults_table, "hops": hops}[a.cmd_name.replace("_", "-")](a)
+            "faults": faults, "faults-table": faults_table, "hops": hops, "row": row}[a.cmd_name.replace("_", "-")](a)
 
 
 if __name__ == "__main__":

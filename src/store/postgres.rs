@@ -85,7 +85,21 @@ impl PgLedger {
         persistence: Persistence,
         connections: u16,
     ) -> Result<PgLedger, tokio_postgres::Error> {
-        let config: Config = url.parse()?;
+        let mut config: Config = url.parse()?;
+        // Statements are prepared once, when a connection opens, and PostgreSQL keeps their
+        // plan until the table's statistics change. Prepared on a fresh, empty `transacoes`,
+        // statement.sql got a bitmap scan of *every* transaction of the client plus a sort:
+        // 1.76 ms and 275 buffers after a 20 s run at 6x, growing with history, against
+        // 0.03 ms for the ordered index scan it gets on a full table (bench/hops.sh;
+        // docs/src/performance.md, "Where the tail comes from"). Every query of crebito's
+        // has an index that answers it directly, so its sessions rule out sequential and
+        // bitmap scans: the plan no longer depends on when it was made.
+        let planner = "-c enable_seqscan=off -c enable_bitmapscan=off";
+        let options = match config.get_options() {
+            Some(o) => format!("{o} {planner}"),
+            None => planner.to_string(),
+        };
+        config.options(&options);
         let first = connect_with_patience(&config).await?;
         migrate(&first, persistence).await?;
         let mut slots = Vec::with_capacity(usize::from(connections));
