@@ -158,6 +158,8 @@ def summarize(args):
             summary[extra] = client[extra]
     if args.floor and os.path.exists(args.floor):
         f = json.load(open(args.floor))
+        if "metrics" in f:  # k6's own summary
+            f = client_view_k6(args.floor, None)
         summary["floor"] = {"latency_ms": f["latency_ms"], "ko": f["ko"], "requests": f["requests"]}
     summary["passed"] = kos == 0 and inconsistencies == 0 and audit["ok"]
     if client["loader"] != "k6":
