@@ -208,32 +208,60 @@ def render_text(s):
     return "\n".join(lines) + "\n"
 
 
-def timeline_svg(timeline, title, w=760, h=300, pad=60):
+class DualAxes:
+    """An SVG frame shared by the plots: x to the right, p99 on a log scale on the left (red,
+    solid), a linear quantity on the right (blue, dashed); ticks and labels drawn."""
+
+    def __init__(self, title, x_max, p99s, right_max, x_label, right_label, w=760, h=300, pad=60, log_min=0.1):
+        import math
+        self.math, self.w, self.h, self.pad = math, w, h, pad
+        self.x_max, self.log_min, self.right_max = x_max, log_min, max(right_max, 1)
+        self.top = 10 ** max(1, math.ceil(math.log10(max(max(p99s or [1]), 1))))
+        self.out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+                    f'<rect width="{w}" height="{h}" fill="white"/>',
+                    f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
+                    f'<line x1="{pad}" y1="{h-pad}" x2="{w-pad}" y2="{h-pad}" stroke="black"/>',
+                    f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h-pad}" stroke="#c0392b"/>',
+                    f'<line x1="{w-pad}" y1="{pad}" x2="{w-pad}" y2="{h-pad}" stroke="#2471a3"/>',
+                    f'<text x="{w/2}" y="{h-20}" text-anchor="middle">{x_label}</text>',
+                    f'<text x="16" y="{h/2}" fill="#c0392b" transform="rotate(-90 16 {h/2})" text-anchor="middle">p99 ms (log) — solid</text>',
+                    f'<text x="{w-12}" y="{h/2}" fill="#2471a3" transform="rotate(90 {w-12} {h/2})" text-anchor="middle">{right_label} — dashed</text>']
+        d = log_min
+        while d <= self.top:
+            self.out.append(f'<text x="{pad-6}" y="{self.y1(d)+4}" text-anchor="end" fill="#c0392b">{d:g}</text>')
+            self.out.append(f'<line x1="{pad}" y1="{self.y1(d)}" x2="{w-pad}" y2="{self.y1(d)}" stroke="#eee"/>')
+            d *= 10
+        for i in range(5):
+            v = self.right_max * i / 4
+            self.out.append(f'<text x="{w-pad+6}" y="{self.y2(v)+4}" fill="#2471a3">{v:.0f}</text>')
+
+    def x(self, v):
+        return self.pad + (self.w - 2 * self.pad) * v / self.x_max
+
+    def y1(self, v):
+        span = self.math.log10(self.top / self.log_min)
+        return self.h - self.pad - (self.h - 2 * self.pad) * self.math.log10(max(v, self.log_min) / self.log_min) / span
+
+    def y2(self, v):
+        return self.h - self.pad - (self.h - 2 * self.pad) * v / self.right_max
+
+    def line(self, points, color, dashed=False):
+        dash = ' stroke-dasharray="5 3"' if dashed else ""
+        self.out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5"{dash} points="' +
+                        " ".join(f"{x},{y}" for x, y in points) + '"/>')
+
+    def svg(self):
+        return "\n".join(self.out + ["</svg>"])
+
+
+def timeline_svg(timeline, title):
     """Requests per second (dashed, right axis) and p99 per second (solid, left, log) over time."""
-    import math
     if not timeline:
         return ""
     t_max = max(r["t"] for r in timeline) + 1
-    p99s = [r["p99_ms"] or 0 for r in timeline]
-    top = 10 ** max(1, math.ceil(math.log10(max(max(p99s), 1))))
-    r_max = max(max(r["requests"] for r in timeline), 1)
-    X = lambda t: pad + (w - 2 * pad) * t / t_max
-    Y1 = lambda v: h - pad - (h - 2 * pad) * math.log10(max(v, 0.1) * 10) / math.log10(top * 10)
-    Y2 = lambda v: h - pad - (h - 2 * pad) * v / r_max
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
-           f'<line x1="{pad}" y1="{h-pad}" x2="{w-pad}" y2="{h-pad}" stroke="black"/>',
-           f'<text x="{w/2}" y="{h-20}" text-anchor="middle">seconds into the load (by scheduled arrival)</text>',
-           f'<text x="16" y="{h/2}" fill="#c0392b" transform="rotate(-90 16 {h/2})" text-anchor="middle">p99 ms (log) — solid</text>',
-           f'<text x="{w-12}" y="{h/2}" fill="#2471a3" transform="rotate(90 {w-12} {h/2})" text-anchor="middle">requests/s — dashed</text>']
-    d = 0.1
-    while d <= top:
-        out.append(f'<text x="{pad-6}" y="{Y1(d)+4}" text-anchor="end" fill="#c0392b">{d:g}</text>')
-        out.append(f'<line x1="{pad}" y1="{Y1(d)}" x2="{w-pad}" y2="{Y1(d)}" stroke="#eee"/>')
-        d *= 10
-    for i in range(5):
-        out.append(f'<text x="{w-pad+6}" y="{Y2(r_max*i/4)+4}" fill="#2471a3">{r_max*i/4:.0f}</text>')
+    ax = DualAxes(title, t_max, [r["p99_ms"] or 0 for r in timeline], max(r["requests"] for r in timeline),
+                  "seconds into the load (by scheduled arrival)", "requests/s")
+    X, h, pad, out = ax.x, ax.h, ax.pad, ax.out
     step = max(1, int(t_max / 10))
     for t in range(0, int(t_max) + 1, step):
         out.append(f'<text x="{X(t)}" y="{h-pad+16}" text-anchor="middle">{t}</text>')
@@ -241,15 +269,12 @@ def timeline_svg(timeline, title, w=760, h=300, pad=60):
     out.append(f'<line x1="{X(t_max/2)}" y1="{pad}" x2="{X(t_max/2)}" y2="{h-pad}" stroke="#999" stroke-dasharray="2 2"/>')
     out.append(f'<text x="{X(t_max/4)}" y="{pad-6}" text-anchor="middle" fill="#555">ramp</text>')
     out.append(f'<text x="{X(3*t_max/4)}" y="{pad-6}" text-anchor="middle" fill="#555">plateau</text>')
-    out.append('<polyline fill="none" stroke="#c0392b" stroke-width="1.5" points="' +
-               " ".join(f"{X(r['t'])},{Y1(r['p99_ms'] or 0.1)}" for r in timeline) + '"/>')
-    out.append('<polyline fill="none" stroke="#2471a3" stroke-width="1.5" stroke-dasharray="5 3" points="' +
-               " ".join(f"{X(r['t'])},{Y2(r['requests'])}" for r in timeline) + '"/>')
+    ax.line([(X(r["t"]), ax.y1(r["p99_ms"] or 0)) for r in timeline], "#c0392b")
+    ax.line([(X(r["t"]), ax.y2(r["requests"])) for r in timeline], "#2471a3", dashed=True)
     for r in timeline:
         if r["ko"]:
             out.append(f'<circle cx="{X(r["t"])}" cy="{h-pad-4}" r="3" fill="black"><title>{r["ko"]} KO at {r["t"]} s</title></circle>')
-    out.append("</svg>")
-    return "\n".join(out)
+    return ax.svg()
 
 
 def write_html(s, path):
@@ -274,44 +299,22 @@ def plot(args):
         steps.append((s["scale"], s["latency_ms"]["p99"], s["throughput_rps"] or 0, s["passed"] and s["sla_pct"] >= 98,
                       s["sla_pct"], (s["cpu_seconds"] or {}).get("loader", (s["cpu_seconds"] or {}).get("k6"))))
     steps.sort()
-    w, h, pad = 760, 420, 70
     max_scale = max(x[0] for x in steps)
     # p99 on a log scale (1 ms … the largest decade seen): the interesting steps are small.
-    import math
-    top = 10 ** max(1, math.ceil(math.log10(max(max(x[1] for x in steps), 1))))
-    max_rps = max(max(x[2] for x in steps), 1)
-    X = lambda v: pad + (w - 2 * pad) * v / max_scale
-    Y1 = lambda v: h - pad - (h - 2 * pad) * math.log10(max(v, 1)) / math.log10(top)
-    Y2 = lambda v: h - pad - (h - 2 * pad) * v / max_rps
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w/2}" y="22" text-anchor="middle" font-size="15">{args.title}</text>',
-           f'<line x1="{pad}" y1="{h-pad}" x2="{w-pad}" y2="{h-pad}" stroke="black"/>',
-           f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h-pad}" stroke="#c0392b"/>',
-           f'<line x1="{w-pad}" y1="{pad}" x2="{w-pad}" y2="{h-pad}" stroke="#2471a3"/>',
-           f'<text x="{w/2}" y="{h-25}" text-anchor="middle">SCALE (× official arrival rates)</text>',
-           f'<text x="20" y="{h/2}" fill="#c0392b" transform="rotate(-90 20 {h/2})" text-anchor="middle">p99 (ms, log scale) — solid</text>',
-           f'<text x="{w-15}" y="{h/2}" fill="#2471a3" transform="rotate(90 {w-15} {h/2})" text-anchor="middle">achieved req/s — dashed</text>']
-    decade = 1
-    while decade <= top:
-        out.append(f'<text x="{pad-6}" y="{Y1(decade)+4}" text-anchor="end" fill="#c0392b">{decade:g}</text>')
-        out.append(f'<line x1="{pad}" y1="{Y1(decade)}" x2="{w-pad}" y2="{Y1(decade)}" stroke="#eee"/>')
-        decade *= 10
-    for i in range(5):
-        v2 = max_rps * i / 4
-        out.append(f'<text x="{w-pad+6}" y="{Y2(v2)+4}" fill="#2471a3">{v2:.0f}</text>')
+    ax = DualAxes(args.title, max_scale, [x[1] for x in steps], max(x[2] for x in steps),
+                  "SCALE (× official arrival rates)", "achieved req/s", h=420, pad=70, log_min=1)
+    X, Y1, Y2, h, pad, out = ax.x, ax.y1, ax.y2, ax.h, ax.pad, ax.out
     for sc, *_ in steps:
         out.append(f'<text x="{X(sc)}" y="{h-pad+16}" text-anchor="middle">{sc:g}</text>')
-    out.append('<polyline fill="none" stroke="#c0392b" stroke-width="2" points="' + " ".join(f"{X(s[0])},{Y1(s[1])}" for s in steps) + '"/>')
-    out.append('<polyline fill="none" stroke="#2471a3" stroke-width="2" stroke-dasharray="6 3" points="' + " ".join(f"{X(s[0])},{Y2(s[2])}" for s in steps) + '"/>')
+    ax.line([(X(s[0]), Y1(s[1])) for s in steps], "#c0392b")
+    ax.line([(X(s[0]), Y2(s[2])) for s in steps], "#2471a3", dashed=True)
     for sc, p99, rps, ok, sla, k6cpu in steps:
         color = "#1e8449" if ok else "#c0392b"
         out.append(f'<circle cx="{X(sc)}" cy="{Y1(p99)}" r="5" fill="{color}"><title>SCALE {sc:g}: p99 {p99} ms, SLA {sla} %, {"pass" if ok else "FAIL"}, loader CPU {k6cpu} s</title></circle>')
         out.append(f'<rect x="{X(sc)-3}" y="{Y2(rps)-3}" width="6" height="6" fill="#2471a3"/>')
     out.append(f'<text x="{pad+10}" y="{pad-8}">● green: passed (0 KO, 0 inconsistencies, SLA ≥ 98 %) · red: failed</text>')
-    out.append("</svg>")
     with open(args.out, "w") as f:
-        f.write("\n".join(out) + "\n")
+        f.write(ax.svg() + "\n")
     return 0
 
 

