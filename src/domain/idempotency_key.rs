@@ -11,10 +11,14 @@ use super::Transaction;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
-/// Why a header value is not a key (answered 422).
+/// Why a header value is not a key (answered 422 with [`InvalidKey::MESSAGE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("Idempotency-Key must be 1 to 64 visible ASCII characters")]
+#[error("{}", Self::MESSAGE)]
 pub struct InvalidKey;
+
+impl InvalidKey {
+    pub const MESSAGE: &'static str = "Idempotency-Key must be 1 to 64 visible ASCII characters";
+}
 
 impl IdempotencyKey {
     pub const MAX_LEN: usize = 64;

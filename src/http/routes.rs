@@ -18,7 +18,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::metrics::Metrics;
-use crate::domain::{ClientId, IdempotencyKey, Transaction};
+use crate::domain::{ClientId, IdempotencyKey, InvalidKey, Transaction};
 use crate::store::{Ledger, LedgerError, Once};
 
 /// Request-level bounds (their defaults and ranges: `crate::configuration`).
@@ -179,8 +179,9 @@ async fn post_transaction<L: Ledger>(
         (None, _) => None,
         (Some(v), None) => match IdempotencyKey::parse(v.as_bytes()) {
             Ok(k) => Some(k),
-            Err(e) => {
-                return drain_then(req, app, text_owned(StatusCode::UNPROCESSABLE_ENTITY, e)).await;
+            Err(InvalidKey) => {
+                let refused = text(StatusCode::UNPROCESSABLE_ENTITY, InvalidKey::MESSAGE);
+                return drain_then(req, app, refused).await;
             }
         },
         (Some(_), Some(_)) => {
@@ -223,10 +224,7 @@ async fn post_transaction<L: Ledger>(
     };
     let once = tokio::time::timeout(deadline, app.ledger.apply_once(id, &transaction, &key))
         .await
-        .unwrap_or(Once {
-            outcome: Err(LedgerError::Unknown),
-            replayed: false,
-        });
+        .unwrap_or(Once::fresh(Err(LedgerError::Unknown)));
     app.metrics
         .observe_store(Route::Transacoes, asked.elapsed());
     let mut resp = match once.outcome {
@@ -299,12 +297,6 @@ fn json<T: serde::Serialize>(value: &T) -> Resp {
         // Our own types always serialise; this arm exists so that nothing here can panic.
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
-}
-
-fn text_owned(status: StatusCode, e: impl std::fmt::Display) -> Resp {
-    let mut r = text(status, "");
-    *r.body_mut() = Full::new(Bytes::from(e.to_string()));
-    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Resp {

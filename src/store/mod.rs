@@ -45,6 +45,16 @@ pub struct Once {
     pub replayed: bool,
 }
 
+impl Once {
+    /// An answer computed now (not a replay).
+    pub fn fresh(outcome: Result<Balance, LedgerError>) -> Once {
+        Once {
+            outcome,
+            replayed: false,
+        }
+    }
+}
+
 /// How long a store remembers an idempotency key at least; older keys are purged.
 pub const KEY_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 

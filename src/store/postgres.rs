@@ -204,10 +204,7 @@ impl Ledger for PgLedger {
             let (slot, conn) = match self.conn() {
                 Ok(c) => c,
                 Err(e) => {
-                    return Once {
-                        outcome: Err(e),
-                        replayed: false,
-                    };
+                    return Once::fresh(Err(e));
                 }
             };
             let row = conn
@@ -229,10 +226,7 @@ impl Ledger for PgLedger {
                 Ok(row) => row,
                 Err(e) if attempt == 0 && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
                 Err(e) => {
-                    return Once {
-                        outcome: Err(self.failed(slot, &conn, e)),
-                        replayed: false,
-                    };
+                    return Once::fresh(Err(self.failed(slot, &conn, e)));
                 }
             };
             if let Some(pedido) = row.get::<_, Option<&str>>(3) {
@@ -251,15 +245,9 @@ impl Ledger for PgLedger {
                     outcome,
                 };
             }
-            return Once {
-                outcome: decode_apply(&row),
-                replayed: false,
-            };
+            return Once::fresh(decode_apply(&row));
         }
-        Once {
-            outcome: Err(LedgerError::Unavailable),
-            replayed: false,
-        }
+        Once::fresh(Err(LedgerError::Unavailable))
     }
 
     async fn statement(&self, client: ClientId) -> Result<Statement, LedgerError> {

@@ -98,10 +98,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn apply_once(&self, client: ClientId, t: &Transaction, key: &IdempotencyKey) -> Once {
-        let unavailable = Once {
-            outcome: Err(LedgerError::Unavailable),
-            replayed: false,
-        };
+        let unavailable = Once::fresh(Err(LedgerError::Unavailable));
         let (reply, rx) = oneshot::channel();
         let command = Command::ApplyOnce(client, *t, key.clone(), reply);
         if self.tx.send(command).await.is_err() {
@@ -191,10 +188,7 @@ impl Reply {
     fn unavailable(self) {
         match self {
             Reply::Apply(tx, _) => drop(tx.send(Err(LedgerError::Unavailable))),
-            Reply::ApplyOnce(tx, _) => drop(tx.send(Once {
-                outcome: Err(LedgerError::Unavailable),
-                replayed: false,
-            })),
+            Reply::ApplyOnce(tx, _) => drop(tx.send(Once::fresh(Err(LedgerError::Unavailable)))),
             Reply::Statement(tx, _) => drop(tx.send(Err(LedgerError::Unavailable))),
             Reply::Ping(tx) => drop(tx.send(Err(LedgerError::Unavailable))),
         }
@@ -204,13 +198,9 @@ impl Reply {
     fn unserved(c: Command) -> Reply {
         match c {
             Command::Apply(_, _, tx) => Reply::Apply(tx, Err(LedgerError::Unavailable)),
-            Command::ApplyOnce(_, _, _, tx) => Reply::ApplyOnce(
-                tx,
-                Once {
-                    outcome: Err(LedgerError::Unavailable),
-                    replayed: false,
-                },
-            ),
+            Command::ApplyOnce(_, _, _, tx) => {
+                Reply::ApplyOnce(tx, Once::fresh(Err(LedgerError::Unavailable)))
+            }
             Command::Statement(_, tx) => Reply::Statement(tx, Err(LedgerError::Unavailable)),
             Command::Ping(tx) => Reply::Ping(tx),
         }
@@ -344,10 +334,7 @@ fn apply_once(
             Timestamp::now().micros(),
         ])?;
     }
-    Ok(Once {
-        outcome,
-        replayed: false,
-    })
+    Ok(Once::fresh(outcome))
 }
 
 fn statement(
