@@ -56,6 +56,24 @@ pub struct StoreArgs {
     /// concurrent queries; more than a few only adds lock contention on five hot rows.
     #[arg(long, env = "CREBITO_PG_CONNECTIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub pg_connections: u16,
+
+    /// PostgreSQL only: `single` (one server) or `citus` (a Citus coordinator: the tables are
+    /// distributed by client and each request runs on the one worker that owns the client;
+    /// docs: "Scaling out").
+    #[arg(long, env = "CREBITO_PG_LAYOUT", value_enum, default_value_t = PgLayout::Single)]
+    pub pg_layout: PgLayout,
+
+    /// Clients seeded after the contest's five: ids 6 to 5 + N, each with the limit of
+    /// `--extra-clients-limit`. Off by default, so the contest data set stays exact; a
+    /// sharded run needs more clients than five to spread over its shards.
+    #[arg(long, env = "CREBITO_EXTRA_CLIENTS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub extra_clients: u32,
+
+    /// The limit (in cents) of each extra client.
+    #[arg(long, env = "CREBITO_EXTRA_CLIENTS_LIMIT", default_value_t = 100_000,
+          value_parser = clap::value_parser!(i64).range(0..=1_000_000_000_000))]
+    pub extra_clients_limit: i64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,6 +141,15 @@ pub enum PgProfile {
     Durable,
     /// UNLOGGED tables, for a server run with fsync and synchronous_commit off.
     Contest,
+}
+
+/// PostgreSQL only: one server, or a Citus cluster reached through its coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PgLayout {
+    /// Plain tables on one server.
+    Single,
+    /// Tables distributed by client id on a Citus cluster, co-located.
+    Citus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::configuration::{DatabaseUrl, ListenAddr, PgProfile, ServeArgs, StoreArgs};
+use crate::configuration::{DatabaseUrl, ListenAddr, PgLayout, PgProfile, ServeArgs, StoreArgs};
 use crate::http::{App, ConnLimits, Limits, Listener, Metrics, serve};
-use crate::store::Ledger;
-use crate::store::postgres::{Persistence, PgLedger};
+use crate::store::postgres::{Layout, Options, Persistence, PgLedger};
 use crate::store::sqlite::SqliteLedger;
+use crate::store::{Ledger, Seed};
 
 /// Why the service could not start. Messages name the thing that failed and never
 /// include a password.
@@ -45,11 +45,15 @@ pub enum Store {
 impl Store {
     /// Opens the store named by the URL, creating and seeding its schema if needed.
     pub async fn open(args: &StoreArgs) -> Result<Store, StartError> {
+        let seed = Seed {
+            extra: args.extra_clients,
+            extra_limit: args.extra_clients_limit,
+        };
         match &args.database_url {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.clone();
                 let opened = tokio::task::spawn_blocking(move || {
-                    SqliteLedger::open(&path).map_err(|e| (path, e))
+                    SqliteLedger::open(&path, seed).map_err(|e| (path, e))
                 })
                 .await
                 .expect("opening SQLite does not panic");
@@ -61,11 +65,19 @@ impl Store {
                     })
             }
             DatabaseUrl::Postgres(url) => {
-                let persistence = match args.pg_profile {
-                    PgProfile::Durable => Persistence::Logged,
-                    PgProfile::Contest => Persistence::Unlogged,
+                let options = Options {
+                    persistence: match args.pg_profile {
+                        PgProfile::Durable => Persistence::Logged,
+                        PgProfile::Contest => Persistence::Unlogged,
+                    },
+                    layout: match args.pg_layout {
+                        PgLayout::Single => Layout::Single,
+                        PgLayout::Citus => Layout::Citus,
+                    },
+                    seed,
+                    connections: args.pg_connections,
                 };
-                PgLedger::connect(url, persistence, args.pg_connections)
+                PgLedger::connect(url, options)
                     .await
                     .map(Store::Postgres)
                     .map_err(|source| StartError::Postgres {

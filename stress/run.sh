@@ -4,6 +4,7 @@
 #
 #   stress/run.sh [--scale S] [--duration-scale D] [--loader k6|fast] [--floor] [--out DIR]
 #   stress/run.sh --saturate [--duration-scale D] [--steps "6 8 10 …"] [--loader fast|k6] [--out DIR]
+#   … [--cluster] [--clients N]
 #
 # One run: brings up deploy/native/stack (PORT, default 9999), replays the official
 # simulation, audits the database (saldo = credits − debits and saldo ≥ −limite for every
@@ -20,6 +21,10 @@
 # --saturate (fast loader by default): one fresh stack per SCALE step, until the SLA (98 %
 #   OK under 250 ms) or consistency breaks; writes DIR/saturation.json, DIR/saturation.svg
 #   and one folder a step.
+# --cluster: the same against deploy/native/cluster (a Citus coordinator and CITUS_WORKERS
+#   workers, default 2) instead of the contest stack.
+# --clients N: seed N − 5 extra clients (CREBITO_EXTRA_CLIENTS) and spread the fast loader's
+#   requests over clients 1…N (k6 keeps the contest's five).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +36,8 @@ saturate=0
 steps="6 8 10 12 15 18 24"
 loader=""
 floor=0
+launcher=stack
+clients=5
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +48,8 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --loader) loader=$2; shift 2 ;;
     --floor) floor=1; shift ;;
+    --cluster) launcher=cluster; shift ;;
+    --clients) clients=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "stress/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -51,7 +60,9 @@ out="${out:-$repo/stress/out/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 export PORT="${PORT:-9999}"
-stack="$repo/deploy/native/stack"
+stack="$repo/deploy/native/$launcher"
+[ "$clients" -ge 5 ] 2>/dev/null || { echo "stress/run.sh: --clients needs a number >= 5" >&2; exit 2; }
+export CREBITO_EXTRA_CLIENTS=$((clients - 5))
 
 say() { printf 'stress: %s\n' "$*" >&2; }
 
@@ -150,7 +161,7 @@ run_once() {
   load_s=$(awk -v d="$d" 'BEGIN { p = int(120 * d + 0.5); if (p < 1) p = 1; print 2 * p + 2 }')
   if [ "$loader" = fast ]; then
     say "running the fast loader for ~${load_s}s"
-    "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" \
+    "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --clients "$clients" \
       --out "$dir/loader-summary.json" --post-log "$dir/posts.csv" > /dev/null ||
       say "the loader exited with an error"
   else

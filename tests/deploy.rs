@@ -293,3 +293,65 @@ fn nginx_accepts_the_config() {
             .arg(format!("pid {}/nginx.pid;", dir.path().display())),
     );
 }
+
+/// The Citus Compose file runs the topology that deploy/native/cluster runs (and the tests
+/// exercise): a coordinator and two workers with Citus preloaded, the workers registered
+/// before any instance starts, the instances in the Citus layout on the coordinator.
+#[test]
+fn the_citus_compose_file_describes_the_cluster_the_native_launcher_runs() {
+    let c = compose("deploy/docker-compose.citus.yml");
+    let env = env_file();
+    for node in ["coordinator", "worker1", "worker2"] {
+        let svc = &c["services"][node];
+        assert_eq!(svc["image"], env["CITUS_IMAGE"].as_str(), "{node}");
+        let cmd = svc["command"].as_str().unwrap();
+        assert!(
+            cmd.contains("shared_preload_libraries=citus"),
+            "{node}: {cmd}"
+        );
+        assert!(
+            cmd.contains(&env["PG_FLAGS"]),
+            "{node} runs deploy/.env's flags"
+        );
+        assert!(!cmd.contains("fsync=off"), "{node}: the cluster is durable");
+        assert_eq!(svc["restart"], "unless-stopped");
+        assert!(svc["healthcheck"]["test"].is_sequence());
+    }
+    assert_eq!(
+        c["services"]["worker1"]["deploy"]["resources"]["limits"]["memory"],
+        format!("{}MB", env["CITUS_WORKER_MEMORY_MB"]).as_str()
+    );
+    let init = &c["services"]["cluster-init"];
+    let args: Vec<&str> = init["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for w in ["worker1", "worker2"] {
+        assert!(args.contains(&format!("SELECT citus_add_node('{w}', 5432)").as_str()));
+        assert_eq!(init["depends_on"][w]["condition"], "service_healthy");
+    }
+    for api in ["api1", "api2"] {
+        let svc = &c["services"][api];
+        assert_eq!(svc["environment"]["CREBITO_PG_LAYOUT"], "citus");
+        assert!(
+            svc["environment"]["DATABASE_URL"]
+                .as_str()
+                .unwrap()
+                .contains("@coordinator:5432/")
+        );
+        assert_eq!(
+            svc["depends_on"]["cluster-init"]["condition"],
+            "service_completed_successfully"
+        );
+    }
+    // The same nginx configuration as the contest stack, waiting for healthy instances.
+    assert_eq!(
+        c["services"]["nginx"]["volumes"][0],
+        "./nginx.conf:/etc/nginx/nginx.conf:ro"
+    );
+    // The native launcher reads the same worker budget.
+    let launcher = read("deploy/native/stack");
+    assert!(launcher.contains("CITUS_WORKER_CPUS") && launcher.contains("CITUS_WORKER_MEMORY_MB"));
+}

@@ -1,4 +1,6 @@
 -- crebito PostgreSQL schema. Applied at every start under an advisory lock; idempotent.
+-- The clients are seeded afterwards (seed.sql), once the layout is in place: on Citus the
+-- tables are distributed first (citus/distribute.sql), so the rows go straight to their shards.
 -- The persistence (LOGGED for the `durable` profile, UNLOGGED for `contest`) is set
 -- afterwards by the binary, see src/store/postgres.rs.
 
@@ -40,11 +42,3 @@ CREATE TABLE IF NOT EXISTS idempotencia (
     criada_em  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cliente_id, chave)
 );
-
-INSERT INTO clientes (id, limite) VALUES
-    (1, 100000),
-    (2, 80000),
-    (3, 1000000),
-    (4, 10000000),
-    (5, 500000)
-ON CONFLICT (id) DO NOTHING;

@@ -1,5 +1,7 @@
 -- The balance and the 10 newest transactions of one client, from one snapshot.
 -- $1 cliente_id. No row: unknown client. One row with NULL transaction columns: none yet.
+-- The subquery filters on $1 rather than on c.id (the same value): on a Citus cluster that
+-- makes the whole query a one-shard router plan instead of one task per shard.
 SELECT c.saldo,
        c.limite,
        t.valor::int8,
@@ -10,7 +12,7 @@ SELECT c.saldo,
   LEFT JOIN LATERAL (
         SELECT id, valor, tipo, descricao, realizada_em
           FROM transacoes
-         WHERE cliente_id = c.id
+         WHERE cliente_id = $1::int4
          ORDER BY id DESC
          LIMIT 10
   ) t ON true

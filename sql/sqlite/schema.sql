@@ -32,10 +32,3 @@ CREATE TABLE IF NOT EXISTS idempotencia (
     criada_em  INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
     PRIMARY KEY (cliente_id, chave)
 );
-
-INSERT OR IGNORE INTO clientes (id, limite) VALUES
-    (1, 100000),
-    (2, 80000),
-    (3, 1000000),
-    (4, 10000000),
-    (5, 500000);

@@ -55,6 +55,14 @@ impl Once {
     }
 }
 
+/// Which clients a store seeds: the contest's five, then `extra` more (ids 6 to 5 + `extra`)
+/// with limit `extra_limit` each. The default is the contest data set, exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seed {
+    pub extra: u32,
+    pub extra_limit: i64,
+}
+
 /// How long a store remembers an idempotency key at least; older keys are purged.
 pub const KEY_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 

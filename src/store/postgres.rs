@@ -23,13 +23,19 @@ use tokio_postgres::{Client, Config, NoTls, Statement as Prepared};
 
 use tokio_postgres::error::SqlState;
 
-use super::{KEY_RETENTION, Ledger, LedgerError, Once};
+use super::{KEY_RETENTION, Ledger, LedgerError, Once, Seed};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Transaction};
 
 const SCHEMA: &str = include_str!("../../sql/postgres/schema.sql");
+const SEED: &str = include_str!("../../sql/postgres/seed.sql");
 const APPLY: &str = include_str!("../../sql/postgres/apply.sql");
 const STATEMENT: &str = include_str!("../../sql/postgres/statement.sql");
 const APPLY_ONCE: &str = include_str!("../../sql/postgres/apply_once.sql");
+const CITUS_EXTENSION: &str = include_str!("../../sql/postgres/citus/extension.sql");
+const CITUS_DISTRIBUTE: &str = include_str!("../../sql/postgres/citus/distribute.sql");
+const CITUS_FUNCTIONS: &str = include_str!("../../sql/postgres/citus/functions.sql");
+const CITUS_APPLY: &str = include_str!("../../sql/postgres/citus/apply.sql");
+const CITUS_APPLY_ONCE: &str = include_str!("../../sql/postgres/citus/apply_once.sql");
 const PURGE_KEYS: &str = include_str!("../../sql/postgres/purge_keys.sql");
 const PERSISTENCE: &str = include_str!("../../sql/postgres/persistence.sql");
 
@@ -41,6 +47,26 @@ pub enum Persistence {
     Logged,
     /// `UNLOGGED` tables: no WAL, emptied by crash recovery (the contest's trade-off).
     Unlogged,
+}
+
+/// Where the tables live: the store's own notion of the CLI's `--pg-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Plain tables on one server.
+    Single,
+    /// A Citus cluster: tables distributed by client, co-located; each request runs on the
+    /// worker owning the client (sql/postgres/citus/).
+    Citus,
+}
+
+/// How to set up and reach the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub persistence: Persistence,
+    pub layout: Layout,
+    pub seed: Seed,
+    /// Connections kept open (each pipelines many concurrent queries).
+    pub connections: u16,
 }
 
 /// Key of the advisory lock that serialises schema changes between instances starting
@@ -67,7 +93,7 @@ struct Slot {
 
 struct Shared {
     config: Config,
-    persistence: Persistence,
+    options: Options,
     slots: Vec<Slot>,
 }
 
@@ -79,12 +105,8 @@ pub struct PgLedger {
 
 impl PgLedger {
     /// Connects, applies the schema (once, under an advisory lock) with the profile's
-    /// persistence, and opens `connections` prepared connections.
-    pub async fn connect(
-        url: &str,
-        persistence: Persistence,
-        connections: u16,
-    ) -> Result<PgLedger, tokio_postgres::Error> {
+    /// persistence and the layout, seeds the clients, and opens the prepared connections.
+    pub async fn connect(url: &str, options: Options) -> Result<PgLedger, tokio_postgres::Error> {
         let mut config: Config = url.parse()?;
         // Statements are prepared once, when a connection opens, and PostgreSQL keeps their
         // plan until the table's statistics change. Prepared on a fresh, empty `transacoes`,
@@ -95,21 +117,21 @@ impl PgLedger {
         // has an index that answers it directly, so its sessions rule out sequential and
         // bitmap scans: the plan no longer depends on when it was made.
         let planner = "-c enable_seqscan=off -c enable_bitmapscan=off";
-        let options = match config.get_options() {
+        let session = match config.get_options() {
             Some(o) => format!("{o} {planner}"),
             None => planner.to_string(),
         };
-        config.options(&options);
+        config.options(&session);
         let first = connect_with_patience(&config).await?;
-        migrate(&first, persistence).await?;
-        let mut slots = Vec::with_capacity(usize::from(connections));
-        slots.push(Slot::new(Some(prepare(first).await?)));
-        for _ in 1..connections {
-            slots.push(Slot::new(Some(open(&config).await?)));
+        migrate(&first, &options).await?;
+        let mut slots = Vec::with_capacity(usize::from(options.connections));
+        slots.push(Slot::new(Some(prepare(first, options.layout).await?)));
+        for _ in 1..options.connections {
+            slots.push(Slot::new(Some(open(&config, options.layout).await?)));
         }
         let shared = Arc::new(Shared {
             config,
-            persistence,
+            options,
             slots,
         });
         tokio::spawn(purge_keys(Arc::downgrade(&shared)));
@@ -341,9 +363,13 @@ async fn connect_with_patience(config: &Config) -> Result<Client, tokio_postgres
     }
 }
 
-async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
-    let apply = client.prepare(APPLY).await?;
-    let apply_once = client.prepare(APPLY_ONCE).await?;
+async fn prepare(client: Client, layout: Layout) -> Result<Conn, tokio_postgres::Error> {
+    let (apply, apply_once) = match layout {
+        Layout::Single => (APPLY, APPLY_ONCE),
+        Layout::Citus => (CITUS_APPLY, CITUS_APPLY_ONCE),
+    };
+    let apply = client.prepare(apply).await?;
+    let apply_once = client.prepare(apply_once).await?;
     let statement = client.prepare(STATEMENT).await?;
     Ok(Conn {
         client,
@@ -353,36 +379,32 @@ async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
     })
 }
 
-async fn open(config: &Config) -> Result<Conn, tokio_postgres::Error> {
-    prepare(connect_raw(config).await?).await
+async fn open(config: &Config, layout: Layout) -> Result<Conn, tokio_postgres::Error> {
+    prepare(connect_raw(config).await?, layout).await
 }
 
-/// Applies the schema and the profile's persistence. Two instances starting together
-/// take turns on the advisory lock; the second finds everything in place.
-async fn migrate(client: &Client, persistence: Persistence) -> Result<(), tokio_postgres::Error> {
+/// Applies the schema, the profile's persistence, the layout and the seed. Two instances
+/// starting together take turns on the advisory lock; the second finds everything in place.
+async fn migrate(client: &Client, options: &Options) -> Result<(), tokio_postgres::Error> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let result = async {
+        if options.layout == Layout::Citus {
+            client.batch_execute(CITUS_EXTENSION).await?;
+        }
         client.batch_execute(SCHEMA).await?;
-        let wanted = match persistence {
-            Persistence::Logged => "p",
-            Persistence::Unlogged => "u",
-        };
-        let mismatched = client
-            .query(PERSISTENCE, &[])
-            .await?
-            .iter()
-            .any(|r| r.get::<_, &str>(1) != wanted);
-        if mismatched {
-            let to = if wanted == "u" { "UNLOGGED" } else { "LOGGED" };
-            tracing::info!(?persistence, "setting tables {to}");
-            client
-                .batch_execute(&format!(
-                    "ALTER TABLE transacoes SET {to}; ALTER TABLE idempotencia SET {to}; \
-                     ALTER TABLE clientes SET {to};"
-                ))
-                .await?;
+        // Before distributing: Citus creates the shards with the tables' persistence.
+        set_persistence(client, options.persistence).await?;
+        if options.layout == Layout::Citus {
+            client.batch_execute(CITUS_DISTRIBUTE).await?;
+        }
+        let extra = i32::try_from(options.seed.extra).unwrap_or(i32::MAX);
+        client
+            .execute(SEED, &[&extra, &options.seed.extra_limit])
+            .await?;
+        if options.layout == Layout::Citus {
+            client.batch_execute(CITUS_FUNCTIONS).await?;
         }
         Ok(())
     }
@@ -391,6 +413,32 @@ async fn migrate(client: &Client, persistence: Persistence) -> Result<(), tokio_
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await?;
     result
+}
+
+async fn set_persistence(
+    client: &Client,
+    persistence: Persistence,
+) -> Result<(), tokio_postgres::Error> {
+    let wanted = match persistence {
+        Persistence::Logged => "p",
+        Persistence::Unlogged => "u",
+    };
+    let mismatched = client
+        .query(PERSISTENCE, &[])
+        .await?
+        .iter()
+        .any(|r| r.get::<_, &str>(1) != wanted);
+    if mismatched {
+        let to = if wanted == "u" { "UNLOGGED" } else { "LOGGED" };
+        tracing::info!(?persistence, "setting tables {to}");
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE transacoes SET {to}; ALTER TABLE idempotencia SET {to}; \
+                 ALTER TABLE clientes SET {to};"
+            ))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Reopens slot `i`, retrying every 50–250 ms (a restarted server is usually back within a
@@ -403,8 +451,8 @@ async fn reconnect(shared: std::sync::Weak<Shared>, i: usize) {
         let Some(s) = shared.upgrade() else { return };
         let reopened = async {
             let client = connect_raw(&s.config).await?;
-            migrate(&client, s.persistence).await?;
-            prepare(client).await
+            migrate(&client, &s.options).await?;
+            prepare(client, s.options.layout).await
         };
         match reopened.await {
             Ok(conn) => {

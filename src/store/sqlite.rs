@@ -14,12 +14,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{KEY_RETENTION, Ledger, LedgerError, Once};
+use super::{KEY_RETENTION, Ledger, LedgerError, Once, Seed};
 use crate::domain::{
     Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Timestamp, Transaction,
 };
 
 const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
+const SEED: &str = include_str!("../../sql/sqlite/seed.sql");
 const APPLY: &str = include_str!("../../sql/sqlite/apply.sql");
 const INSERT: &str = include_str!("../../sql/sqlite/insert.sql");
 const STATEMENT: &str = include_str!("../../sql/sqlite/statement.sql");
@@ -58,12 +59,13 @@ pub struct SqliteLedger {
 }
 
 impl SqliteLedger {
-    /// Opens (creating if needed) the database file, applies the schema and seeds the five
+    /// Opens (creating if needed) the database file, applies the schema and seeds the
     /// clients, then starts the writer thread.
-    pub fn open(path: &Path) -> Result<SqliteLedger, OpenError> {
+    pub fn open(path: &Path, seed: Seed) -> Result<SqliteLedger, OpenError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute(SEED, params![seed.extra, seed.extra_limit])?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let (tx, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()

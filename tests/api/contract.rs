@@ -354,3 +354,36 @@ async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 405);
 }
+
+/// `--extra-clients N` seeds clients 6…5+N with `--extra-clients-limit`; the contest's five
+/// keep their limits, and without the flag client 6 does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_clients_are_seeded_only_when_asked() {
+    for backend in [
+        crate::helpers::Backend::Sqlite,
+        crate::helpers::Backend::Postgres,
+    ] {
+        let app = crate::helpers::spawn_app_with(backend, |a| {
+            a.store.extra_clients = 3;
+            a.store.extra_clients_limit = 777;
+        })
+        .await;
+        for id in 6..=8 {
+            let (status, body) = app.extrato(id).await;
+            assert_eq!(status, 200, "{backend:?}: client {id}");
+            assert_eq!(body["saldo"]["limite"], 777, "{backend:?}: client {id}");
+        }
+        assert_eq!(app.extrato(9).await.0, 404, "{backend:?}");
+        assert_eq!(
+            app.extrato(2).await.1["saldo"]["limite"],
+            80_000,
+            "{backend:?}"
+        );
+        let (status, _) = app
+            .post_json(8, json!({"valor": 778, "tipo": "d", "descricao": "over"}))
+            .await;
+        assert_eq!(status, 422, "{backend:?}: the extra limit holds");
+        let plain = crate::helpers::spawn_app(backend).await;
+        assert_eq!(plain.extrato(6).await.0, 404, "{backend:?}: off by default");
+    }
+}

@@ -9,6 +9,30 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A port free for a public listener (below 60000, so that PORT+N stays valid).
+/// A base port P such that P..=P+12 are all free and below the kernel's ephemeral range
+/// (32768–60999 by default), where outgoing connections of a busy test run would take them:
+/// for launchers that derive further ports from PORT (deploy/native/cluster: PORT+1,
+/// PORT+11, PORT+12).
+#[allow(dead_code)]
+pub fn free_port_block() -> u16 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    loop {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let base = 20_000 + (seed >> 8) % 12_000;
+        let base = u16::try_from(base).unwrap();
+        let all_free =
+            (0..=12).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     loop {
         let p = std::net::TcpListener::bind("127.0.0.1:0")

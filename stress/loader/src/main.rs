@@ -55,6 +55,10 @@ struct Args {
     idempotent: bool,
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    /// Clients to spread the load over: ids 1 to N (the contest's five by default; more for
+    /// a stack seeded with `crebito migrate --extra-clients N-5`, e.g. a sharded cluster).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    clients: u32,
     /// Seed of the random clients, amounts and descriptions (the schedule is deterministic).
     #[arg(long, default_value_t = 2024)]
     seed: u64,
@@ -135,6 +139,7 @@ fn main() {
         let (records, in_flight) = (records.clone(), in_flight.clone());
         let (target, timeout) = (args.target, Duration::from_secs(args.timeout));
         let (idempotent, retries) = (args.idempotent, args.retries);
+        let clients = args.clients;
         let mut rng = Rng(args.seed | 1);
         let run = rng.next();
         std::thread::spawn(move || {
@@ -145,7 +150,7 @@ fn main() {
                 if at > now {
                     std::thread::sleep(at - now);
                 }
-                let client = 1 + rng.below(5) as u8;
+                let client = 1 + rng.below(u64::from(clients)) as u32;
                 let post = (scenario != Scenario::Extratos).then(|| Post {
                     client,
                     credit: scenario == Scenario::Creditos,
@@ -329,6 +334,7 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
         "loader_cpu_seconds": (cpu * 1000.0).round() / 1000.0,
         "loader_cpu_us_per_request": if n > 0 { (cpu * 1e6 / n as f64 * 10.0).round() / 10.0 } else { 0.0 },
         "idempotent": args.idempotent,
+        "clients": args.clients,
         "ambiguous_first_attempt": posts.iter().filter(|r| r.first_ambiguous).count(),
         "ambiguous": posts.iter().filter(|r| r.outcome.ambiguous(r.status)).count(),
         "retried": posts.iter().filter(|r| r.attempts > 1).count(),

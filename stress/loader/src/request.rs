@@ -42,7 +42,7 @@ impl Outcome {
 /// One POST's transaction, for the ledger audit against the client's own log.
 #[derive(Debug, Clone, Copy)]
 pub struct Post {
-    pub client: u8,
+    pub client: u32,
     pub credit: bool,
     pub valor: u32,
     /// Ten alphanumeric characters, unique within a run.
@@ -56,7 +56,7 @@ pub struct Answer {
 }
 
 /// The request bytes for one user.
-pub fn render(scenario: Scenario, client: u8, post: Option<&Post>, idempotent: bool) -> Vec<u8> {
+pub fn render(scenario: Scenario, client: u32, post: Option<&Post>, idempotent: bool) -> Vec<u8> {
     let mut req = Vec::with_capacity(256);
     match (scenario, post) {
         (Scenario::Extratos, _) | (_, None) => {

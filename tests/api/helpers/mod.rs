@@ -1,11 +1,13 @@
 //! Test support: spawn the real application on a random port against a fresh store.
 //!
-//! Every test gets its own database: a new SQLite file in a temporary directory, or a new
-//! database on the throwaway PostgreSQL server that [`pg`] starts once per test run.
+//! Every test gets its own database: a new SQLite file in a temporary directory, a new
+//! database on the throwaway PostgreSQL server that [`pg`] starts once per test run, or a
+//! new schema on the throwaway Citus cluster that [`citus`] starts once per test run.
 
+pub mod citus;
 pub mod pg;
 
-use crebito::configuration::{DatabaseUrl, PgProfile, ServeArgs};
+use crebito::configuration::{DatabaseUrl, PgLayout, PgProfile, ServeArgs};
 use crebito::startup::Application;
 use tokio::sync::oneshot;
 
@@ -16,6 +18,8 @@ use crate::common::api::Api;
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL with `--pg-layout citus`, on a coordinator and two workers.
+    Citus,
 }
 
 /// A fresh, empty store; dropping it removes it.
@@ -24,6 +28,8 @@ pub enum TestStore {
     Sqlite(tempfile::TempDir),
     /// A new database on the throwaway PostgreSQL server.
     Postgres(pg::Database),
+    /// A new schema on the throwaway Citus cluster.
+    Citus(citus::Database),
 }
 
 impl TestStore {
@@ -31,6 +37,7 @@ impl TestStore {
         match backend {
             Backend::Sqlite => TestStore::Sqlite(tempfile::tempdir().unwrap()),
             Backend::Postgres => TestStore::Postgres(pg::Database::create().await),
+            Backend::Citus => TestStore::Citus(citus::Database::create().await),
         }
     }
 
@@ -38,6 +45,7 @@ impl TestStore {
         match self {
             TestStore::Sqlite(dir) => DatabaseUrl::Sqlite(dir.path().join("crebito.db")),
             TestStore::Postgres(db) => DatabaseUrl::Postgres(db.url.clone()),
+            TestStore::Citus(db) => DatabaseUrl::Postgres(db.url.clone()),
         }
     }
 }
@@ -73,7 +81,14 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// Spawns an app with adjusted settings (timeouts, limits).
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let store = TestStore::fresh(backend).await;
-    let mut app = spawn_on(store.url(), tweak).await;
+    let citus = backend == Backend::Citus;
+    let mut app = spawn_on(store.url(), |args| {
+        if citus {
+            args.store.pg_layout = PgLayout::Citus;
+        }
+        tweak(args)
+    })
+    .await;
     app._store = Some(store);
     app
 }
@@ -103,7 +118,7 @@ pub async fn spawn_on(database_url: DatabaseUrl, tweak: impl FnOnce(&mut ServeAr
 }
 
 /// Generates one `#[tokio::test]` per store for each listed `async fn(TestApp)`, in modules
-/// `sqlite` and `postgres`: the whole suite runs unchanged against both stores.
+/// `sqlite`, `postgres` and `citus`: the whole suite runs unchanged against every store.
 #[macro_export]
 macro_rules! for_each_store {
     ($($name:ident),* $(,)?) => {
@@ -120,6 +135,14 @@ macro_rules! for_each_store {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await).await
+                }
+            )*
+        }
+        mod citus {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::spawn_app($crate::helpers::Backend::Citus).await).await
                 }
             )*
         }

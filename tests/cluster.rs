@@ -1,0 +1,285 @@
+//! End to end on a Citus cluster: `deploy/native/cluster up` (a coordinator, two workers,
+//! two crebito instances with `--pg-layout citus`, nginx) on free ports; the official
+//! validations through nginx; a worker killed mid-load (every process of it, SIGKILL)
+//! loses nothing that was answered 200 and stores nothing that was refused; `down` leaves
+//! nothing behind.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::api::Api;
+use common::{checks, free_port_block};
+use serde_json::json;
+
+const EXTRA_CLIENTS: u32 = 20;
+
+struct Cluster {
+    port: u16,
+    dir: PathBuf,
+    up: bool,
+}
+
+fn launcher(port: u16, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/native/cluster"
+    ))
+    .args(args)
+    .env("PORT", port.to_string())
+    .env("STACK_DIR", dir)
+    .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
+    .env("CITUS_WORKERS", "2")
+    .output()
+    .expect("the launcher runs")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+impl Cluster {
+    fn up() -> Cluster {
+        let port = free_port_block();
+        let dir = std::env::temp_dir().join(format!("crebito-cluster-test-{port}"));
+        let out = launcher(port, &dir, &["up"]);
+        let cluster = Cluster {
+            port,
+            dir,
+            up: true,
+        };
+        assert!(out.status.success(), "cluster up failed:\n{}", text(&out));
+        cluster
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = launcher(self.port, &self.dir, args);
+        assert!(out.status.success(), "cluster {args:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        self.run(&[
+            "psql",
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+    }
+
+    fn down(&mut self) -> std::process::Output {
+        self.up = false;
+        launcher(self.port, &self.dir, &["down"])
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.up {
+            let _ = self.down();
+        }
+    }
+}
+
+/// What each request was answered, by (client, descricao): descriptions are unique.
+#[derive(Default)]
+struct Answers {
+    by_status: HashMap<u16, Vec<(u32, String)>>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
+    let mut cluster = Cluster::up();
+    let api = Api::new(format!("http://127.0.0.1:{}", cluster.port));
+
+    // Every service up, in its own cgroup: a coordinator, two workers, two instances, nginx.
+    let status = cluster.run(&["status"]);
+    for svc in ["db", "w1", "w2", "api1", "api2", "lb"] {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(svc) && l.contains(" up ")),
+            "{svc} up:\n{status}"
+        );
+    }
+    // The contest's data set, exactly (client 6 does not exist).
+    checks::official_validation_sequence(std::slice::from_ref(&api)).await;
+
+    // Extra clients added to the running cluster (`migrate` is idempotent), and spread with
+    // the contest's five over both workers.
+    let db_url = cluster.run(&["db-url"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_crebito"))
+        .args([
+            "migrate",
+            "--database-url",
+            db_url.trim(),
+            "--pg-layout",
+            "citus",
+        ])
+        .args([
+            "--pg-profile",
+            "durable",
+            "--extra-clients",
+            &EXTRA_CLIENTS.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "migrate --extra-clients:\n{}",
+        text(&out)
+    );
+    let shards = cluster.run(&["shards"]);
+    let placement: HashMap<u32, String> = shards
+        .lines()
+        .map(|l| {
+            let (id, node) = l.split_once('|').unwrap();
+            (id.parse().unwrap(), node.to_string())
+        })
+        .collect();
+    assert_eq!(placement.len(), 5 + EXTRA_CLIENTS as usize, "{shards}");
+    let mut nodes: Vec<&String> = placement.values().collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 2, "two workers hold clients:\n{shards}");
+    let (status, body) = api
+        .post_json(
+            5 + EXTRA_CLIENTS,
+            json!({"valor": 1, "tipo": "c", "descricao": "extra"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Load on every client while worker 1 is killed (all its processes, SIGKILL) and
+    // restarted by the supervisor; each request's description is unique.
+    let answers = Arc::new(Mutex::new(Answers::default()));
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut tasks = Vec::new();
+    for task in 0..8u32 {
+        let (api, answers) = (api.clone(), answers.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while Instant::now() < deadline {
+                n += 1;
+                let client = 6 + (task * 7 + n) % EXTRA_CLIENTS;
+                let descricao = format!("k{task}n{n}");
+                let tipo = if n % 3 == 0 { "c" } else { "d" };
+                let (status, _) = api
+                    .post_json(
+                        client,
+                        json!({"valor": 1 + n % 700, "tipo": tipo, "descricao": descricao}),
+                    )
+                    .await;
+                answers
+                    .lock()
+                    .unwrap()
+                    .by_status
+                    .entry(status.as_u16())
+                    .or_default()
+                    .push((client, descricao));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.run(&["signal", "w1", "KILL", "all"]);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let answers = Arc::try_unwrap(answers).ok().unwrap().into_inner().unwrap();
+    let count = |s: u16| answers.by_status.get(&s).map_or(0, Vec::len);
+    assert!(count(200) > 100, "load ran: {:?}", answers.by_status.keys());
+    let restarts = cluster.run(&["status"]);
+    assert!(
+        restarts
+            .lines()
+            .any(|l| l.starts_with("w1") && l.contains(" up ") && l.trim_end().ends_with(" 1")),
+        "w1 was killed and restarted once:\n{restarts}"
+    );
+
+    // The worker is back: its clients answer again.
+    let w1 = placement
+        .iter()
+        .find(|(_, n)| *n == nodes[0])
+        .map(|(id, _)| *id);
+    let back = Instant::now() + Duration::from_secs(30);
+    for id in placement.keys().copied().chain(w1) {
+        loop {
+            let (status, _) = api.extrato(id).await;
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < back, "client {id} still answers {status}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // Every 200 stored exactly once; every 422 and 503 not at all; 504 at most once.
+    let stored: HashMap<String, i64> = cluster
+        .psql("SELECT descricao, count(*) FROM transacoes WHERE descricao LIKE 'k%n%' GROUP BY 1")
+        .lines()
+        .map(|l| {
+            let (d, c) = l.split_once('|').unwrap();
+            (d.to_string(), c.parse().unwrap())
+        })
+        .collect();
+    for (status, expected) in [
+        (200u16, Some(1)),
+        (422, Some(0)),
+        (503, Some(0)),
+        (504, None),
+    ] {
+        for (client, d) in answers.by_status.get(&status).into_iter().flatten() {
+            let n = stored.get(d).copied().unwrap_or(0);
+            match expected {
+                Some(e) => assert_eq!(n, e, "{status} for client {client} {d}: stored {n} times"),
+                None => assert!(n <= 1, "{status} for {d}: stored {n} times"),
+            }
+        }
+    }
+    let other: Vec<u16> = answers
+        .by_status
+        .keys()
+        .copied()
+        .filter(|s| ![200, 422, 503, 504].contains(s))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "only 200/422/503/504 answers, got {other:?}"
+    );
+    // And the balances are exactly the sums of what is stored, within their limits.
+    let audit = cluster.psql(include_str!("../sql/audit.sql"));
+    for row in audit.lines() {
+        let f: Vec<i64> = row.split('|').map(|v| v.parse().unwrap()).collect();
+        let (limite, saldo, sum) = (f[1], f[2], f[3]);
+        assert_eq!(saldo, sum, "client {}: {row}", f[0]);
+        assert!(saldo >= -limite, "client {}: {row}", f[0]);
+    }
+    eprintln!(
+        "answers: {:?}",
+        answers
+            .by_status
+            .iter()
+            .map(|(s, v)| (s, v.len()))
+            .collect::<Vec<_>>()
+    );
+
+    // Down leaves nothing: no directory, no cgroup, no process.
+    let out = cluster.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!cluster.dir.exists());
+    for ctl in ["cpu", "memory", "cpuacct"] {
+        assert!(!Path::new(&format!("/sys/fs/cgroup/{ctl}/crebito-{}", cluster.port)).exists());
+    }
+}
