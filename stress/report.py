@@ -162,8 +162,14 @@ def summarize(args):
             f = client_view_k6(args.floor, None)
         summary["floor"] = {"latency_ms": f["latency_ms"], "ko": f["ko"], "requests": f["requests"]}
     summary["passed"] = kos == 0 and inconsistencies == 0 and audit["ok"]
-    if client["loader"] != "k6":
-        write_html(summary, os.path.join(args.out, "report.html"))
+    panels = []
+    samples = load_samples(args.server)
+    if samples and args.load_start:
+        marks, x_max = phases_of(float(args.duration_scale), client["loader"] == "k6")
+        panels = server_panels(samples, float(args.load_start), x_max, marks)
+        summary["server"] = server_summary(samples, float(args.load_start), x_max)
+    k6_report = "k6-report.html" if os.path.exists(os.path.join(args.out, "k6-report.html")) else None
+    write_html(summary, os.path.join(args.out, "report.html"), panels, k6_report)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     with open(os.path.join(args.out, "summary.txt"), "w") as f:
@@ -202,6 +208,11 @@ def render_text(s):
                      f"loader CPU {s.get('loader_cpu_us_per_request')} µs per request")
     cpu = s["cpu_seconds"]
     lines += ["", "CPU seconds used during the run: " + ", ".join(f"{k} {v}" for k, v in cpu.items() if v is not None)]
+    if s.get("server"):
+        lines.append("server side (stress/sample.py, 1/s): peak cores · throttled periods · peak MiB of limit · OOM kills")
+        for svc, v in s["server"].items():
+            lines.append(f"  {svc:<5} {v['peak_cores']} cores · {v['throttled_periods']} throttled · "
+                         f"{v['peak_mem_mb']} of {v['mem_limit_mb']} MiB · {v['oom_kills']} OOM kills")
     verdict = "PASSED" if s["passed"] else "FAILED"
     lines.append(f"result: {verdict} (KO {s['ko']}, inconsistencies {s['inconsistencies']}, audit {'OK' if s['audit']['ok'] else 'FAILED'}; "
                  "a run passes with 0 KO, 0 inconsistencies and a clean audit)")
@@ -277,14 +288,179 @@ def timeline_svg(timeline, title):
     return ax.svg()
 
 
-def write_html(s, path):
-    """A self-contained HTML report for a fast-loader run: the summary and the timeline."""
+# --- the server's side (stress/sample.py) -------------------------------------------------
+COLORS = ["#c0392b", "#2471a3", "#1e8449", "#7d3c98", "#d68910", "#17a589", "#5d6d7e", "#a04000"]
+
+
+def load_samples(path):
+    if not path or not os.path.exists(path):
+        return []
+    out = []
+    for line in open(path):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def chart(title, series, y_label, phases, x_max, limits=None, w=820, h=240, pad=56):
+    """A multi-line SVG chart: series {name: [(t, v)]}, dashed horizontal `limits`
+    {name: value} in the series' colour, phase marks [(t, label)] as vertical lines."""
+    limits = limits or {}
+    vals = [v for pts in series.values() for _, v in pts if v is not None] + [v for v in limits.values() if v]
+    y_max = max(vals + [0]) * 1.1 or 1.0
+    x_max = max(x_max, 1)
+    top, bottom = 46, 40
+    X = lambda t: pad + (w - 2 * pad) * t / x_max
+    Y = lambda v: h - bottom - (h - top - bottom) * v / y_max
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{pad}" y="16" font-size="13" font-weight="bold">{title}</text>',
+           f'<line x1="{pad}" y1="{Y(0)}" x2="{w-pad}" y2="{Y(0)}" stroke="black"/>',
+           f'<line x1="{pad}" y1="{Y(0)}" x2="{pad}" y2="{Y(y_max)}" stroke="black"/>',
+           f'<text x="14" y="{h/2}" transform="rotate(-90 14 {h/2})" text-anchor="middle">{y_label}</text>']
+    for i in range(5):
+        v = y_max * i / 4
+        out.append(f'<text x="{pad-4}" y="{Y(v)+4}" text-anchor="end">{v:.3g}</text>')
+        out.append(f'<line x1="{pad}" y1="{Y(v)}" x2="{w-pad}" y2="{Y(v)}" stroke="#eee"/>')
+    step = max(1, int(x_max / 10))
+    for t in range(0, int(x_max) + 1, step):
+        out.append(f'<text x="{X(t)}" y="{Y(0)+14}" text-anchor="middle">{t}</text>')
+    for t, label in phases:
+        if 0 <= t <= x_max:
+            out.append(f'<line x1="{X(t)}" y1="{Y(0)}" x2="{X(t)}" y2="{Y(y_max)}" stroke="#999" stroke-dasharray="2 2"/>')
+            out.append(f'<text x="{X(t)+3}" y="{Y(y_max)+11}" fill="#555">{label}</text>')
+    lx = pad
+    for i, (name, pts) in enumerate(series.items()):
+        c = COLORS[i % len(COLORS)]
+        pts = [(t, v) for t, v in pts if v is not None]
+        if pts:
+            out.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.4" points="' +
+                       " ".join(f"{X(t):.1f},{Y(v):.1f}" for t, v in pts) + '"/>')
+        if limits.get(name):
+            out.append(f'<line x1="{pad}" y1="{Y(limits[name])}" x2="{w-pad}" y2="{Y(limits[name])}" stroke="{c}" stroke-dasharray="6 3"/>')
+        out.append(f'<rect x="{lx}" y="23" width="10" height="10" fill="{c}"/><text x="{lx+13}" y="32">{name}</text>')
+        lx += 22 + 7 * len(name)
+    out.append(f'<text x="{w/2}" y="{h-6}" text-anchor="middle">seconds since the load started'
+               + (" · dashed: quota / limit" if limits else "") + '</text>')
+    return "\n".join(out + ["</svg>"])
+
+
+def hist_p99(prev, cur):
+    """p99 in ms of the requests answered between two cumulative histograms."""
+    if not prev or not cur:
+        return None
+    les = sorted(((float(k) if k != "+Inf" else float("inf")), k) for k in cur["buckets"])
+    total = cur["buckets"].get("+Inf", 0) - prev["buckets"].get("+Inf", 0)
+    if total <= 0:
+        return None
+    target = 0.99 * total
+    for le, k in les:
+        if cur["buckets"][k] - prev["buckets"].get(k, 0) >= target:
+            return (le if le != float("inf") else 1.0) * 1000
+    return None
+
+
+def server_panels(samples, t0, x_max, phases):
+    """SVG panels from the sampler's lines, t0 = when the load started (epoch seconds)."""
+    if len(samples) < 2:
+        return []
+    rel = lambda s: s["t"] - t0
+    pairs = list(zip(samples, samples[1:]))
+    svcs = list(samples[-1]["services"].keys())
+    dt = lambda a, b: max(b["t"] - a["t"], 1e-6)
+
+    def per_svc(f):
+        return {svc: [(rel(b), f(a["services"].get(svc), b["services"].get(svc), dt(a, b))) for a, b in pairs] for svc in svcs}
+
+    cpu = per_svc(lambda a, b, d: (b["cpu_s"] - a["cpu_s"]) / d if a and b else None)
+    thr = per_svc(lambda a, b, d: (b["throttled"] - a["throttled"]) / d if a and b else None)
+    mem = {svc: [(rel(s), (s["services"].get(svc) or {}).get("mem_mb")) for s in samples] for svc in svcs}
+    quota = {svc: samples[-1]["services"][svc].get("quota_cpus") for svc in svcs}
+    mlim = {svc: samples[-1]["services"][svc].get("mem_limit_mb") for svc in svcs}
+    panels = [
+        chart("CPU used per service (cores)", cpu, "cores", phases, x_max, quota),
+        chart("CFS periods throttled per second", thr, "periods/s", phases, x_max),
+        chart("Memory per service (MiB)", mem, "MiB", phases, x_max, mlim),
+    ]
+    apis = [k for k in samples[-1].get("crebito", {})]
+    if apis:
+        rps = {a: [(rel(y), (y["crebito"][a]["requests"] - x["crebito"][a]["requests"]) / dt(x, y))
+                   if x["crebito"].get(a) and y["crebito"].get(a) else (rel(y), None) for x, y in pairs] for a in apis}
+        p99 = {a: [(rel(y), hist_p99(x["crebito"].get(a), y["crebito"].get(a))) for x, y in pairs] for a in apis}
+        conns = {a: [(rel(s), (s["crebito"].get(a) or {}).get("connections")) for s in samples] for a in apis}
+        panels += [chart("crebito: requests answered per second", rps, "req/s", phases, x_max),
+                   chart("crebito: p99 of its own request time, per second (histogram bucket bound)", p99, "ms", phases, x_max),
+                   chart("crebito: client connections open (nginx's, kept alive)", conns, "connections", phases, x_max)]
+    nodes = [k for k in samples[-1].get("postgres", {})]
+    if nodes:
+        def pg(key, rate):
+            out = {}
+            for n in nodes:
+                if rate:
+                    out[n] = [(rel(y), (y["postgres"][n][key] - x["postgres"][n][key]) / dt(x, y))
+                              if x["postgres"].get(n) and y["postgres"].get(n) else (rel(y), None) for x, y in pairs]
+                else:
+                    out[n] = [(rel(s), (s["postgres"].get(n) or {}).get(key)) for s in samples]
+            return out
+        panels += [chart("PostgreSQL: transactions per second (pg_stat_database)", pg("xacts", True), "xact/s", phases, x_max),
+                   chart("PostgreSQL: lock waits (pg_locks not granted)", pg("lock_waits", False), "waiting", phases, x_max),
+                   chart("PostgreSQL: client backends, active ones (pg_stat_activity)",
+                         {**{f"{n} backends": v for n, v in pg("backends", False).items()},
+                          **{f"{n} active": v for n, v in pg("active", False).items()}}, "backends", phases, x_max)]
+    if any(s.get("nginx") for s in samples):
+        act = {"active connections": [(rel(s), (s.get("nginx") or {}).get("active")) for s in samples]}
+        req = {"requests/s": [(rel(b), (b["nginx"]["requests"] - a["nginx"]["requests"]) / dt(a, b))
+                              if a.get("nginx") and b.get("nginx") else (rel(b), None) for a, b in pairs]}
+        panels += [chart("nginx: active connections (stub_status)", act, "connections", phases, x_max),
+                   chart("nginx: requests per second (stub_status)", req, "req/s", phases, x_max)]
+    return panels
+
+
+def server_summary(samples, t0, x_max):
+    """Peaks per service over the load: cores, throttled periods, MiB (for summary.json)."""
+    during = [x for x in samples if 0 <= x["t"] - t0 <= x_max]
+    out = {}
+    for svc in (during[-1]["services"] if during else {}):
+        first, last = during[0]["services"].get(svc), during[-1]["services"].get(svc)
+        mems = [x["services"][svc]["mem_mb"] for x in during if x["services"].get(svc)]
+        peak_cpu = max(((b["services"][svc]["cpu_s"] - a["services"][svc]["cpu_s"]) / max(b["t"] - a["t"], 1e-6)
+                        for a, b in zip(during, during[1:]) if a["services"].get(svc) and b["services"].get(svc)), default=None)
+        out[svc] = {"peak_cores": round(peak_cpu, 3) if peak_cpu is not None else None,
+                    "throttled_periods": (last["throttled"] - first["throttled"]) if first and last else None,
+                    "peak_mem_mb": round(max(mems), 1) if mems else None,
+                    "mem_limit_mb": last.get("mem_limit_mb") if last else None,
+                    "oom_kills": last.get("oom_kills") if last else None}
+    return out
+
+
+def phases_of(dscale, k6):
+    """The official simulation's phases: a ramp, then the plateau (both 120 s × dscale)."""
+    p = max(1, int(120 * dscale + 0.5))
+    marks = [(0, "ramp"), (p, "plateau"), (2 * p, "end of load")]
+    return marks, 2 * p + (10 if k6 else 4)
+
+
+def write_html(s, path, server=None, k6_report=None):
+    """The run's report, one self-contained page: the client's view (the fast loader's
+    timeline, or k6's own dashboard embedded), the server's view (one panel per series of
+    stress/sample.py, load phases marked) and the text summary."""
     import html
-    svg = timeline_svg(s.get("timeline") or [], f"SCALE {s['scale']:g}: p99 and load per second")
+    client = timeline_svg(s.get("timeline") or [], f"SCALE {s['scale']:g}: p99 and load per second (client's view)")
+    if k6_report:
+        client = (f'<p>k6\'s own dashboard (<a href="{k6_report}">open it alone</a>):</p>'
+                  f'<iframe src="{k6_report}" style="width:100%;height:900px;border:1px solid #ccc"></iframe>')
+    panels = server or []
+    server_html = ("<h2>Server side, once a second</h2>" + "\n".join(f"<div>{p}</div>" for p in panels)) if panels else \
+        "<p>(no server-side samples)</p>"
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>crebito stress SCALE {s['scale']:g}</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}pre{{background:#f6f6f6;padding:1em}}</style></head>
 <body><h1>crebito stress run, SCALE {s['scale']:g} ({'PASSED' if s['passed'] else 'FAILED'})</h1>
-{svg}
+<h2>Client side</h2>
+{client}
+{server_html}
+<h2>Summary</h2>
 <pre>{html.escape(render_text(s))}</pre></body></html>
 """
     with open(path, "w") as f:
@@ -333,6 +509,27 @@ def saturation(args):
     with open(os.path.join(args.out, "saturation.json"), "w") as f:
         json.dump({"highest_passing_scale": best, "steps": rows, "commit": steps[0]["commit"], "machine": steps[0]["machine"]},
                   f, indent=2)
+    # One page: the plot, then each step's server side (CPU, throttling, memory).
+    parts = []
+    for sm in steps:
+        d = os.path.dirname(os.path.abspath(args.summaries[steps.index(sm)]))
+        samples = load_samples(os.path.join(d, "server.jsonl"))
+        start = os.path.join(d, "load-start.txt")
+        if samples and os.path.exists(start):
+            marks, x_max = phases_of(sm["duration_scale"], sm["loader"] == "k6")
+            panels = server_panels(samples, float(open(start).read()), x_max, marks)[:3]
+            verdict = "passed" if sm["passed"] and sm["sla_pct"] >= 98 else "FAILED"
+            parts.append(f'<h2>SCALE {sm["scale"]:g}: {verdict}, p99 {sm["latency_ms"]["p99"]} ms, SLA {sm["sla_pct"]} %, '
+                         f'KO {sm["ko"]} (<a href="{os.path.basename(d)}/report.html">step report</a>)</h2>'
+                         + "".join(f"<div>{p}</div>" for p in panels))
+    plot_svg = open(os.path.join(args.out, "saturation.svg")).read() if os.path.exists(os.path.join(args.out, "saturation.svg")) else ""
+    with open(os.path.join(args.out, "saturation.html"), "w") as f:
+        f.write(f"""<!doctype html><html><head><meta charset="utf-8"><title>crebito saturation</title>
+<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}</style></head><body>
+<h1>crebito saturation: highest passing SCALE {best:g}</h1>{plot_svg}
+<p>Each step: a fresh stack, the official profile × SCALE; below, the server's side of each step, once a second.</p>
+{"".join(parts)}</body></html>
+""")
     print(f"highest passing SCALE: {best:g}")
     for r in rows:
         print(f"  SCALE {r['scale']:>5g}: {r['throughput_rps']:>8} req/s  p99 {r['p99_ms']:>8.2f} ms  max {r['max_ms']:>8.2f} ms  "
@@ -515,6 +712,8 @@ def main():
     s.add_argument("--floor", help="the fast loader's summary against the constant nginx, same sitting")
     s.add_argument("--cpu-before")
     s.add_argument("--cpu-after")
+    s.add_argument("--server", help="stress/sample.py's samples (server.jsonl)")
+    s.add_argument("--load-start", help="epoch seconds when the load started")
     pl = sub.add_parser("plot")
     pl.add_argument("--out", required=True)
     pl.add_argument("--title", default="crebito saturation")

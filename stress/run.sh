@@ -85,7 +85,9 @@ fi
 
 stack_up=0
 floor_pid=""
+sampler_pid=""
 cleanup() {
+  if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
   if [ "$stack_up" = 1 ]; then "$stack" down >/dev/null 2>&1 || true; fi
   if [ -n "$floor_pid" ]; then kill -QUIT "$floor_pid" 2>/dev/null || true; fi
 }
@@ -132,7 +134,7 @@ run_k6() {
   say "running k6 for ~${load_s}s (log: $dir/k6.log)"
   (
     K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s \
-    K6_WEB_DASHBOARD_EXPORT="$dir/report.html" SUMMARY_JSON="$dir/k6-summary.json" \
+    K6_WEB_DASHBOARD_EXPORT="$dir/k6-report.html" SUMMARY_JSON="$dir/k6-summary.json" \
       python3 "$here/report.py" k6 --log "$dir/k6.log" --cpu-out "$dir/k6-cpu.json" -- \
       k6 run --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e SCALE="$s" -e DURATION_SCALE="$d" "$here/rinha.js"
   ) &
@@ -155,7 +157,13 @@ run_once() {
   say "SCALE=$s DURATION_SCALE=$d: starting a fresh stack on port $PORT"
   "$stack" up >/dev/null
   stack_up=1
+  # The server's side, once a second, until the stack goes down (stress/sample.py).
+  rm -f "$dir/server.jsonl"
+  python3 "$here/sample.py" --port "$PORT" --dir "$("$stack" dir)" \
+    --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" &
+  sampler_pid=$!
   "$stack" cpu > "$dir/cpu-before.txt"
+  date +%s.%N > "$dir/load-start.txt"
 
   local load_s
   load_s=$(awk -v d="$d" 'BEGIN { p = int(120 * d + 0.5); if (p < 1) p = 1; print 2 * p + 2 }')
@@ -169,6 +177,8 @@ run_once() {
   fi
 
   "$stack" cpu > "$dir/cpu-after.txt"
+  sleep 2  # two more samples after the load
+  kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
   "$stack" status > "$dir/stack-status.txt" || true
   "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
   "$stack" down >/dev/null
@@ -185,8 +195,9 @@ run_once() {
   [ "$floor" = 0 ] || client+=(--floor "$dir/floor.json")
   python3 "$here/report.py" summarize "${client[@]}" --audit "$dir/audit.json" \
     --out "$dir" --scale "$s" --duration-scale "$d" \
-    --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" >&2
-  [ -f "$dir/report.html" ] || say "warning: no HTML report (k6 exports none for very short runs)"
+    --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" \
+    --server "$dir/server.jsonl" --load-start "$(cat "$dir/load-start.txt")" >&2
+  [ "$loader" = fast ] || [ -f "$dir/k6-report.html" ] || say "warning: no k6 dashboard (k6 exports none for very short runs)"
   python3 "$here/report.py" check "$dir/summary.json"
 }
 
@@ -217,4 +228,4 @@ for s in $steps; do
 done
 python3 "$here/report.py" plot --out "$out/saturation.svg" --title "crebito saturation (DURATION_SCALE=$dscale)" "${summaries[@]}"
 python3 "$here/report.py" saturation --out "$out" --best "$best" "${summaries[@]}"
-say "saturation report: $out/saturation.json, $out/saturation.svg"
+say "saturation report: $out/saturation.html, $out/saturation.json, $out/saturation.svg"

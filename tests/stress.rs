@@ -99,9 +99,65 @@ fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
         "E: 5 × 14"
     );
     assert!(
-        out_dir.path().join("report.html").metadata().unwrap().len() > 10_000,
-        "HTML report exported"
+        out_dir
+            .path()
+            .join("k6-report.html")
+            .metadata()
+            .unwrap()
+            .len()
+            > 10_000,
+        "k6's HTML dashboard exported"
     );
+    assert_server_side(out_dir.path(), &summary, &["db", "api1", "api2", "lb"]);
+    let html = std::fs::read_to_string(out_dir.path().join("report.html")).unwrap();
+    assert!(
+        html.contains(r#"<iframe src="k6-report.html""#),
+        "k6's dashboard embedded"
+    );
+}
+
+/// The server's side of a run (stress/sample.py): a sample a second from every service,
+/// peaks in the summary, and the panels in the run's report.
+fn assert_server_side(dir: &std::path::Path, summary: &serde_json::Value, services: &[&str]) {
+    let samples = std::fs::read_to_string(dir.join("server.jsonl")).expect("server.jsonl");
+    let lines: Vec<serde_json::Value> = samples
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 5, "{} samples", lines.len());
+    let last = lines.last().unwrap();
+    for svc in services {
+        let s = &last["services"][svc];
+        assert!(s["cpu_s"].as_f64().unwrap() > 0.0, "{svc} used CPU: {s}");
+        assert!(s["mem_mb"].as_f64().unwrap() > 0.0, "{svc} memory: {s}");
+        assert_eq!(summary["server"][svc]["oom_kills"], 0, "{svc}");
+    }
+    for api in ["api1", "api2"] {
+        assert!(
+            last["crebito"][api]["requests"].as_u64().unwrap() > 0,
+            "{api} /metrics sampled"
+        );
+    }
+    assert!(
+        last["postgres"]["db"]["xacts"].as_u64().unwrap() > 0,
+        "pg_stat_database sampled"
+    );
+    assert!(
+        last["nginx"]["requests"].as_u64().unwrap() > 0,
+        "stub_status sampled"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    for panel in [
+        "CPU used per service",
+        "CFS periods throttled",
+        "Memory per service",
+        "crebito: requests answered",
+        "PostgreSQL: transactions per second",
+        "PostgreSQL: lock waits",
+        "nginx: active connections",
+    ] {
+        assert!(html.contains(panel), "report shows {panel}");
+    }
 }
 
 /// The fast loader (stress/loader) on a fresh stack, with the instrument's floor measured in
@@ -168,6 +224,7 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
         html.contains("<svg") && html.contains("PASSED"),
         "timeline report"
     );
+    assert_server_side(out_dir.path(), &summary, &["db", "api1", "api2", "lb"]);
 }
 
 /// The fault suite's short run: every fault of stress/faults.sh in one ~36 s run of the fast

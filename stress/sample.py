@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""The server's side of a stress run: once a second, every service of a native stack or
+cluster (deploy/native/stack, deploy/native/cluster), as raw counters on one JSON line.
+
+    stress/sample.py --port PORT --dir STACK_DIR --out server.jsonl [--interval 1]
+
+Per service, from its cgroup: CPU time used and the CPU quota, CFS periods and throttled
+periods, memory used and the memory limit. Per crebito instance, from its /metrics (through
+nginx's loopback operations server, PORT+5: the instances listen on Unix sockets): requests
+answered, the latency histogram, open connections. Per PostgreSQL node: transactions
+(pg_stat_database), lock waits (pg_locks, not granted), client backends and active ones
+(pg_stat_activity). nginx: stub_status (active connections, requests).
+
+Rates and quantiles are computed afterwards (report.py), from differences between lines. The
+sampler runs outside the stack's cgroups and costs about 1 % of one core (psql per node and
+two HTTP GETs a second). Stops on SIGTERM/SIGINT.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+PG_QUERY = (
+    "SELECT (SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database), "
+    "(SELECT count(*) FROM pg_locks WHERE NOT granted), "
+    "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), "
+    "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND state = 'active' "
+    "AND pid <> pg_backend_pid())"
+)
+LINE = re.compile(r'^(\w+)(?:\{([^}]*)\})? ([0-9.eE+-]+|NaN|\+Inf)$')
+
+
+def read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def cgroup_dirs(port, svc):
+    name = f"crebito-{port}"
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        d = f"/sys/fs/cgroup/{name}/{svc}"
+        return {"cpu": d, "cpuacct": d, "memory": d, "v": 2}
+    return {c: f"/sys/fs/cgroup/{c}/{name}/{svc}" for c in ("cpu", "cpuacct", "memory")} | {"v": 1}
+
+
+def sample_cgroup(port, svc):
+    d = cgroup_dirs(port, svc)
+    out = {}
+    stat = read(os.path.join(d["cpu"], "cpu.stat"), "")
+    fields = dict(line.split() for line in stat.splitlines() if len(line.split()) == 2)
+    out["periods"] = int(fields.get("nr_periods", 0))
+    out["throttled"] = int(fields.get("nr_throttled", 0))
+    if d["v"] == 1:
+        out["cpu_s"] = int(read(os.path.join(d["cpuacct"], "cpuacct.usage"), "0")) / 1e9
+        quota = int(read(os.path.join(d["cpu"], "cpu.cfs_quota_us"), "-1"))
+        period = int(read(os.path.join(d["cpu"], "cpu.cfs_period_us"), "100000"))
+        out["quota_cpus"] = quota / period if quota > 0 else None
+        out["mem_mb"] = int(read(os.path.join(d["memory"], "memory.usage_in_bytes"), "0")) / 1048576
+        limit = int(read(os.path.join(d["memory"], "memory.limit_in_bytes"), "0"))
+    else:
+        out["cpu_s"] = int(fields.get("usage_usec", 0)) / 1e6
+        q = (read(os.path.join(d["cpu"], "cpu.max"), "max") or "max").split()
+        out["quota_cpus"] = int(q[0]) / int(q[1]) if q[0] != "max" else None
+        out["mem_mb"] = int(read(os.path.join(d["memory"], "memory.current"), "0")) / 1048576
+        m = (read(os.path.join(d["memory"], "memory.max"), "max") or "max").strip()
+        limit = int(m) if m != "max" else 0
+    out["mem_limit_mb"] = limit / 1048576 if 0 < limit < 1 << 50 else None
+    out["oom_kills"] = None
+    events = read(os.path.join(d["memory"], "memory.oom_control" if d["v"] == 1 else "memory.events"), "")
+    for line in events.splitlines():
+        if line.startswith("oom_kill "):
+            out["oom_kills"] = int(line.split()[1])
+    return out
+
+
+def get(url, timeout=0.5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.read().decode()
+    except Exception:
+        return None
+
+
+def sample_crebito(text):
+    """Requests, the request-latency histogram (all routes), open connections."""
+    if text is None:
+        return None
+    requests, buckets, conns = 0, {}, None
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        if name == "crebito_http_requests_total":
+            requests += int(float(value))
+        elif name == "crebito_http_request_duration_seconds_bucket":
+            le = re.search(r'le="([^"]+)"', labels).group(1)
+            buckets[le] = buckets.get(le, 0) + int(float(value))
+        elif name == "crebito_connections_open":
+            conns = int(float(value))
+    return {"requests": requests, "buckets": buckets, "connections": conns}
+
+
+def sample_nginx(text):
+    if text is None:
+        return None
+    m = re.search(r"Active connections:\s*(\d+).*?\n\s*(\d+)\s+(\d+)\s+(\d+)", text, re.S)
+    if not m:
+        return None
+    return {"active": int(m.group(1)), "accepts": int(m.group(2)), "requests": int(m.group(4))}
+
+
+def sample_pg(psql, host, port):
+    try:
+        r = subprocess.run([psql, "-h", host, "-p", str(port), "-U", "postgres", "-d", "rinha", "-XAtq", "-c", PG_QUERY],
+                           capture_output=True, text=True, timeout=2)
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    if r.returncode != 0 or not r.stdout.strip():
+        return None
+    xacts, waits, backends, active = (int(x or 0) for x in r.stdout.strip().split("|"))
+    return {"xacts": xacts, "lock_waits": waits, "backends": backends, "active": active}
+
+
+def services(stack_dir):
+    pids = os.path.join(stack_dir, "pid")
+    names = sorted(n for n in os.listdir(pids) if "." not in n) if os.path.isdir(pids) else []
+    order = {"db": 0, "lb": 9}
+    return sorted(names, key=lambda n: (order.get(n, 1 if n.startswith("w") else 5), n))
+
+
+def pg_port(port, svc):
+    return port + 1 if svc == "db" else port + 10 + int(svc[1:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--psql", default="psql")
+    args = ap.parse_args()
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    ops = f"http://127.0.0.1:{args.port + 5}"
+    host = os.path.join(args.dir, "pg")
+    svcs = services(args.dir)
+    with open(args.out, "a") as out:
+        next_at = time.monotonic()
+        while not stop:
+            line = {"t": round(time.time(), 3), "services": {}, "crebito": {}, "postgres": {}}
+            for svc in svcs:
+                line["services"][svc] = sample_cgroup(args.port, svc)
+                if svc.startswith("api"):
+                    line["crebito"][svc] = sample_crebito(get(f"{ops}/metrics/{svc}"))
+                elif svc == "db" or re.fullmatch(r"w\d+", svc):
+                    line["postgres"][svc] = sample_pg(args.psql, host, pg_port(args.port, svc))
+            line["nginx"] = sample_nginx(get(f"{ops}/nginx_status")) if "lb" in svcs else None
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+            out.flush()
+            next_at += args.interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
