@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 
 use common::api::Api;
-use common::{checks, free_port};
+use common::checks;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,8 +19,12 @@ struct Stack {
 }
 
 fn launcher(port: u16, dir: &Path, cmd: &str) -> std::process::Output {
+    launcher_args(port, dir, &[cmd])
+}
+
+fn launcher_args(port: u16, dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
-        .arg(cmd)
+        .args(args)
         .env("PORT", port.to_string())
         .env("STACK_DIR", dir)
         .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
@@ -30,9 +34,14 @@ fn launcher(port: u16, dir: &Path, cmd: &str) -> std::process::Output {
 
 impl Stack {
     fn up() -> Stack {
-        let port = free_port();
+        Stack::up_with(&[])
+    }
+
+    /// `stack up` with extra arguments (e.g. `--observe`).
+    fn up_with(args: &[&str]) -> Stack {
+        let port = common::free_port_block();
         let dir = std::env::temp_dir().join(format!("crebito-stack-test-{port}"));
-        let out = launcher(port, &dir, "up");
+        let out = launcher_args(port, &dir, &[&["up"], args].concat());
         let stack = Stack {
             port,
             dir,
@@ -520,4 +529,92 @@ async fn hostile_clients_do_not_stop_normal_traffic() {
         );
     }
     assert!(stack.down().status.success());
+}
+
+/// `stack up --observe`: Prometheus (Debian's package) scrapes both instances (through
+/// nginx's operations server), the PostgreSQL exporter and the nginx exporter; every metric
+/// the Grafana dashboard queries has series; `down` stops the observers too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observed_stack_gives_prometheus_every_series_the_dashboard_uses() {
+    let mut stack = Stack::up_with(&["--observe"]);
+    let api = Api::new(format!("http://127.0.0.1:{}", stack.port));
+    for i in 0..20u32 {
+        let body = serde_json::json!({"valor": 1, "tipo": "c", "descricao": "obs"});
+        assert_eq!(api.post_json(1 + i % 5, body).await.0, 200);
+        assert_eq!(api.extrato(1 + i % 5).await.0, 200);
+    }
+    let prom = format!("http://127.0.0.1:{}", stack.port + 6);
+    let http = reqwest::Client::new();
+    let query = |q: String| {
+        let (http, prom) = (http.clone(), prom.clone());
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("{prom}/api/v1/query?query={}", urlencode(&q)))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"]["result"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let dash: serde_json::Value =
+        serde_json::from_str(&common::read("deploy/observability/grafana/crebito.json")).unwrap();
+    let metrics = common::dashboard_metrics(&dash);
+    assert!(metrics.len() >= 8, "{metrics:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let up = query("up == 1".into()).await;
+        let mut missing = Vec::new();
+        for m in &metrics {
+            if query(format!("count({m})")).await.is_empty() {
+                missing.push(m.clone());
+            }
+        }
+        let crebito_instances = query("crebito_connections_total".into()).await.len();
+        if up.len() == 4 && missing.is_empty() && crebito_instances == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "targets up: {up:?}; series missing: {missing:?}; crebito instances: {crebito_instances}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let posts =
+        query("sum(crebito_http_requests_total{route=\"transacoes\",status=\"200\"})".into()).await;
+    assert_eq!(
+        posts[0]["value"][1], "20",
+        "both instances' counters, summed"
+    );
+    let observers: Vec<u32> = ["obs-prom", "obs-pgexp", "obs-ngexp"]
+        .iter()
+        .map(|s| {
+            std::fs::read_to_string(stack.dir.join("pid").join(s))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let out = stack.down();
+    assert!(out.status.success());
+    for pid in observers {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "observer {pid} stopped"
+        );
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -166,3 +166,34 @@ impl Drop for MemCgroup {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
+
+#[allow(dead_code)]
+/// Every metric name a dashboard query uses (crebito_…, pg_…, nginx_…, up).
+pub fn dashboard_metrics(dash: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let mut word = String::new();
+            for ch in expr.chars().chain([' ']) {
+                if ch.is_ascii_alphanumeric() || ch == '_' {
+                    word.push(ch);
+                } else {
+                    let w = std::mem::take(&mut word);
+                    let inside_braces = expr[..expr.find(&w).unwrap_or(0)].matches('{').count()
+                        > expr[..expr.find(&w).unwrap_or(0)].matches('}').count();
+                    if (w.starts_with("crebito_")
+                        || w.starts_with("pg_")
+                        || w.starts_with("nginx_")
+                        || w == "up")
+                        && !inside_braces
+                        && !out.contains(&w)
+                    {
+                        out.push(w);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
