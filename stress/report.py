@@ -494,6 +494,43 @@ def plot(args):
     return 0
 
 
+def medians(args):
+    """medians.json / medians.txt over repeated runs: each latency figure of the stack and
+    of its floor, the stack-vs-floor ratios, KOs, SLA and CPU per request."""
+    import statistics
+    runs = [json.load(open(p)) for p in args.summaries]
+    med = lambda xs: round(statistics.median(xs), 3) if xs else None
+    out = {"runs": len(runs), "commit": runs[0]["commit"], "machine": runs[0]["machine"],
+           "loader": runs[0]["loader"], "scale": runs[0]["scale"], "duration_scale": runs[0]["duration_scale"],
+           "passed": all(r["passed"] for r in runs), "ko": [r["ko"] for r in runs], "sla_pct": [r["sla_pct"] for r in runs]}
+    for q in ("p50", "p75", "p95", "p99", "max"):
+        out[f"stack_{q}_ms"] = med([r["latency_ms"][q] for r in runs])
+        out[f"stack_{q}_ms_each"] = [r["latency_ms"][q] for r in runs]
+        floors = [r["floor"]["latency_ms"][q] for r in runs if r.get("floor")]
+        if floors:
+            out[f"floor_{q}_ms"] = med(floors)
+            out[f"floor_{q}_ms_each"] = floors
+            out[f"ratio_{q}"] = med([r["latency_ms"][q] / max(r["floor"]["latency_ms"][q], 1e-9) for r in runs if r.get("floor")])
+    stack_cpu = [sum(v for k, v in r["cpu_seconds"].items() if k not in ("loader", "k6") and v) / max(r["requests"], 1) * 1e6
+                 for r in runs]
+    out["stack_cpu_us_per_request"] = med(stack_cpu)
+    with open(os.path.join(args.out, "medians.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    lines = [f"medians over {len(runs)} runs — commit {out['commit']}, loader {out['loader']}, SCALE {out['scale']:g}, "
+             f"DURATION_SCALE {out['duration_scale']:g}; {'all passed' if out['passed'] else 'NOT all passed'}; "
+             f"KO {out['ko']}, SLA {out['sla_pct']}",
+             f"{'':<12}{'p50':>8}{'p75':>8}{'p95':>8}{'p99':>8}{'max':>9}   (ms; each run's value in medians.json)",
+             f"{'stack':<12}" + "".join(f"{out[f'stack_{q}_ms']:>8.2f}" for q in ("p50", "p75", "p95", "p99")) + f"{out['stack_max_ms']:>9.2f}"]
+    if "floor_p99_ms" in out:
+        lines.append(f"{'floor':<12}" + "".join(f"{out[f'floor_{q}_ms']:>8.2f}" for q in ("p50", "p75", "p95", "p99")) + f"{out['floor_max_ms']:>9.2f}")
+        lines.append(f"{'stack/floor':<12}" + "".join(f"{out[f'ratio_{q}']:>7.2f}x" for q in ("p50", "p75", "p95", "p99")) + f"{out['ratio_max']:>8.2f}x")
+    lines.append(f"stack CPU per request (median): {out['stack_cpu_us_per_request']} µs")
+    text = "\n".join(lines) + "\n"
+    open(os.path.join(args.out, "medians.txt"), "w").write(text)
+    sys.stdout.write(text)
+    return 0
+
+
 def check(args):
     """Exit status 0 when the run passed (and, with --sla, met the 98 % SLA too)."""
     s = json.load(open(args.summary))
@@ -718,6 +755,9 @@ def main():
     pl.add_argument("--out", required=True)
     pl.add_argument("--title", default="crebito saturation")
     pl.add_argument("summaries", nargs="+")
+    md = sub.add_parser("medians")
+    md.add_argument("--out", required=True)
+    md.add_argument("summaries", nargs="+")
     c = sub.add_parser("check")
     c.add_argument("--sla", action="store_true")
     c.add_argument("summary")
@@ -744,7 +784,7 @@ def main():
         if a.cmd and a.cmd[0] == "--":
             a.cmd = a.cmd[1:]
         return run_k6(a)
-    return {"summarize": summarize, "plot": plot, "check": check, "saturation": saturation,
+    return {"summarize": summarize, "plot": plot, "check": check, "medians": medians, "saturation": saturation,
             "faults": faults, "faults-table": faults_table, "hops": hops, "row": row}[a.cmd_name.replace("_", "-")](a)
 
 
