@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::free_port;
 use std::process::Command;
 
 /// Runs a script of stress/ on a free port against this build's binaries (and, with
@@ -17,7 +16,7 @@ fn run_stress(
 ) -> (std::process::ExitStatus, tempfile::TempDir) {
     let root = env!("CARGO_MANIFEST_DIR");
     let out_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port_block();
     let mut cmd = Command::new(format!("{root}/stress/{script}"));
     cmd.args(args)
         .arg("--out")

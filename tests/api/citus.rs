@@ -176,3 +176,45 @@ async fn each_request_is_one_task_on_the_clients_worker() {
         );
     }
 }
+
+/// The way onto a cluster: a database that ran in the single layout (plain tables on the
+/// coordinator, with history) is distributed by `--pg-layout citus` with its rows; balances,
+/// statements and their order carry over, and new transactions go on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_layout_database_moves_onto_the_cluster_with_its_history() {
+    let db = citus::Database::create().await;
+    let url = DatabaseUrl::Postgres(db.url.clone());
+    let single = spawn_on(url.clone(), |_| {}).await;
+    for (i, tipo) in ["d", "c", "d"].iter().enumerate() {
+        let body = json!({"valor": 100 + i, "tipo": tipo, "descricao": format!("antes{i}")});
+        assert_eq!(single.post_json(1, body).await.0, 200);
+    }
+    let (_, before) = single.extrato(1).await;
+    drop(single);
+
+    let sharded = spawn_on(url.clone(), |a| a.store.pg_layout = PgLayout::Citus).await;
+    let (status, after) = sharded.extrato(1).await;
+    assert_eq!(status, 200);
+    assert_eq!(after["saldo"]["total"], before["saldo"]["total"]);
+    assert_eq!(after["ultimas_transacoes"], before["ultimas_transacoes"]);
+    let (status, _) = sharded
+        .post_json(1, json!({"valor": 7, "tipo": "c", "descricao": "depois"}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, now) = sharded.extrato(1).await;
+    assert_eq!(now["ultimas_transacoes"][0]["descricao"], "depois", "newest first");
+    assert_eq!(now["ultimas_transacoes"][1]["descricao"], "antes2");
+    // The three tables are distributed, the rows in their shards (counted once).
+    let (dist, _) = psql(
+        &db,
+        &[
+            "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid IN \
+             ('clientes'::regclass, 'transacoes'::regclass, 'idempotencia'::regclass)",
+            "SELECT count(*) FROM transacoes",
+        ],
+    );
+    assert_eq!(dist.lines().collect::<Vec<_>>(), ["3", "4"], "{dist}");
+    for row in audit(&url).await {
+        assert_eq!(row.saldo, row.sum, "{row:?}");
+    }
+}
