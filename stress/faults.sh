@@ -49,7 +49,8 @@ loader="${LOADER_BIN:-$repo/target/release/crebito-loader}"
 [ -n "${LOADER_BIN:-}" ] || (cd "$repo" && cargo build --release --locked -q -p crebito-loader)
 
 stack_up=0
-trap '[ "$stack_up" = 0 ] || "$stack" down >/dev/null 2>&1 || true' EXIT INT TERM
+trap '[ "$stack_up" = 0 ] || "$stack" down >/dev/null 2>&1 || true' EXIT
+trap 'exit 143' INT TERM
 
 fault() { # name: inject it now
   say "  $(date -u +%T) fault: $1"

@@ -96,7 +96,9 @@ cleanup() {
   if [ "$stack_up" = 1 ]; then "$stack" down >/dev/null 2>&1 || true; fi
   if [ -n "$floor_pid" ]; then kill -QUIT "$floor_pid" 2>/dev/null || true; fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Interrupted: clean up and stop (a trap alone would clean up and carry on with the next step).
+trap 'exit 143' INT TERM
 
 # floor SCALE DURATION_SCALE DIR: the fast loader against an nginx that answers every route
 # with a constant, valid body, on the same port: what the instrument and one nginx hop cost.

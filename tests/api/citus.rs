@@ -202,7 +202,10 @@ async fn a_single_layout_database_moves_onto_the_cluster_with_its_history() {
         .await;
     assert_eq!(status, 200);
     let (_, now) = sharded.extrato(1).await;
-    assert_eq!(now["ultimas_transacoes"][0]["descricao"], "depois", "newest first");
+    assert_eq!(
+        now["ultimas_transacoes"][0]["descricao"], "depois",
+        "newest first"
+    );
     assert_eq!(now["ultimas_transacoes"][1]["descricao"], "antes2");
     // The three tables are distributed, the rows in their shards (counted once).
     let (dist, _) = psql(
