@@ -47,6 +47,8 @@ fn start() -> Cluster {
             .env("DB_ONLY", "1")
             .env("CITUS_WORKERS", "2")
             .env("STACK_LIMITS", "off")
+            // `migrate` runs the binary under test (else the launcher builds a release one).
+            .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
             .stdin(Stdio::null())
             .output()
             .expect("deploy/native/cluster runs");
