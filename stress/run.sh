@@ -26,6 +26,8 @@
 # --repeat N: N runs in a row (DIR/run-1 … run-N, each with its floor if --floor), and
 #   DIR/medians.txt / medians.json: the median of each figure over the runs (one run on a
 #   noisy VM ranks nothing; medians next to the floor can).
+# --no-sample: do not sample the server's side (stress/sample.py) — it shares the cores, and
+#   at 6x it added ~0.3 ms to the p99 (docs/src/stress.md): for ranking tails, leave it out.
 # --clients N: seed N − 5 extra clients (CREBITO_EXTRA_CLIENTS) and spread the fast loader's
 #   requests over clients 1…N (k6 keeps the contest's five).
 set -euo pipefail
@@ -42,6 +44,7 @@ floor=0
 launcher=stack
 clients=5
 repeat=1
+sample=1
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
     --cluster) launcher=cluster; shift ;;
     --clients) clients=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
+    --no-sample) sample=0; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "stress/run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -166,9 +170,11 @@ run_once() {
   stack_up=1
   # The server's side, once a second, until the stack goes down (stress/sample.py).
   rm -f "$dir/server.jsonl"
-  python3 "$here/sample.py" --port "$PORT" --dir "$("$stack" dir)" \
-    --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" &
-  sampler_pid=$!
+  if [ "$sample" = 1 ]; then
+    python3 "$here/sample.py" --port "$PORT" --dir "$("$stack" dir)" \
+      --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" &
+    sampler_pid=$!
+  fi
   "$stack" cpu > "$dir/cpu-before.txt"
   date +%s.%N > "$dir/load-start.txt"
 
@@ -184,8 +190,10 @@ run_once() {
   fi
 
   "$stack" cpu > "$dir/cpu-after.txt"
-  sleep 2  # two more samples after the load
-  kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
+  if [ -n "$sampler_pid" ]; then
+    sleep 2  # two more samples after the load
+    kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
+  fi
   "$stack" status > "$dir/stack-status.txt" || true
   "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
   "$stack" down >/dev/null
