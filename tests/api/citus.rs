@@ -8,7 +8,7 @@ use std::process::Command;
 use crebito::configuration::{DatabaseUrl, PgLayout};
 use serde_json::json;
 
-use crate::helpers::{audit, citus, spawn_on};
+use crate::helpers::{audit, citus, pg, spawn_on};
 
 /// A fresh schema on the test cluster and an instance on it, with `extra` more clients.
 async fn app_with_clients(extra: u32) -> (crate::helpers::TestApp, citus::Database) {
@@ -27,17 +27,7 @@ async fn app_with_clients(extra: u32) -> (crate::helpers::TestApp, citus::Databa
 fn psql(db: &citus::Database, statements: &[&str]) -> (String, String) {
     let c = citus::cluster();
     let schema = db.schema();
-    let bin = std::path::PathBuf::from(
-        String::from_utf8(
-            Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
-                .arg("pg-bin")
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap()
-        .trim(),
-    );
+    let bin = pg::find_bin().expect("PostgreSQL binaries (deploy/native/stack pg-bin)");
     let out = Command::new(bin.join("psql"))
         .args(["-h", &c.dir.join("pg").display().to_string()])
         .args([

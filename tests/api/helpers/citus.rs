@@ -14,7 +14,6 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_postgres::NoTls;
 
@@ -75,22 +74,13 @@ fn start() -> Cluster {
     );
 }
 
-/// Waits for this test process to end, then takes the cluster down.
+/// Once this test process has ended, takes the cluster down.
 fn spawn_reaper(port: u16, dir: &std::path::Path) {
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; PORT={port} STACK_DIR={dir} {cluster} down",
-        pid = std::process::id(),
+    super::after_this_process(&format!(
+        "PORT={port} STACK_DIR={dir} {cluster} down",
         dir = dir.display(),
         cluster = script(),
-    );
-    #[allow(clippy::zombie_processes)]
-    Command::new("setsid")
-        .args(["sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs");
+    ));
 }
 
 /// A schema of its own for one test, on the cluster's coordinator.
@@ -99,16 +89,10 @@ pub struct Database {
     schema: String,
 }
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
 impl Database {
     pub async fn create() -> Database {
         let c = tokio::task::spawn_blocking(cluster).await.unwrap();
-        let schema = format!(
-            "t{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let schema = super::unique_name();
         let (admin, conn) = tokio_postgres::connect(&c.url, NoTls).await.unwrap();
         tokio::spawn(conn);
         admin

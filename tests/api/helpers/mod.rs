@@ -13,6 +13,31 @@ use tokio::sync::oneshot;
 
 use crate::common::api::Api;
 
+/// A name no other test of this run (or of another test process) uses: for a database or
+/// a schema.
+pub fn unique_name() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("t{}_{n}", std::process::id())
+}
+
+/// Runs the shell command `cleanup` once this test process has ended, however it ends (a
+/// detached shell polls for the process): the throwaway servers never outlive the run.
+pub fn after_this_process(cleanup: &str) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {cleanup}",
+        pid = std::process::id()
+    );
+    #[allow(clippy::zombie_processes)]
+    std::process::Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sh runs");
+}
+
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

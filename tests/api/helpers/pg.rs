@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
@@ -159,26 +158,15 @@ fn start() -> Server {
     server
 }
 
-/// A shell that waits for this test process to end, then stops the server and removes
-/// its directory.
+/// Once this test process has ended, stops the server and removes its directory.
 fn spawn_reaper(root: &Path, data: &Path) {
     // SIGQUIT is PostgreSQL's immediate shutdown; root may signal the server's user.
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; \
-         pm=$(head -n1 {data}/postmaster.pid 2>/dev/null) && kill -QUIT \"$pm\" 2>/dev/null; \
+    super::after_this_process(&format!(
+        "pm=$(head -n1 {data}/postmaster.pid 2>/dev/null) && kill -QUIT \"$pm\" 2>/dev/null; \
          for i in $(seq 50); do kill -0 \"$pm\" 2>/dev/null || break; sleep 0.1; done; rm -rf {root}",
-        pid = std::process::id(),
         data = data.display(),
         root = root.display()
-    );
-    #[allow(clippy::zombie_processes)]
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh runs");
+    ));
 }
 
 /// A database of its own for one test.
@@ -186,16 +174,10 @@ pub struct Database {
     pub url: String,
 }
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
 impl Database {
     pub async fn create() -> Database {
         let s = tokio::task::spawn_blocking(server).await.unwrap();
-        let name = format!(
-            "t{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = super::unique_name();
         let admin = admin(s).await;
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
