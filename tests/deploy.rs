@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -45,12 +46,15 @@ fn services(c: &Value) -> &serde_yaml::Mapping {
     c["services"].as_mapping().expect("services")
 }
 
-/// The contest's services: those not behind a profile (`observability` is opt-in and
-/// outside the envelope).
+/// The contest's services: every service of a contest file (what is outside the envelope,
+/// observability, lives in its own override file).
 fn contest_services(c: &Value) -> impl Iterator<Item = (&Value, &Value)> {
-    services(c)
-        .iter()
-        .filter(|(_, svc)| svc["profiles"].is_null())
+    services(c).iter().inspect(|(name, svc)| {
+        assert!(
+            svc["profiles"].is_null(),
+            "{name:?}: no profiles in a contest file"
+        )
+    })
 }
 
 fn memory_mb(s: &str) -> f64 {
@@ -90,16 +94,21 @@ fn compose_limits_add_up_to_the_contest_budget() {
 #[test]
 fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
     let nginx = read("deploy/nginx.conf");
-    assert!(nginx.contains("least_conn;"));
+    let directives = common::nginx::directives(&nginx);
+    let has = |words: &[&str]| directives.iter().any(|d| d.words == words);
+    for d in common::nginx::upstream(&directives, "crebito") {
+        assert!(
+            !common::nginx::BALANCING_METHODS.contains(&d.name()),
+            "round robin, as the contest rules ask: {:?}",
+            d.words
+        );
+    }
     assert!(
         nginx.contains("listen 9999 "),
         "nginx listens on 9999 (the launcher rewrites this exact token)"
     );
-    assert!(
-        nginx.contains("proxy_set_header Connection \"\";")
-            && nginx.contains("proxy_http_version 1.1;")
-    );
-    assert!(nginx.contains("access_log off;"));
+    assert!(has(&["proxy_set_header", "Connection", ""]) && has(&["proxy_http_version", "1.1"]));
+    assert!(has(&["access_log", "off"]));
     for file in COMPOSE_FILES {
         let c = compose(file);
         let names: Vec<&str> = contest_services(&c)
@@ -121,7 +130,7 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
                 "{file}: {api}"
             );
             assert!(
-                nginx.contains(&format!("server unix:{sock} max_fails=0;")),
+                has(&["server", &format!("unix:{sock}"), "max_fails=0"]),
                 "nginx.conf upstream has {sock}"
             );
             let vols: Vec<&str> = svc["volumes"]
@@ -184,6 +193,19 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
                     .is_some_and(|p| p.contains(&Value::from("9999:9999"))),
             "{file}: port 9999 published"
         );
+        let db_image = c["services"]["db"]["image"].as_str().unwrap();
+        let major: u32 = db_image
+            .trim_start_matches("postgres:")
+            .split(['.', '-'])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{file}: a versioned postgres image: {db_image}"));
+        assert_eq!(
+            major,
+            common::local_postgres_major(),
+            "{file}: deploys the PostgreSQL major version the tests and benchmarks run"
+        );
         let db_cmd = c["services"]["db"]["command"].as_str().unwrap();
         for flag in [
             "fsync=off",
@@ -241,67 +263,6 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
         .map(|k| env[*k].parse::<f64>().unwrap())
         .sum();
     assert!(total <= 1.5 + 1e-9);
-}
-
-#[test]
-fn the_dockerfile_builds_a_small_static_non_root_image() {
-    let d = read("deploy/Dockerfile");
-    let froms: Vec<&str> = d.lines().filter(|l| l.starts_with("FROM ")).collect();
-    assert!(froms.len() >= 2, "multi-stage");
-    assert_eq!(
-        froms.last().unwrap().trim(),
-        "FROM scratch",
-        "static binary on an empty image"
-    );
-    assert!(
-        froms[0].contains("alpine"),
-        "musl toolchain: a static binary"
-    );
-    let user = d.lines().rfind(|l| l.starts_with("USER ")).expect("USER");
-    assert!(
-        !user.contains("root") && !user.ends_with(" 0") && !user.contains(" 0:"),
-        "{user}"
-    );
-    assert!(d.contains("--locked"));
-    // What the image build copies must exist.
-    for l in d
-        .lines()
-        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
-    {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        for src in &words[1..words.len() - 1] {
-            assert!(repo().join(src).exists(), "COPY source {src} exists");
-        }
-    }
-}
-
-/// nginx itself accepts the configuration, rendered the way the native launcher renders it.
-#[test]
-fn nginx_accepts_the_config() {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| {
-            panic!("nginx is not installed: `sudo apt-get install nginx` (scripts/test does it)")
-        });
-    let dir = tempfile::tempdir().unwrap();
-    let conf = read("deploy/nginx.conf")
-        .replace(
-            "/run/crebito",
-            &dir.path().join("run").display().to_string(),
-        )
-        .replace("listen 9999 ", "listen 127.0.0.1:9999 ");
-    let path = dir.path().join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    common::succeed(
-        Command::new(nginx)
-            .args(["-t", "-p"])
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&path)
-            .arg("-g")
-            .arg(format!("pid {}/nginx.pid;", dir.path().display())),
-    );
 }
 
 /// The Citus Compose file runs the topology that deploy/native/cluster runs (and the tests
@@ -372,22 +333,27 @@ fn the_citus_compose_file_describes_the_cluster_the_native_launcher_runs() {
 /// exporters' metrics have series is checked live, in tests/stack.rs.)
 #[test]
 fn the_observability_profile_and_dashboard_are_consistent() {
-    let dev = compose("deploy/docker-compose.yml");
-    let prod = compose("deploy/docker-compose.prod.yml");
-    for name in [
-        "prometheus",
-        "postgres-exporter",
-        "nginx-exporter",
-        "grafana",
-    ] {
-        assert_eq!(
-            dev["services"][name], prod["services"][name],
-            "{name} identical"
-        );
-        assert_eq!(
-            dev["services"][name]["profiles"][0], "observability",
-            "{name}"
-        );
+    let obs = compose("deploy/docker-compose.observability.yml");
+    let names: Vec<&str> = services(&obs).keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "prometheus",
+            "postgres-exporter",
+            "nginx-exporter",
+            "grafana"
+        ]
+    );
+    for file in COMPOSE_FILES {
+        let base = compose(file);
+        for name in &names {
+            assert!(
+                base["services"][name].is_null(),
+                "{file}: {name} only in the override file"
+            );
+        }
+        // What the override's services use from the base file exists there.
+        assert!(base["volumes"]["pgsocket"].is_null() && base["volumes"].get("pgsocket").is_some());
     }
     let prom: Value = serde_yaml::from_str(&read("deploy/observability/prometheus.yml")).unwrap();
     let jobs: Vec<&str> = prom["scrape_configs"]
@@ -403,7 +369,7 @@ fn the_observability_profile_and_dashboard_are_consistent() {
         assert!(nginx.contains(&format!("location = /metrics/{api}")));
         assert!(read("deploy/observability/prometheus.yml").contains(&format!("/metrics/{api}")));
     }
-    let grafana = &dev["services"]["grafana"];
+    let grafana = &obs["services"]["grafana"];
     let mounts: Vec<&str> = grafana["volumes"]
         .as_sequence()
         .unwrap()
@@ -443,4 +409,77 @@ fn the_observability_profile_and_dashboard_are_consistent() {
         assert_eq!(p["datasource"]["uid"], uid, "{}", p["title"]);
         assert!(!p["targets"].as_array().unwrap().is_empty());
     }
+}
+
+/// No tracked file (reports included) names an absolute path of the machine it was made on:
+/// the clone's own location, the folder around it, the home directory, a test's temporary
+/// directory, or the development machines' work root. A clone elsewhere must read the same.
+#[test]
+fn no_tracked_file_names_a_path_of_this_machine() {
+    let root = repo().canonicalize().unwrap();
+    let mut needles = vec![
+        format!("{}/", root.display()),
+        format!("{}/", root.parent().unwrap().display()),
+        "/work/".to_string(),
+        "/tmp/.tmp".to_string(),
+    ];
+    if let Some(home) = std::env::var_os("HOME").filter(|h| h.len() > 1) {
+        needles.push(format!("{}/", Path::new(&home).display()));
+    }
+    needles.retain(|n| n != "/" && n != "/tmp/");
+    let files = common::succeed(
+        Command::new("git")
+            .args(["ls-files", "-z"])
+            .current_dir(&root),
+    );
+    let mut found = Vec::new();
+    // This file names the needles themselves.
+    for file in files
+        .split('\0')
+        .filter(|f| !f.is_empty() && *f != "tests/deploy.rs")
+    {
+        let Ok(text) = std::fs::read_to_string(root.join(file)) else {
+            continue; // binary (images) or removed in the work tree
+        };
+        for needle in &needles {
+            if let Some(at) = text.find(needle.as_str()) {
+                let line = text[..at].lines().count().max(1);
+                found.push(format!("{file}:{line}: {needle}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "machine paths in tracked files:\n{}",
+        found.join("\n")
+    );
+}
+
+/// The Citus source the suite builds is the pinned release: anything else is refused, with a
+/// message saying so (never built).
+#[test]
+fn a_citus_tarball_with_other_content_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("citus-13.2.2.tar.gz");
+    let mut gz = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&fake).unwrap())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut gz.stdin.take().unwrap(), b"not citus").unwrap();
+    assert!(gz.wait().unwrap().success());
+    let out = Command::new(repo().join("deploy/native/citus"))
+        .arg("fetch")
+        .env("CITUS_TARBALL", &fake)
+        .env("CITUS_CACHE", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not Citus 13.2.2's release"), "{stderr}");
+    assert!(
+        !dir.path().join("cache").exists(),
+        "nothing built or cached"
+    );
 }

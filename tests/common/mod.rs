@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod checks;
+pub mod nginx;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -196,4 +197,39 @@ pub fn dashboard_metrics(dash: &serde_json::Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// `scripts/submission DIR`: the contest submission folder, generated into a temporary
+/// directory (removed with the returned guard). The folder is `<tmp>/participantes/crebito`.
+pub fn submission() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("participantes").join("crebito");
+    succeed(std::process::Command::new(repo().join("scripts/submission")).arg(&dir));
+    (tmp, dir)
+}
+
+/// The major version of the PostgreSQL server the tests and the native stack run
+/// (`deploy/native/stack pg-bin`).
+pub fn local_postgres_major() -> u32 {
+    let bin = succeed(std::process::Command::new(repo().join("deploy/native/stack")).arg("pg-bin"));
+    let version =
+        succeed(std::process::Command::new(Path::new(&bin).join("postgres")).arg("--version"));
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    version
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected `postgres --version`: {version}"))
+}
+
+/// A Python tool of the project (scripts/requirements.txt): the one in the project's .venv
+/// (scripts/pytools), else whatever PATH has.
+pub fn python_tool(name: &str) -> PathBuf {
+    let local = repo().join(".venv/bin").join(name);
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from(name)
+    }
 }
