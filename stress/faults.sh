@@ -46,38 +46,50 @@ if [ -z "${CREBITO_BIN:-}" ]; then
   export CREBITO_BIN="$repo/target/release/crebito"
 fi
 loader="${LOADER_BIN:-$repo/target/release/crebito-loader}"
+check_bin="$(dirname "$loader")/crebito-check"
 [ -n "${LOADER_BIN:-}" ] || (cd "$repo" && cargo build --release --locked -q -p crebito-loader)
 
 stack_up=0
 trap '[ "$stack_up" = 0 ] || "$stack" down >/dev/null 2>&1 || true' EXIT
 trap 'exit 143' INT TERM
 
-fault() { # name: inject it now
+# nginx's worker processes (a reload replaces them: the evidence that it happened).
+lb_workers() { pgrep -P "$(cat "$("$stack" dir)/pid/lb")" | sort | tr '\n' ' '; }
+
+fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had its effect
+  local before
   say "  $(date -u +%T) fault: $1"
   case "$1" in
     pg-restart) "$stack" signal db INT ;;
     pg-crash) "$stack" signal db KILL ;;
     api-kill) "$stack" signal api1 KILL ;;
     api-term) "$stack" signal api2 TERM ;;
-    nginx-reload) "$stack" signal lb HUP ;;
+    nginx-reload)
+      before=$(lb_workers)
+      "$stack" signal lb HUP
+      local _; for _ in $(seq 100); do [ "$(lb_workers)" != "$before" ] && break; sleep 0.05; done
+      [ "$(lb_workers)" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
     pg-freeze) "$stack" signal db STOP all; sleep 5; "$stack" signal db CONT all ;;
+    *) say "unknown fault $1"; return 1 ;;
   esac
+  echo "$1" >> "$2/fired.txt"
 }
 
-schedule() { # scenario: the faults, at their times, in the background of the load
-  local s=$1
+schedule() { # scenario dir: the faults, at their times, in the background of the load
+  local s=$1 dir=$2
   if [ "$s" = all ]; then
     # Spread over the load, each given time to heal before the next.
     local total step t=0 f
     total=$(awk -v d="$dscale" 'BEGIN { print 2 * int(120 * d + 0.5) }')
     step=$(( total / 7 ))
-    for f in pg-restart api-kill api-term nginx-reload pg-freeze pg-crash; do
-      t=$(( t + step )); sleep "$step"; fault "$f"
+    for f in $ALL_FAULTS; do
+      t=$(( t + step )); sleep "$step"; fault "$f" "$dir"
     done
   else
-    sleep "$at"; fault "$s"
+    sleep "$at"; fault "$s" "$dir"
   fi
 }
+ALL_FAULTS="pg-restart api-kill api-term nginx-reload pg-freeze pg-crash"
 
 summaries=()
 verdict=0
@@ -88,17 +100,25 @@ for s in $scenarios; do
   else unset PG_DURABLE; export CREBITO_PG_PROFILE=contest; fi
   say "$s: fresh stack (profile $CREBITO_PG_PROFILE), SCALE=$scale DURATION_SCALE=$dscale"
   "$stack" up >/dev/null; stack_up=1
-  schedule "$s" & faults_pid=$!
+  : > "$dir/fired.txt"
+  schedule "$s" "$dir" & faults_pid=$!
   "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" --idempotent --retries 6 \
-    --out "$dir/loader.json" --post-log "$dir/posts.csv" > /dev/null
-  wait "$faults_pid" || true
+    --out "$dir/loader.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" > /dev/null
+  # A fault that did not fire (or had no effect) fails the scenario: report.py compares
+  # fired.txt with what was scheduled.
+  wait "$faults_pid" || say "$s: a fault failed to fire"
+  if [ "$s" = all ]; then expected=$ALL_FAULTS; else expected=$s; fi
   "$stack" status > "$dir/stack-status.txt" || true
   restarts=$(awk 'NR > 1 && $NF > 0 { printf "%s%s %s", sep, $1, $NF; sep = ", " }' "$dir/stack-status.txt")
   "$stack" psql -Atq -c "COPY (SELECT descricao, count(*) FROM transacoes GROUP BY descricao) TO STDOUT WITH CSV" > "$dir/ledger.csv"
   "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
+  "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
   "$stack" down >/dev/null; stack_up=0
+  # What every client saw while the fault happened, against one serial order in real time.
+  "$check_bin" --history "$dir/history.jsonl" --ledger "$dir/ledger.json" --out "$dir/check.json" 2>"$dir/check.log" >&2 || true
   python3 "$here/report.py" faults --scenario "$s" --posts "$dir/posts.csv" --ledger "$dir/ledger.csv" \
-    --audit "$dir/audit.json" --loader "$dir/loader.json" --restarts "${restarts:-none}" --out "$dir/faults.json" || verdict=1
+    --audit "$dir/audit.json" --loader "$dir/loader.json" --restarts "${restarts:-none}" --check "$dir/check.json" \
+    --profile "$CREBITO_PG_PROFILE" --fired "$dir/fired.txt" --expected "$expected" --out "$dir/faults.json" || verdict=1
   summaries+=("$dir/faults.json")
 done
 python3 "$here/report.py" faults-table --out "$out/faults.md" "${summaries[@]}"

@@ -161,7 +161,10 @@ def summarize(args):
         if "metrics" in f:  # k6's own summary
             f = client_view_k6(args.floor, None)
         summary["floor"] = {"latency_ms": f["latency_ms"], "ko": f["ko"], "requests": f["requests"]}
-    summary["passed"] = kos == 0 and inconsistencies == 0 and audit["ok"]
+    if args.check and os.path.exists(args.check):
+        c = json.load(open(args.check))
+        summary["history"] = {k: c[k] for k in ("operations", "strict_serializable", "violations_total", "seconds")}
+    summary["passed"] = kos == 0 and inconsistencies == 0 and audit["ok"] and summary.get("history", {}).get("strict_serializable", True)
     panels = []
     samples = load_samples(args.server)
     if samples and args.load_start:
@@ -192,6 +195,12 @@ def render_text(s):
         f"audit           {'OK' if s['audit']['ok'] else 'FAILED: ' + '; '.join(s['audit']['problems'])}"
         + (f" ({s['audit'].get('stored_transactions')} stored = {s['audit'].get('posts_answered_200')} POSTs answered 200)" if s['audit']['ok'] else ""),
         f"payout          USD {s['payout_usd']:,.2f}  (fines: SLA {s['fines_usd']['sla']}, inconsistencies {s['fines_usd']['inconsistencies']})",
+    ]
+    if s.get("history"):
+        h = s["history"]
+        lines.append(f"history: {h['operations']} operations, strict serializable: {'yes' if h['strict_serializable'] else 'no'}"
+                     + ("" if h["strict_serializable"] else f" ({h['violations_total']} violations: check.json)"))
+    lines += [
         "",
         f"{'latency (ms)':<20}{'p50':>8}{'p75':>8}{'p95':>8}{'p99':>8}{'max':>9}{'KO':>6}{'requests':>10}",
         f"{'all':<20}{lat['p50']:>8.2f}{lat['p75']:>8.2f}{lat['p95']:>8.2f}{lat['p99']:>8.2f}{lat['max']:>9.2f}{s['ko']:>6}{s['requests']:>10}",
@@ -215,7 +224,7 @@ def render_text(s):
                          f"{v['peak_mem_mb']} of {v['mem_limit_mb']} MiB · {v['oom_kills']} OOM kills")
     verdict = "PASSED" if s["passed"] else "FAILED"
     lines.append(f"result: {verdict} (KO {s['ko']}, inconsistencies {s['inconsistencies']}, audit {'OK' if s['audit']['ok'] else 'FAILED'}; "
-                 "a run passes with 0 KO, 0 inconsistencies and a clean audit)")
+                 "a run passes with 0 KO, 0 inconsistencies, a clean audit and, with a history, a strict-serializable one)")
     return "\n".join(lines) + "\n"
 
 
@@ -618,6 +627,9 @@ def faults(args):
         "balance_violations": len(violations),
         "violations": violations,
         "refused_503_first_attempt": sum(1 for p in posts if first(p) == 503),
+        # A first 503 ("not applied") whose keyed retry came back as a replay had in fact been
+        # applied: that would falsify "503 = not applied".
+        "first_503_replayed": sum(1 for p in posts if first(p) == 503 and p.get("replayed") == "true"),
         "ambiguous_first_attempt": len(amb_first),
         "ambiguous_first_attempt_by_status": {("no answer" if k == 0 else str(k)): v for k, v in sorted(by_first.items())},
         "ambiguous_first_attempt_applied": sum(1 for p in amb_first if p["descricao"] in stored),
@@ -626,26 +638,43 @@ def faults(args):
         "requests": loader["requests"],
         "ko_by_cause": loader["ko_by_cause"],
         "restarts": args.restarts,
+        "profile": args.profile,
     }
-    result["passed"] = all(result[k] == 0 for k in ("lost", "dup", "refused_stored", "unexplained_stored", "balance_violations"))
+    if args.fired:
+        with open(args.fired) as f:
+            result["faults_fired"] = f.read().split()
+        result["faults_expected"] = args.expected.split()
+    if args.check:
+        c = json.load(open(args.check))
+        result["history_operations"] = c["operations"]
+        result["strict_serializable"] = c["strict_serializable"]
+        result["history_violations"] = c["violations_total"]
+    result["passed"] = all(result[k] == 0 for k in ("lost", "dup", "refused_stored", "unexplained_stored", "balance_violations", "first_503_replayed")) \
+        and result.get("strict_serializable", True) \
+        and result.get("faults_fired") == result.get("faults_expected")
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"{args.scenario}: {result['posts']} POSTs, lost {result['lost']}, dup {result['dup']}, refused_stored {result['refused_stored']}, "
           f"balance violations {result['balance_violations']}, ambiguous {result['ambiguous_first_attempt']} -> {result['ambiguous']} after retries "
-          f"({result['ambiguous_first_attempt_applied']} of them applied) {'PASSED' if result['passed'] else 'FAILED'}")
+          f"({result['ambiguous_first_attempt_applied']} of them applied); "
+          + (f"history: {result['history_operations']} operations, strict serializable: {'yes' if result['strict_serializable'] else 'no'} "
+             if "strict_serializable" in result else "")
+          + ('PASSED' if result['passed'] else 'FAILED'))
     return 0 if result["passed"] else 1
 
 
 def faults_table(args):
     """The per-fault summary table (markdown) from faults summaries."""
     rows = [json.load(open(p)) for p in args.summaries]
-    out = ["| fault | POSTs | 200 | 422 | 1st attempt 503 (not applied) | 1st attempt ambiguous (by status) | of those, stored in the end | ambiguous after keyed retries | lost | dup | refused but stored | balance violations | restarts | result |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| fault | POSTs | 200 | 422 | 1st attempt 503 (not applied; of those replayed as applied) | 1st attempt ambiguous (by status) | of those, stored in the end | ambiguous after keyed retries | lost | dup | refused but stored | balance violations | history (operations, strict serializable) | restarts | result |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         by = ", ".join(f"{v} × {k}" for k, v in r["ambiguous_first_attempt_by_status"].items()) or "–"
-        out.append(f"| {r['scenario']} | {r['posts']} | {r['answered_200']} | {r['answered_422']} | {r['refused_503_first_attempt']} | {r['ambiguous_first_attempt']} ({by}) | "
+        out.append(f"| {r['scenario']} | {r['posts']} | {r['answered_200']} | {r['answered_422']} | {r['refused_503_first_attempt']} ({r.get('first_503_replayed', '–')}) | {r['ambiguous_first_attempt']} ({by}) | "
                    f"{r['ambiguous_first_attempt_applied']} | {r['ambiguous']} | {r['lost']} | {r['dup']} | {r['refused_stored']} | "
-                   f"{r['balance_violations']} | {r['restarts']} | {'PASSED' if r['passed'] else 'FAILED'} |")
+                   f"{r['balance_violations']} | "
+                   + (f"{r['history_operations']}, {'yes' if r['strict_serializable'] else 'no'}" if "strict_serializable" in r else "–")
+                   + f" | {r['restarts']} | {'PASSED' if r['passed'] else 'FAILED'} |")
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if args.out:
@@ -751,6 +780,7 @@ def main():
     s.add_argument("--cpu-after")
     s.add_argument("--server", help="stress/sample.py's samples (server.jsonl)")
     s.add_argument("--load-start", help="epoch seconds when the load started")
+    s.add_argument("--check", help="crebito-check's report on the run's history (check.json)")
     pl = sub.add_parser("plot")
     pl.add_argument("--out", required=True)
     pl.add_argument("--title", default="crebito saturation")
@@ -768,6 +798,10 @@ def main():
     fa = sub.add_parser("faults")
     for a in ["--scenario", "--posts", "--ledger", "--audit", "--loader", "--out"]:
         fa.add_argument(a, required=True)
+    fa.add_argument("--check", help="crebito-check's report on the scenario's history")
+    fa.add_argument("--profile", default="")
+    fa.add_argument("--fired", help="the faults that fired, one a line (faults.sh)")
+    fa.add_argument("--expected", default="", help="the faults that were scheduled")
     fa.add_argument("--restarts", default="")
     ft = sub.add_parser("faults-table")
     ft.add_argument("--out")

@@ -1,8 +1,9 @@
 //! End to end on a Citus cluster: `deploy/native/cluster up` (a coordinator, two workers,
 //! two crebito instances with `--pg-layout citus`, nginx) on free ports; the official
 //! validations through nginx; a worker killed mid-load (every process of it, SIGKILL)
-//! loses nothing that was answered 200 and stores nothing that was refused; `down` leaves
-//! nothing behind.
+//! loses nothing that was answered 200 and stores nothing that was refused, and every answer
+//! the clients got meanwhile, statements included, is explained by one serial order in real
+//! time (`crebito_loader::check`); `down` leaves nothing behind.
 
 mod common;
 
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::api::Api;
 use common::{checks, free_port_block};
+use crebito_loader::history::{Ledger, Op, Tx};
 use serde_json::json;
 
 const EXTRA_CLIENTS: u32 = 20;
@@ -97,6 +99,8 @@ impl Drop for Cluster {
 #[derive(Default)]
 struct Answers {
     by_status: HashMap<u16, Vec<(u32, String)>>,
+    /// Every request of the load, for the strict-serializability check.
+    history: Vec<Op>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,6 +158,9 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     nodes.sort();
     nodes.dedup();
     assert_eq!(nodes.len(), 2, "two workers hold clients:\n{shards}");
+    let t0 = Instant::now();
+    let ns = move || t0.elapsed().as_nanos() as u64;
+    let invoked = ns();
     let (status, body) = api
         .post_json(
             5 + EXTRA_CLIENTS,
@@ -161,10 +168,26 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    let extra = Op {
+        client: 5 + EXTRA_CLIENTS,
+        invoke_ns: invoked,
+        complete_ns: ns(),
+        tx: Some(Tx {
+            tipo: "c".into(),
+            valor: 1,
+            descricao: "extra".into(),
+        }),
+        status: 200,
+        body: Some(body),
+    };
 
     // Load on every client while worker 1 is killed (all its processes, SIGKILL) and
-    // restarted by the supervisor; each request's description is unique.
-    let answers = Arc::new(Mutex::new(Answers::default()));
+    // restarted by the supervisor; each request's description is unique. Every fourth
+    // request reads the client's statement, through either instance.
+    let answers = Arc::new(Mutex::new(Answers {
+        history: vec![extra],
+        ..Answers::default()
+    }));
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut tasks = Vec::new();
     for task in 0..8u32 {
@@ -174,17 +197,44 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             while Instant::now() < deadline {
                 n += 1;
                 let client = 6 + (task * 7 + n) % EXTRA_CLIENTS;
+                let invoke_ns = ns();
+                if n % 4 == 0 {
+                    let (status, body) = api.extrato(client).await;
+                    let op = Op {
+                        client,
+                        invoke_ns,
+                        complete_ns: ns(),
+                        tx: None,
+                        status: status.as_u16(),
+                        body: (status == 200).then_some(body),
+                    };
+                    answers.lock().unwrap().history.push(op);
+                    continue;
+                }
                 let descricao = format!("k{task}n{n}");
                 let tipo = if n % 3 == 0 { "c" } else { "d" };
-                let (status, _) = api
+                let valor = 1 + n % 700;
+                let (status, body) = api
                     .post_json(
                         client,
-                        json!({"valor": 1 + n % 700, "tipo": tipo, "descricao": descricao}),
+                        json!({"valor": valor, "tipo": tipo, "descricao": descricao}),
                     )
                     .await;
+                let op = Op {
+                    client,
+                    invoke_ns,
+                    complete_ns: ns(),
+                    tx: Some(Tx {
+                        tipo: tipo.into(),
+                        valor: i64::from(valor),
+                        descricao: descricao.clone(),
+                    }),
+                    status: status.as_u16(),
+                    body: (status == 200).then_some(body),
+                };
+                let mut answers = answers.lock().unwrap();
+                answers.history.push(op);
                 answers
-                    .lock()
-                    .unwrap()
                     .by_status
                     .entry(status.as_u16())
                     .or_default()
@@ -192,7 +242,11 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Kill the worker once the load is well under way (polled: 200 answers recorded).
+    while answers.lock().unwrap().history.len() < 200 {
+        assert!(Instant::now() < deadline, "the load did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     cluster.run(&["signal", "w1", "KILL", "all"]);
     for t in tasks {
         t.await.unwrap();
@@ -258,6 +312,23 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         other.is_empty(),
         "only 200/422/503/504 answers, got {other:?}"
     );
+    // Every answer the clients got meanwhile, against the final rows of the clients they used.
+    let ledger: Ledger =
+        serde_json::from_str(&cluster.psql(include_str!("../stress/ledger.sql"))).unwrap();
+    let ours = |id: u32| id > 5 && id <= 5 + EXTRA_CLIENTS;
+    let ledger = Ledger {
+        clientes: ledger.clientes.into_iter().filter(|c| ours(c.0)).collect(),
+        transacoes: ledger
+            .transacoes
+            .into_iter()
+            .filter(|t| ours(t.0))
+            .collect(),
+    };
+    let report = crebito_loader::check::check(&answers.history, &ledger);
+    eprintln!("{}", report.line());
+    assert!(report.statements > 0 && report.applied > 100);
+    assert!(report.strict_serializable, "{:#?}", report.violations);
+
     // And the balances are exactly the sums of what is stored, within their limits.
     let audit = cluster.psql(include_str!("../sql/audit.sql"));
     for row in audit.lines() {

@@ -12,6 +12,10 @@
 //! - `--post-log` writes every POST and what it got back, for a ledger audit against the
 //!   client's own view; `--idempotent` sends an `Idempotency-Key` and retries ambiguous
 //!   answers with it.
+//! - `--history` writes every request with its invocation and completion instants and its
+//!   whole answer, for `crebito-check` ([`crebito_loader::check`]). The answers are kept in
+//!   memory during the run (the buffers each request reads into anyway) and written after it,
+//!   so the load itself is not slowed.
 
 mod request;
 mod schedule;
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::json;
 
+use crebito_loader::history::{Op, Tx};
 use request::{Outcome, Post};
 use schedule::Scenario;
 
@@ -46,9 +51,14 @@ struct Args {
     /// Write the JSON summary here (also printed on stdout).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
-    /// Write every POST (descricao, client, tipo, valor, final status, outcome, attempts) as CSV.
+    /// Write every POST (descricao, client, tipo, valor, final status, outcome, attempts, the
+    /// first attempt's status, whether the final answer was a keyed replay) as CSV.
     #[arg(long)]
     post_log: Option<std::path::PathBuf>,
+    /// Write the history (every request: client, invocation and completion instants, the
+    /// transaction, the final status and a 200's body) as JSON lines, for crebito-check.
+    #[arg(long)]
+    history: Option<std::path::PathBuf>,
     /// Send an Idempotency-Key (the descricao) with every POST, and retry ambiguous answers
     /// (5xx, timeout, broken connection) with the same key, up to --retries times.
     #[arg(long)]
@@ -66,6 +76,12 @@ struct Args {
 
 /// What became of one user.
 struct Record {
+    client: u32,
+    /// When its first attempt started and its final answer ended, in ns since the start.
+    invoke_ns: u64,
+    complete_ns: u64,
+    /// The final answer, kept only for --history.
+    response: Option<Vec<u8>>,
     scheduled_us: u64,
     start_lag_us: u32,
     latency_us: u64,
@@ -76,6 +92,8 @@ struct Record {
     /// (0: no answer).
     first_ambiguous: bool,
     first_status: u16,
+    /// The final answer was a replay (`Idempotent-Replayed: true`) of an earlier attempt's.
+    replayed: bool,
     attempts: u32,
     post: Option<Post>,
 }
@@ -139,6 +157,7 @@ fn main() {
         let (records, in_flight) = (records.clone(), in_flight.clone());
         let (target, timeout) = (args.target, Duration::from_secs(args.timeout));
         let (idempotent, retries) = (args.idempotent, args.retries);
+        let keep = args.history.is_some();
         let clients = args.clients;
         let mut rng = Rng(args.seed | 1);
         let run = rng.next();
@@ -162,7 +181,7 @@ fn main() {
                 handle.spawn(async move {
                     let started = Instant::now();
                     let req = request::render(scenario, client, post.as_ref(), idempotent);
-                    let mut answer = request::send(target, &req, scenario, timeout).await;
+                    let mut answer = request::send(target, &req, scenario, timeout, keep).await;
                     let first_ambiguous = answer.outcome.ambiguous(answer.status);
                     let first_status = answer.status;
                     let mut attempts = 1;
@@ -172,10 +191,16 @@ fn main() {
                         && attempts <= retries
                     {
                         tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;
-                        answer = request::send(target, &req, scenario, timeout).await;
+                        answer = request::send(target, &req, scenario, timeout, keep).await;
                         attempts += 1;
                     }
+                    let since_start =
+                        |t: Instant| t.saturating_duration_since(start).as_nanos() as u64;
                     let record = Record {
+                        client,
+                        invoke_ns: since_start(started),
+                        complete_ns: since_start(Instant::now()),
+                        response: answer.response.take(),
                         scheduled_us: (at - start).as_micros() as u64,
                         start_lag_us: started.saturating_duration_since(at).as_micros() as u32,
                         latency_us: at.elapsed().as_micros() as u64,
@@ -184,6 +209,7 @@ fn main() {
                         status: answer.status,
                         first_ambiguous,
                         first_status,
+                        replayed: answer.replayed,
                         attempts,
                         post,
                     };
@@ -211,6 +237,9 @@ fn main() {
     if let Some(path) = &args.post_log {
         write_post_log(path, &records).expect("writing the POST log");
     }
+    if let Some(path) = &args.history {
+        write_history(path, &records).expect("writing the history");
+    }
     let summary = summarize(&args, &records, load_seconds, cpu);
     let text = serde_json::to_string_pretty(&summary).expect("json");
     if let Some(path) = &args.out {
@@ -223,13 +252,13 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         f,
-        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status"
+        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status,replayed"
     )?;
     for r in records {
         let Some(p) = &r.post else { continue };
         writeln!(
             f,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             std::str::from_utf8(&p.descricao).expect("ascii"),
             p.client,
             if p.credit { 'c' } else { 'd' },
@@ -241,8 +270,39 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
                 .expect("str"),
             r.attempts,
             r.first_ambiguous,
-            r.first_status
+            r.first_status,
+            r.replayed
         )?;
+    }
+    f.flush()
+}
+
+/// One JSON line per request, in invocation order (crebito_loader::history::Op).
+fn write_history(path: &std::path::Path, records: &[Record]) -> std::io::Result<()> {
+    let mut order: Vec<&Record> = records.iter().collect();
+    order.sort_by_key(|r| r.invoke_ns);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for r in order {
+        let body = (r.status == 200)
+            .then(|| r.response.as_deref().and_then(request::body))
+            .flatten()
+            .and_then(|b| serde_json::from_slice(b).ok());
+        let op = Op {
+            client: r.client,
+            invoke_ns: r.invoke_ns,
+            complete_ns: r.complete_ns,
+            tx: r.post.map(|p| Tx {
+                tipo: if p.credit { "c" } else { "d" }.to_string(),
+                valor: i64::from(p.valor),
+                descricao: std::str::from_utf8(&p.descricao)
+                    .expect("ascii")
+                    .to_string(),
+            }),
+            status: r.status,
+            body,
+        };
+        serde_json::to_writer(&mut f, &op)?;
+        f.write_all(b"\n")?;
     }
     f.flush()
 }

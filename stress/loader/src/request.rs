@@ -53,6 +53,11 @@ pub struct Answer {
     pub outcome: Outcome,
     /// 0 when there was no answer.
     pub status: u16,
+    /// The whole response, when the caller keeps a history (moved, never copied).
+    pub response: Option<Vec<u8>>,
+    /// The answer carried `Idempotent-Replayed: true`: it is the stored answer of an earlier
+    /// request with the same key.
+    pub replayed: bool,
 }
 
 /// The request bytes for one user.
@@ -93,8 +98,15 @@ pub fn render(scenario: Scenario, client: u32, post: Option<&Post>, idempotent: 
     req
 }
 
-/// Sends `req` on a new connection and judges the answer for `scenario`.
-pub async fn send(addr: SocketAddr, req: &[u8], scenario: Scenario, timeout: Duration) -> Answer {
+/// Sends `req` on a new connection and judges the answer for `scenario`; with `keep`, the
+/// answer carries the response's bytes too.
+pub async fn send(
+    addr: SocketAddr,
+    req: &[u8],
+    scenario: Scenario,
+    timeout: Duration,
+    keep: bool,
+) -> Answer {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
@@ -108,17 +120,44 @@ pub async fn send(addr: SocketAddr, req: &[u8], scenario: Scenario, timeout: Dur
             return Answer {
                 outcome: Outcome::Timeout,
                 status: 0,
+                response: None,
+                replayed: false,
             };
         }
         Ok(Err(_)) => {
             return Answer {
                 outcome: Outcome::Connection,
                 status: 0,
+                response: None,
+                replayed: false,
             };
         }
         Ok(Ok(buf)) => buf,
     };
-    judge(scenario, &buf)
+    let mut answer = judge(scenario, &buf);
+    answer.replayed = replayed(&buf);
+    if keep {
+        answer.response = Some(buf);
+    }
+    answer
+}
+
+/// Whether the response's head carries `Idempotent-Replayed: true` (any case).
+pub fn replayed(response: &[u8]) -> bool {
+    const HEADER: &[u8] = b"\r\nidempotent-replayed: true\r\n";
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |at| at + 2);
+    response[..head_end]
+        .windows(HEADER.len())
+        .any(|w| w.eq_ignore_ascii_case(HEADER))
+}
+
+/// The body of a complete HTTP response (after the blank line), if there is one.
+pub fn body(response: &[u8]) -> Option<&[u8]> {
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some(&response[at + 4..])
 }
 
 /// Gatling's checks (spec §2.1 G–I): débitos accept 200 or 422, créditos only 200,
@@ -133,6 +172,8 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
         return Answer {
             outcome: Outcome::Connection,
             status: 0,
+            response: None,
+            replayed: false,
         };
     };
     let accepted = match scenario {
@@ -144,24 +185,26 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
         return Answer {
             outcome: Outcome::Status,
             status,
+            response: None,
+            replayed: false,
         };
     }
     if status == 422 {
         return Answer {
             outcome: Outcome::Ok,
             status,
+            response: None,
+            replayed: false,
         };
     }
-    let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(json) =
+        body(response).and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+    else {
         return Answer {
             outcome: Outcome::Body,
             status,
-        };
-    };
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&response[at + 4..]) else {
-        return Answer {
-            outcome: Outcome::Body,
-            status,
+            response: None,
+            replayed: false,
         };
     };
     let (saldo, limite) = match scenario {
@@ -172,7 +215,12 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
         (Some(s), Some(l)) if s >= -l => Outcome::Ok,
         _ => Outcome::Inconsistent,
     };
-    Answer { outcome, status }
+    Answer {
+        outcome,
+        status,
+        response: None,
+        replayed: false,
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +254,13 @@ mod tests {
             Outcome::Body
         );
         assert_eq!(answer(Scenario::Creditos, "").0, Outcome::Connection);
+        assert!(replayed(
+            b"HTTP/1.1 200 OK\r\nIdempotent-Replayed: true\r\ncontent-length: 2\r\n\r\n{}"
+        ));
+        assert!(!replayed(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"));
+        assert!(!replayed(
+            b"HTTP/1.1 200 OK\r\n\r\nIdempotent-Replayed: true\r\n"
+        ));
         assert_eq!(
             answer(Scenario::Creditos, "HTTP/1.1 20").0,
             Outcome::Connection
