@@ -74,6 +74,17 @@ pub struct StoreArgs {
     #[arg(long, env = "CREBITO_EXTRA_CLIENTS_LIMIT", default_value_t = 100_000,
           value_parser = clap::value_parser!(i64).range(0..=1_000_000_000_000))]
     pub extra_clients_limit: i64,
+
+    /// Seconds an `Idempotency-Key` is remembered at least (a retry within it is answered
+    /// from the stored answer); older keys are purged and may be used again.
+    #[arg(long, env = "CREBITO_KEY_RETENTION", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub key_retention: u64,
+
+    /// How often, in seconds, each instance purges the keys older than the retention.
+    #[arg(long, env = "CREBITO_KEY_PURGE_EVERY", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub key_purge_every: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -15,7 +15,7 @@ use crate::configuration::{DatabaseUrl, ListenAddr, PgLayout, PgProfile, ServeAr
 use crate::http::{App, ConnLimits, Limits, Listener, Metrics, serve};
 use crate::store::postgres::{Layout, Options, Persistence, PgLedger};
 use crate::store::sqlite::SqliteLedger;
-use crate::store::{Ledger, Seed};
+use crate::store::{KeyPolicy, Ledger, Seed};
 
 /// Why the service could not start. Messages name the thing that failed and never
 /// include a password.
@@ -49,11 +49,15 @@ impl Store {
             extra: args.extra_clients,
             extra_limit: args.extra_clients_limit,
         };
+        let keys = KeyPolicy {
+            retention: std::time::Duration::from_secs(args.key_retention),
+            purge_every: std::time::Duration::from_secs(args.key_purge_every),
+        };
         match &args.database_url {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.clone();
                 let opened = tokio::task::spawn_blocking(move || {
-                    SqliteLedger::open(&path, seed).map_err(|e| (path, e))
+                    SqliteLedger::open(&path, seed, keys).map_err(|e| (path, e))
                 })
                 .await
                 .expect("opening SQLite does not panic");
@@ -76,6 +80,7 @@ impl Store {
                     },
                     seed,
                     connections: args.pg_connections,
+                    keys,
                 };
                 PgLedger::connect(url, options)
                     .await

@@ -157,6 +157,26 @@ fn no_arguments_serves_from_a_sqlite_file_created_in_the_current_directory() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
 }
 
+/// Polls `condition` every 10 ms for up to 10 s.
+fn poll(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One sample of crebito's `/metrics` (on a connection of its own), if it answers.
+fn metric(address: &str, name: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(address).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 #[test]
 fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,17 +190,19 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     )
     .unwrap();
     s.write_all(&body[..10]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The server holds our connection (open connections: ours and the one asking).
+    poll("the request in flight accepted", || {
+        metric(&address, "crebito_connections_open").is_some_and(|n| n >= 2.0)
+    });
     sigterm(&child);
-    std::thread::sleep(Duration::from_millis(300));
+    // The listener closes at once: new connections are refused while the request in flight
+    // is still being served (the process is alive, waiting for the rest of the body).
+    poll("the listener closed", || {
+        TcpStream::connect(&address).is_err()
+    });
     assert!(
         child.try_wait().unwrap().is_none(),
         "still draining the request in flight"
-    );
-    // New connections are no longer accepted.
-    assert!(
-        TcpStream::connect(&address).is_err() || child.try_wait().unwrap().is_none(),
-        "listener closed"
     );
     s.write_all(&body[10..]).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -237,11 +259,25 @@ fn migrate_creates_and_seeds_the_store_then_exits_0() {
             &format!("sqlite://{}", db.display()),
         ]));
     }
+    // The contest's five clients, exactly (the challenge's seed: id, limite, saldo 0).
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let clients: i64 = conn
-        .query_row("SELECT count(*) FROM clientes", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(clients, 5);
+    let clients: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT id, limite, saldo FROM clientes ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        clients,
+        [
+            (1, 100_000, 0),
+            (2, 80_000, 0),
+            (3, 1_000_000, 0),
+            (4, 10_000_000, 0),
+            (5, 500_000, 0)
+        ]
+    );
 }
 
 #[test]
@@ -267,4 +303,77 @@ fn healthcheck_exits_0_for_a_live_instance_and_1_otherwise() {
     assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
     let no_socket = run("unix:/nonexistent/crebito.sock");
     assert_eq!(no_socket.status.code(), Some(1));
+}
+
+/// `--shutdown-grace` is a bound: a request still unfinished when it runs out is cut off
+/// (its connection closed, no answer), and the process exits 0 all the same.
+#[test]
+fn a_request_still_in_flight_when_the_grace_runs_out_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address) = start(dir.path(), &[("CREBITO_SHUTDOWN_GRACE", "1")]);
+    let mut s = TcpStream::connect(&address).unwrap();
+    s.write_all(
+        b"POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"valor\":",
+    )
+    .unwrap();
+    poll("the request in flight accepted", || {
+        metric(&address, "crebito_connections_open").is_some_and(|n| n >= 2.0)
+    });
+    let signalled = Instant::now();
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    // It waited for the grace (1 s), not for the body timeout (10 s): still, it waited.
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        signalled.elapsed()
+    );
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert_eq!(resp, "", "cut off without an answer");
+    let conn = rusqlite::Connection::open(dir.path().join("crebito.db")).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM transacoes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+/// SIGTERM while a request waits on the store (SQLite's write lock held by another
+/// connection): the request is answered once the store moves, and only then the process exits.
+#[test]
+fn sigterm_while_a_request_waits_on_the_store_answers_it_then_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address) = start(dir.path(), &[("CREBITO_STORE_TIMEOUT", "30")]);
+    let blocker = rusqlite::Connection::open(dir.path().join("crebito.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = br#"{"valor": 3, "tipo": "c", "descricao": "espera"}"#;
+    let mut s = TcpStream::connect(&address).unwrap();
+    write!(
+        s,
+        "POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    // The whole request is in; the POST is counted as a request once it is answered, so
+    // "waiting" is: accepted, and no POST answered yet.
+    poll("the request in flight accepted", || {
+        metric(&address, "crebito_connections_open").is_some_and(|n| n >= 2.0)
+    });
+    sigterm(&child);
+    poll("the listener closed", || {
+        TcpStream::connect(&address).is_err()
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "waiting for the request"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with(r#"{"limite":100000,"saldo":3}"#), "{resp}");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
 }

@@ -77,7 +77,26 @@ async fn an_instance_under_its_contest_memory_limit_survives_thousands_of_connec
             .unwrap();
         crowd.push(s);
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The instance holds as many as it may (its listener and one socket a connection; the
+    // rest wait in the kernel's accept queue): polled from its open sockets.
+    let want = max_connections.parse::<usize>().unwrap().min(CROWD) + 1;
+    let sockets = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |fds| {
+            fds.filter_map(Result::ok)
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|l| l.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sockets(child.0.id()) < want {
+        assert!(
+            Instant::now() < deadline && child.0.try_wait().unwrap().is_none(),
+            "crebito holds {} sockets of {want}",
+            sockets(child.0.id())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         child.0.try_wait().unwrap().is_none(),
         "crebito died while {CROWD} clients held it"

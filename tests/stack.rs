@@ -695,3 +695,75 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The contest profile after a PostgreSQL crash, as documented: crash recovery empties the
+/// UNLOGGED tables (clients included), and the instances' reconnect re-applies the schema and
+/// seeds the five clients again — every client answers with its limit and a zero balance,
+/// by itself, without a restart of crebito.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_clients() {
+    let stack = Stack::up();
+    let api = Api::new(format!("http://127.0.0.1:{}", stack.port));
+    let (status, _) = api
+        .post_json(
+            1,
+            serde_json::json!({"valor": 500, "tipo": "d", "descricao": "antes"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let apis_before = [stack.pids()[1], stack.pids()[2]];
+
+    // Every PostgreSQL process SIGKILLed: the supervisor restarts it, with crash recovery.
+    common::succeed(
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
+            .args(["signal", "db", "KILL", "all"])
+            .env("PORT", stack.port.to_string())
+            .env("STACK_DIR", &stack.dir),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for (id, limite) in [
+        (1, 100_000),
+        (2, 80_000),
+        (3, 1_000_000),
+        (4, 10_000_000),
+        (5, 500_000),
+    ] {
+        loop {
+            let (status, e) = api.extrato(id).await;
+            if status == 200 {
+                assert_eq!(e["saldo"]["limite"], limite, "client {id} re-seeded");
+                assert_eq!(
+                    e["saldo"]["total"], 0,
+                    "client {id}: the UNLOGGED history is gone"
+                );
+                assert_eq!(e["ultimas_transacoes"], serde_json::json!([]));
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "client {id} answers {status} 30 s after the crash"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(
+        launcher_psql(&stack, "SELECT count(*) FROM transacoes"),
+        "0",
+        "crash recovery emptied the UNLOGGED tables"
+    );
+    assert_eq!(
+        [stack.pids()[1], stack.pids()[2]],
+        apis_before,
+        "the instances reconnected by themselves, not restarted"
+    );
+    let (status, body) = api
+        .post_json(
+            1,
+            serde_json::json!({"valor": 1, "tipo": "c", "descricao": "depois"}),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["saldo"]),
+        (200, &serde_json::json!(1))
+    );
+}

@@ -329,21 +329,81 @@ mod tests {
         assert_eq!(Amount::new(Amount::MAX + 1), Err(Rejection::Amount));
     }
 
+    /// The contract's limit on `valor`, written out (2³¹ − 1), not taken from the code under test.
+    const CONTRACT_MAX: i64 = 2_147_483_647;
+
+    /// A valid body, as a template for mutated inputs.
+    const VALID: &str = r#"{"valor": 1000, "tipo": "d", "descricao": "descricao"}"#;
+
+    /// `valor` literals: mostly in the contract's range, its edges on both sides, any i64,
+    /// floats and other JSON types.
+    fn valor() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (1..=CONTRACT_MAX).prop_map(|v| v.to_string()),
+            3 => proptest::sample::select(vec![0, 1, 2, CONTRACT_MAX - 1, CONTRACT_MAX, CONTRACT_MAX + 1, -1, i64::MAX, i64::MIN])
+                .prop_map(|v| v.to_string()),
+            1 => any::<i64>().prop_map(|v| v.to_string()),
+            1 => any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(|v| format!("{v:?}")),
+            1 => proptest::sample::select(vec!["null", "\"1\"", "1.0", "1e3", "true", "[]"]).prop_map(str::to_string),
+        ]
+    }
+
+    fn tipo() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => proptest::sample::select(vec!["\"c\"", "\"d\""]).prop_map(str::to_string),
+            1 => "\"[a-zA-Z]{0,3}\"",
+            1 => proptest::sample::select(vec!["null", "1", "\"C\"", "\"D\""]).prop_map(str::to_string),
+        ]
+    }
+
+    /// `descricao`: mostly 1 to 10 characters (any Unicode), the edges 0, 10 and 11, other types.
+    fn descricao() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "\\PC{1,10}",
+            2 => "\\PC{0}|\\PC{10}|\\PC{11}",
+            1 => "\\PC{0,14}",
+        ]
+        .prop_map(|s| serde_json::to_string(&s).unwrap())
+        .boxed()
+        .prop_union(
+            proptest::sample::select(vec!["null", "[]", "7"])
+                .prop_map(str::to_string)
+                .boxed(),
+        )
+    }
+
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        fn arbitrary_bytes_never_panic(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..256),
+                // Past the leading `{`: a valid body with bytes changed, cut or appended.
+                (0..VALID.len(), any::<u8>()).prop_map(|(at, b)| {
+                    let mut v = VALID.as_bytes().to_vec();
+                    v[at] = b;
+                    v
+                }),
+                (0..VALID.len()).prop_map(|at| VALID.as_bytes()[..at].to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..64).prop_map(|tail| {
+                    let mut v = b"{\"valor\": ".to_vec();
+                    v.extend(tail);
+                    v
+                }),
+            ]
+        ) {
             let _ = Transaction::parse_json(&bytes);
         }
 
         #[test]
         fn arbitrary_json_values_are_valid_only_when_the_contract_says_so(
-            valor in prop_oneof![any::<i64>().prop_map(|v| v.to_string()), any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(|v| format!("{v:?}")), Just("null".to_string()), Just("\"1\"".to_string())],
-            tipo in prop_oneof![Just("\"c\"".to_string()), Just("\"d\"".to_string()), "\"[a-zA-Z]{0,3}\"", Just("null".to_string()), Just("1".to_string())],
-            descricao in prop_oneof!["\\PC{0,14}".prop_map(|s| serde_json::to_string(&s).unwrap()), Just("null".to_string()), Just("[]".to_string())],
+            valor in valor(),
+            tipo in tipo(),
+            descricao in descricao(),
         ) {
             let body = format!(r#"{{"valor": {valor}, "tipo": {tipo}, "descricao": {descricao}}}"#);
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            let expected_ok = v["valor"].as_i64().is_some_and(|n| (1..=Amount::MAX).contains(&n))
+            let expected_ok = v["valor"].as_i64().is_some_and(|n| (1..=CONTRACT_MAX).contains(&n))
+                && valor.bytes().all(|b| b == b'-' || b.is_ascii_digit())
                 && matches!(v["tipo"].as_str(), Some("c" | "d"))
                 && v["descricao"].as_str().is_some_and(|s| (1..=10).contains(&s.chars().count()));
             let parsed = Transaction::parse_json(body.as_bytes());

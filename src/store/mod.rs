@@ -63,8 +63,14 @@ pub struct Seed {
     pub extra_limit: i64,
 }
 
-/// How long a store remembers an idempotency key at least; older keys are purged.
-pub const KEY_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How long a store remembers an idempotency key at least, and how often it purges the keys
+/// older than that (both stores follow it; `--key-retention`, `--key-purge-every`: clap owns
+/// the defaults, 24 hours and 10 minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPolicy {
+    pub retention: std::time::Duration,
+    pub purge_every: std::time::Duration,
+}
 
 /// The two operations of the API, one round trip (or one atomic step) each.
 pub trait Ledger: Send + Sync + 'static {

@@ -23,7 +23,7 @@ use tokio_postgres::{Client, Config, NoTls, Statement as Prepared};
 
 use tokio_postgres::error::SqlState;
 
-use super::{KEY_RETENTION, Ledger, LedgerError, Once, Seed};
+use super::{KeyPolicy, Ledger, LedgerError, Once, Seed};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Transaction};
 
 const SCHEMA: &str = include_str!("../../sql/postgres/schema.sql");
@@ -67,6 +67,7 @@ pub struct Options {
     pub seed: Seed,
     /// Connections kept open (each pipelines many concurrent queries).
     pub connections: u16,
+    pub keys: KeyPolicy,
 }
 
 /// Key of the advisory lock that serialises schema changes between instances starting
@@ -82,9 +83,6 @@ struct Conn {
     apply_once: Prepared,
     statement: Prepared,
 }
-
-/// How often each instance purges expired idempotency keys.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 struct Slot {
     conn: RwLock<Option<Arc<Conn>>>,
@@ -134,7 +132,7 @@ impl PgLedger {
             options,
             slots,
         });
-        tokio::spawn(purge_keys(Arc::downgrade(&shared)));
+        tokio::spawn(purge_keys(Arc::downgrade(&shared), options.keys));
         Ok(PgLedger {
             shared,
             next: AtomicUsize::new(0),
@@ -322,15 +320,15 @@ fn decode_apply(row: &tokio_postgres::Row) -> Result<Balance, LedgerError> {
     }
 }
 
-/// Every [`PURGE_EVERY`], forgets keys older than [`KEY_RETENTION`]; ends with the ledger.
-async fn purge_keys(shared: std::sync::Weak<Shared>) {
+/// Every `keys.purge_every`, forgets keys older than the retention; ends with the ledger.
+async fn purge_keys(shared: std::sync::Weak<Shared>, keys: KeyPolicy) {
     loop {
-        tokio::time::sleep(PURGE_EVERY).await;
+        tokio::time::sleep(keys.purge_every).await;
         let Some(s) = shared.upgrade() else { return };
         let conn = s.slots[0].conn.read().expect("not poisoned").clone();
         drop(s);
         if let Some(conn) = conn {
-            let secs = KEY_RETENTION.as_secs_f64();
+            let secs = keys.retention.as_secs_f64();
             match conn.client.execute(PURGE_KEYS, &[&secs]).await {
                 Ok(n) => tracing::debug!(purged = n, "expired idempotency keys"),
                 Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),

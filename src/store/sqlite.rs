@@ -14,7 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{KEY_RETENTION, Ledger, LedgerError, Once, Seed};
+use super::{KeyPolicy, Ledger, LedgerError, Once, Seed};
 use crate::domain::{
     Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Timestamp, Transaction,
 };
@@ -61,7 +61,7 @@ pub struct SqliteLedger {
 impl SqliteLedger {
     /// Opens (creating if needed) the database file, applies the schema and seeds the
     /// clients, then starts the writer thread.
-    pub fn open(path: &Path, seed: Seed) -> Result<SqliteLedger, OpenError> {
+    pub fn open(path: &Path, seed: Seed, keys: KeyPolicy) -> Result<SqliteLedger, OpenError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
@@ -70,7 +70,7 @@ impl SqliteLedger {
         let (tx, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("crebito-sqlite".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, keys))
             .map_err(OpenError::Thread)?;
         Ok(SqliteLedger { tx })
     }
@@ -118,9 +118,6 @@ impl Ledger for SqliteLedger {
     }
 }
 
-/// How often the writer forgets idempotency keys older than the retention.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
-
 /// Most commands served by one commit.
 const BATCH: usize = 256;
 
@@ -130,14 +127,16 @@ const BATCH: usize = 256;
 /// changes nothing), statements see every earlier command of the batch, and if anything in
 /// the batch fails the whole batch rolls back and every caller gets 503: nothing is ever
 /// reported as applied unless it is committed.
-fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+/// Every `keys.purge_every` (checked when a command arrives), keys older than the retention
+/// are forgotten first.
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Command>, keys: KeyPolicy) {
     let mut batch = std::collections::VecDeque::with_capacity(BATCH);
     let mut replies = Vec::with_capacity(BATCH);
     let mut purged = std::time::Instant::now();
     while let Some(first) = rx.blocking_recv() {
-        if purged.elapsed() >= PURGE_EVERY {
+        if purged.elapsed() >= keys.purge_every {
             purged = std::time::Instant::now();
-            let before = Timestamp::now().micros() - KEY_RETENTION.as_micros() as i64;
+            let before = Timestamp::now().micros() - keys.retention.as_micros() as i64;
             if let Err(e) = conn.execute(PURGE_KEYS, params![before]) {
                 tracing::warn!(error = %e, "purging idempotency keys failed");
             }

@@ -132,12 +132,14 @@ async fn each_request_is_one_task_on_the_clients_worker() {
     assert!(plan.contains("Task Count: 1"), "{plan}");
 
     // apply and apply_once: the whole call delegated to one worker, as one remote command
-    // (no UPDATE or INSERT sent from the coordinator).
-    for (file, extra) in [
-        ("citus/apply.sql", vec![]),
+    // (no UPDATE or INSERT sent from the coordinator). Each debits 5 from client 3 (limit
+    // 1 000 000): the first leaves -5, the second -10.
+    for (file, extra, expected) in [
+        ("citus/apply.sql", vec![], "-5|1000000|"),
         (
             "citus/apply_once.sql",
             vec![("$6::text", "'k1'"), ("$7::text", "'fp'")],
+            "-10|1000000|",
         ),
     ] {
         let mut args = vec![
@@ -160,10 +162,7 @@ async fn each_request_is_one_task_on_the_clients_worker() {
         let issued: Vec<&str> = log.lines().filter(|l| l.contains("issuing")).collect();
         assert_eq!(issued.len(), 1, "{file}: one remote command: {log}");
         assert!(issued[0].contains("crebito_apply"), "{file}: {log}");
-        assert!(
-            out.starts_with("-5|1000000|") || out.starts_with("-10|1000000|"),
-            "{file}: {out}"
-        );
+        assert!(out.starts_with(expected), "{file}: {out}");
     }
 }
 

@@ -46,10 +46,11 @@ async fn debit_may_land_exactly_on_minus_limite_and_not_one_cent_below(app: Test
             .await;
         assert_eq!(status, 200);
         assert_eq!(body["saldo"], -(limite - 1));
-        let (status, _) = app
-            .post_json(id, json!({"valor": 2, "tipo": "d", "descricao": "demais"}))
+        let (status, text) = app
+            .post(id, r#"{"valor": 2, "tipo": "d", "descricao": "demais"}"#)
             .await;
         assert_eq!(status, 422, "client {id}: one cent below -limite");
+        assert_eq!(text, "over the limit");
         let (status, body) = app
             .post_json(id, json!({"valor": 1, "tipo": "d", "descricao": "exato"}))
             .await;
@@ -73,43 +74,76 @@ async fn every_invalid_payload_is_422_and_leaves_no_trace(app: TestApp) {
         r#"{{"valor": {}, "tipo": "c", "descricao": "a"}}"#,
         i64::MAX
     );
-    let bodies: Vec<&str> = vec![
+    // The field that is wrong is named; anything that is not the contract's object is
+    // "malformed". The messages are the README's, written out here.
+    const VALOR: &str = "valor must be a positive integer no larger than 2147483647";
+    const TIPO: &str = "tipo must be \"c\" or \"d\"";
+    const DESCRICAO: &str = "descricao must be a string of 1 to 10 characters";
+    const MALFORMED: &str = "body must be a JSON object with exactly valor (positive integer), tipo (\"c\" or \"d\") and descricao (1 to 10 characters)";
+    let bodies: Vec<(&str, &str)> = vec![
         // the official five
-        r#"{"valor": 1.2, "tipo": "d", "descricao": "devolve"}"#,
-        r#"{"valor": 1, "tipo": "x", "descricao": "devolve"}"#,
-        r#"{"valor": 1, "tipo": "c", "descricao": "123456789 e mais um pouco"}"#,
-        r#"{"valor": 1, "tipo": "c", "descricao": ""}"#,
-        r#"{"valor": 1, "tipo": "c", "descricao": null}"#,
+        (
+            r#"{"valor": 1.2, "tipo": "d", "descricao": "devolve"}"#,
+            VALOR,
+        ),
+        (r#"{"valor": 1, "tipo": "x", "descricao": "devolve"}"#, TIPO),
+        (
+            r#"{"valor": 1, "tipo": "c", "descricao": "123456789 e mais um pouco"}"#,
+            DESCRICAO,
+        ),
+        (r#"{"valor": 1, "tipo": "c", "descricao": ""}"#, DESCRICAO),
+        (r#"{"valor": 1, "tipo": "c", "descricao": null}"#, DESCRICAO),
         // what the contest never sent
-        r#"{"valor": 0, "tipo": "c", "descricao": "zero"}"#,
-        r#"{"valor": -1, "tipo": "c", "descricao": "negativo"}"#,
-        r#"{"valor": "1", "tipo": "c", "descricao": "string"}"#,
-        r#"{"valor": 1.0, "tipo": "c", "descricao": "fracao"}"#,
-        r#"{"valor": 2147483648, "tipo": "c", "descricao": "grande"}"#,
-        &big,
-        r#"{"valor": 1e2, "tipo": "c", "descricao": "expoente"}"#,
-        r#"{"valor": 1, "tipo": "C", "descricao": "maiuscula"}"#,
-        r#"{"valor": 1, "tipo": null, "descricao": "nulo"}"#,
-        r#"{"tipo": "c", "descricao": "sem valor"}"#,
-        r#"{"valor": 1, "descricao": "sem tipo"}"#,
-        r#"{"valor": 1, "tipo": "c"}"#,
-        r#"{"valor": 1, "tipo": "c", "descricao": "12345678901"}"#,
-        r#"{"valor": 1, "tipo": "c", "descricao": 12}"#,
-        r#"{"valor": 1, "tipo": "c", "descricao": "a", "x": 1}"#,
-        r#"[1, "c", "a"]"#,
-        r#"{"valor": 1, "tipo": "c", "descricao": "a""#,
-        "not json",
-        "",
-        "null",
-        "{}",
+        (r#"{"valor": 0, "tipo": "c", "descricao": "zero"}"#, VALOR),
+        (
+            r#"{"valor": -1, "tipo": "c", "descricao": "negativo"}"#,
+            VALOR,
+        ),
+        (
+            r#"{"valor": "1", "tipo": "c", "descricao": "string"}"#,
+            MALFORMED,
+        ),
+        (
+            r#"{"valor": 1.0, "tipo": "c", "descricao": "fracao"}"#,
+            VALOR,
+        ),
+        (
+            r#"{"valor": 2147483648, "tipo": "c", "descricao": "grande"}"#,
+            VALOR,
+        ),
+        (&big, VALOR),
+        (
+            r#"{"valor": 1e2, "tipo": "c", "descricao": "expoente"}"#,
+            VALOR,
+        ),
+        (
+            r#"{"valor": 1, "tipo": "C", "descricao": "maiuscula"}"#,
+            TIPO,
+        ),
+        (r#"{"valor": 1, "tipo": null, "descricao": "nulo"}"#, TIPO),
+        (r#"{"tipo": "c", "descricao": "sem valor"}"#, VALOR),
+        (r#"{"valor": 1, "descricao": "sem tipo"}"#, TIPO),
+        (r#"{"valor": 1, "tipo": "c"}"#, DESCRICAO),
+        (
+            r#"{"valor": 1, "tipo": "c", "descricao": "12345678901"}"#,
+            DESCRICAO,
+        ),
+        (r#"{"valor": 1, "tipo": "c", "descricao": 12}"#, MALFORMED),
+        (
+            r#"{"valor": 1, "tipo": "c", "descricao": "a", "x": 1}"#,
+            MALFORMED,
+        ),
+        (r#"[1, "c", "a"]"#, MALFORMED),
+        (r#"{"valor": 1, "tipo": "c", "descricao": "a""#, MALFORMED),
+        ("not json", MALFORMED),
+        ("", MALFORMED),
+        ("null", MALFORMED),
+        ("{}", VALOR),
     ];
-    for body in bodies {
+    for (body, message) in bodies {
         let (status, text) = app.post(1, body).await;
         assert_eq!(status, 422, "{body}");
-        assert!(
-            !text.is_empty() && text.len() < 200,
-            "short, clear message: {text}"
-        );
+        assert_eq!(text, message, "{body}");
     }
     let (_, e) = app.extrato(1).await;
     assert_eq!(e["saldo"]["total"], 0);
@@ -130,10 +164,17 @@ async fn unknown_or_non_numeric_ids_are_404_on_both_endpoints(app: TestApp) {
         "%31",
         " 1",
     ] {
-        let (status, _) = app.extrato(id).await;
-        assert_eq!(status, 404, "GET {id:?}");
-        let (status, _) = app.post_json(id, valid.clone()).await;
+        let r = app
+            .client
+            .get(format!("{}/clientes/{id}/extrato", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "GET {id:?}");
+        assert_eq!(r.text().await.unwrap(), "client not found", "GET {id:?}");
+        let (status, text) = app.post(id, &valid.to_string()).await;
         assert_eq!(status, 404, "POST {id:?}");
+        assert_eq!(text, "client not found", "POST {id:?}");
     }
     // The body is validated before the store is asked: an invalid body is 422 even for an
     // unknown (but well-formed) id; a malformed id is 404 whatever the body.
@@ -167,7 +208,7 @@ async fn statement_has_the_contract_shape_and_timestamps(app: TestApp) {
     assert_eq!(e.as_object().unwrap().len(), 2);
     assert_eq!(e["saldo"].as_object().unwrap().len(), 3);
 
-    let before = time_now_prefix();
+    let before = now_micros();
     app.post_json(2, json!({"valor": 500, "tipo": "d", "descricao": "pix"}))
         .await;
     let (_, e) = app.extrato(2).await;
@@ -178,23 +219,35 @@ async fn statement_has_the_contract_shape_and_timestamps(app: TestApp) {
         (&t["valor"], &t["tipo"], &t["descricao"]),
         (&json!(500), &json!("d"), &json!("pix"))
     );
+    let after = now_micros();
     let at = t["realizada_em"].as_str().unwrap();
     assert_rfc3339_micros_utc(at);
-    // The same day as the test (UTC); catches epoch or timezone mistakes.
-    assert_eq!(&at[..10], &before[..10]);
+    // Between the request and its answer (one clock, UTC): catches epoch, timezone and
+    // precision mistakes, at any time of day.
+    assert!(
+        before.as_str() <= at && at <= after.as_str(),
+        "{before} <= {at} <= {after}"
+    );
+    let extrato_at = e["saldo"]["data_extrato"].as_str().unwrap();
+    assert!(
+        at <= extrato_at && extrato_at <= after.as_str(),
+        "{at} <= {extrato_at} <= {after}"
+    );
     assert_eq!(e["saldo"]["total"], -500);
 }
 
-fn time_now_prefix() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let dt = time::OffsetDateTime::from_unix_timestamp(now.as_secs() as i64).unwrap();
+/// Now, in the API's own format (RFC 3339, UTC, microseconds): such strings order as times.
+fn now_micros() -> String {
+    let dt = time::OffsetDateTime::now_utc();
     format!(
-        "{:04}-{:02}-{:02}",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         dt.year(),
         u8::from(dt.month()),
-        dt.day()
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.microsecond()
     )
 }
 
@@ -338,21 +391,41 @@ async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(r.text().await.unwrap(), "method not allowed");
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/clientes/1/extrato", "GET, HEAD"),
+        (reqwest::Method::PUT, "/clientes/1/transacoes", "POST"),
+        (reqwest::Method::POST, "/healthz", "GET, HEAD"),
+        (reqwest::Method::POST, "/metrics", "GET"),
+    ] {
+        let r = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.base))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+    }
+    // HEAD: what GET would answer, without the body.
+    for path in ["/clientes/1/extrato", "/healthz"] {
+        let r = app
+            .client
+            .head(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "HEAD {path}");
+        assert!(r.bytes().await.unwrap().is_empty(), "HEAD {path}: no body");
+    }
     let r = app
         .client
-        .delete(format!("{}/clientes/1/extrato", app.base))
+        .head(format!("{}/clientes/6/extrato", app.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 405);
-    let r = app
-        .client
-        .put(format!("{}/clientes/1/transacoes", app.base))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
+    assert_eq!(r.status(), 404);
 }
 
 /// `--extra-clients N` seeds clients 6…5+N with `--extra-clients-limit`; the contest's five

@@ -2,10 +2,14 @@
 //! with what the first one got, on both stores.
 
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
+use std::time::{Duration, Instant};
+
 use crate::for_each_store;
-use crate::helpers::{TestApp, audit};
+use crate::helpers::{Backend, TestApp, audit, read_response, spawn_app_with};
 
 for_each_store!(
     a_retry_with_the_same_key_replays_the_answer_and_applies_nothing,
@@ -14,6 +18,7 @@ for_each_store!(
     keys_belong_to_one_client,
     malformed_keys_are_422_and_leave_no_trace,
     simultaneous_requests_with_one_key_apply_once,
+    a_key_sent_with_an_invalid_body_is_not_used_up,
 );
 
 async fn a_retry_with_the_same_key_replays_the_answer_and_applies_nothing(app: TestApp) {
@@ -105,26 +110,39 @@ async fn malformed_keys_are_422_and_leave_no_trace(app: TestApp) {
             .unwrap();
         assert_eq!(r.status(), 422, "{key:?}");
     }
-    let r = app
-        .client
-        .post(format!("{}/clientes/1/transacoes", app.base))
-        .header("idempotency-key", "a")
-        .header("idempotency-key", "b")
-        .body(body.clone())
-        .send()
+    // Two keys, then a valid request, on one raw connection (an HTTP client would open a
+    // new one by itself): the 422 leaves the connection usable, and applied nothing.
+    let mut conn = TcpStream::connect(app.base.trim_start_matches("http://"))
         .await
         .unwrap();
-    assert_eq!(r.status(), 422, "two keys");
-    // The connection is still usable, and nothing was applied.
-    assert_eq!(app.saldo(1).await, 0);
-    let (s, _, _) = app
-        .post_keyed(
-            1,
-            json!({"valor": 3, "tipo": "c", "descricao": "k"}),
-            &"x".repeat(64),
+    let request = |keys: &[&str]| {
+        let keys: String = keys
+            .iter()
+            .map(|k| format!("Idempotency-Key: {k}\r\n"))
+            .collect();
+        format!(
+            "POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             {keys}Content-Length: {}\r\n\r\n{body}",
+            body.len()
         )
-        .await;
-    assert_eq!(s, 200, "64 characters is fine");
+    };
+    conn.write_all(request(&["a", "b"]).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        read_response(&mut conn).await,
+        (422, "one Idempotency-Key at most".to_string()),
+        "two keys"
+    );
+    assert_eq!(app.saldo(1).await, 0);
+    conn.write_all(request(&[&"x".repeat(64)]).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        read_response(&mut conn).await,
+        (200, r#"{"limite":100000,"saldo":3}"#.to_string()),
+        "the same connection serves the next request; 64 characters is fine"
+    );
 }
 
 async fn simultaneous_requests_with_one_key_apply_once(app: TestApp) {
@@ -152,5 +170,82 @@ async fn simultaneous_requests_with_one_key_apply_once(app: TestApp) {
         1
     );
     assert_eq!(app.saldo(1).await, -9);
+    assert_eq!(audit(&app.database_url).await[0].rows, 1);
+}
+
+/// Keys are remembered for `--key-retention`, then purged (every `--key-purge-every`): a key
+/// used again after that is a new request, applied once. Set to 2 s and 1 s here.
+async fn an_expired_key_is_purged_and_can_be_used_again(backend: Backend) {
+    let app = spawn_app_with(backend, |a| {
+        a.store.key_retention = 2;
+        a.store.key_purge_every = 1;
+    })
+    .await;
+    let first = json!({"valor": 10, "tipo": "c", "descricao": "antes"});
+    let second = json!({"valor": 20, "tipo": "c", "descricao": "depois"});
+    let (s, _, replayed) = app.post_keyed(1, first, "k-expira").await;
+    assert_eq!((s.as_u16(), replayed), (200, false));
+    // Within the retention the key is remembered: another request with it is refused.
+    let (s, body, _) = app.post_keyed(1, second.clone(), "k-expira").await;
+    assert_eq!(s, 422, "{body}");
+    // Past it, once a purge has run, the same key is a new request (polled, up to 20 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, body, replayed) = app.post_keyed(1, second.clone(), "k-expira").await;
+        if s == 200 {
+            assert!(!replayed, "applied, not replayed");
+            assert_eq!(body["saldo"], 30);
+            break;
+        }
+        assert_eq!(s, 422, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the expired key was never purged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.saldo(1).await, 30, "each request applied once");
+    assert_eq!(audit(&app.database_url).await[0].rows, 2);
+}
+
+mod expiry {
+    use super::an_expired_key_is_purged_and_can_be_used_again as expires;
+    use crate::helpers::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        expires(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        expires(Backend::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn citus() {
+        expires(Backend::Citus).await
+    }
+}
+
+/// A key sent with a body that is refused before the store (422) is not used up: the same key
+/// with a valid body is then applied, as a first request.
+async fn a_key_sent_with_an_invalid_body_is_not_used_up(app: TestApp) {
+    let (s, body) = app
+        .post_raw_keyed(
+            1,
+            r#"{"valor": 1.5, "tipo": "c", "descricao": "x"}"#,
+            "k-invalido",
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(
+        body,
+        "valor must be a positive integer no larger than 2147483647"
+    );
+    let valid = json!({"valor": 5, "tipo": "c", "descricao": "x"});
+    let (s, body, replayed) = app.post_keyed(1, valid, "k-invalido").await;
+    assert_eq!((s.as_u16(), replayed), (200, false), "{body}");
+    assert_eq!(body, json!({"limite": 100000, "saldo": 5}));
     assert_eq!(audit(&app.database_url).await[0].rows, 1);
 }

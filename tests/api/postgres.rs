@@ -80,7 +80,8 @@ where
 async fn persistence(db: &pg::Database) -> Vec<(String, String)> {
     let c = db.connect().await;
     c.query(
-        "SELECT relname::text, relpersistence::text FROM pg_class WHERE relname IN ('clientes','transacoes') ORDER BY 1",
+        "SELECT relname::text, relpersistence::text FROM pg_class \
+         WHERE relname IN ('clientes', 'idempotencia', 'transacoes') ORDER BY 1",
         &[],
     )
     .await
@@ -98,19 +99,21 @@ async fn profiles_switch_table_persistence_and_keep_the_data() {
         persistence(&db).await,
         [
             ("clientes".into(), "u".into()),
+            ("idempotencia".into(), "u".into()),
             ("transacoes".into(), "u".into())
         ]
     );
     contest
         .post_json(1, json!({"valor": 5, "tipo": "c", "descricao": "x"}))
         .await;
+    // Switching needs no pause: the old instance's idle connections hold no table lock.
     drop(contest);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let durable = spawn_on(url.clone(), |a| a.store.pg_profile = PgProfile::Durable).await;
     assert_eq!(
         persistence(&db).await,
         [
             ("clientes".into(), "p".into()),
+            ("idempotencia".into(), "p".into()),
             ("transacoes".into(), "p".into())
         ]
     );
@@ -240,4 +243,129 @@ async fn past_the_store_deadline_the_answer_is_504_and_a_keyed_retry_tells_what_
     let (status, _, replayed) = app.post_keyed(1, body, "slow-1").await;
     assert_eq!((status.as_u16(), replayed), (200, true));
     assert_eq!(app.saldo(1).await, -40, "applied exactly once");
+}
+
+/// Polls `condition` every 50 ms for up to 20 s.
+async fn poll<F: std::future::Future<Output = bool>>(what: &str, mut condition: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Which failure gets which answer, exactly: a statement past the deadline is 504 "store did
+/// not answer in time"; a POST whose connection breaks after it was sent is 504 "outcome
+/// unknown"; with no live connection the store refuses before sending, 503 "not applied";
+/// `/healthz` says 503 while the store is unreachable and 200 once it is back; and neither
+/// the 503 nor the broken 504 applied anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_503_a_broken_connection_504_and_healthz_follows_the_store() {
+    let (url, db) = fresh_pg().await;
+    let admin = db.connect().await;
+    let dbname: String = admin
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    // A statement held past a 1 s deadline (its table locked).
+    let hasty = spawn_on(url.clone(), |a| a.store_timeout = 1).await;
+    admin
+        .batch_execute("BEGIN; LOCK TABLE transacoes IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let r = hasty
+        .client
+        .get(format!("{}/clientes/1/extrato", hasty.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "store did not answer in time; retry"
+    );
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    drop(hasty);
+
+    // A POST waiting on the client's row lock, its connection then terminated: sent, no
+    // answer, so "unknown" (a 30 s deadline: the 504 is the broken connection's, not a timeout).
+    let app = spawn_on(url.clone(), |a| {
+        a.store.pg_connections = 1;
+        a.store_timeout = 30;
+    })
+    .await;
+    admin
+        .batch_execute("BEGIN; SELECT 1 FROM clientes WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let api = app.api.clone();
+    let pending = tokio::spawn(async move {
+        api.post(1, r#"{"valor": 7, "tipo": "c", "descricao": "quebra"}"#)
+            .await
+    });
+    let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock'";
+    poll("the POST waits on the row lock", || async {
+        !admin.query(waiting, &[]).await.unwrap().is_empty()
+    })
+    .await;
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM ({waiting}) w"
+        ))
+        .await
+        .unwrap();
+    let (status, text) = pending.await.unwrap();
+    assert_eq!(status, 504, "{text}");
+    assert_eq!(
+        text,
+        "outcome unknown: retry with the same Idempotency-Key to apply it at most once"
+    );
+    admin.batch_execute("ROLLBACK").await.unwrap();
+
+    // No connection can be had: /healthz is 503, and a POST is refused before it is sent.
+    // (Done from the server's `postgres` database: a database cannot lock itself out.)
+    let (server, connection) = tokio_postgres::connect(
+        &db.url.replacen(&format!("/{dbname}?"), "/postgres?", 1),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    server
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{dbname}\" WITH ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'"
+        ))
+        .await
+        .unwrap();
+    poll("/healthz reports the store down", || async {
+        app.healthz().await
+            == (
+                reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable".to_string(),
+            )
+    })
+    .await;
+    let (status, text) = app
+        .post(1, r#"{"valor": 9, "tipo": "c", "descricao": "recusado"}"#)
+        .await;
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(text, "store unavailable: not applied, retry");
+
+    // Back: healthy again, by itself; neither the 503 nor the broken 504 was applied.
+    server
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{dbname}\" WITH ALLOW_CONNECTIONS true"
+        ))
+        .await
+        .unwrap();
+    poll("/healthz reports the store back", || async {
+        app.healthz().await.0 == 200
+    })
+    .await;
+    assert_eq!(app.saldo(1).await, 0);
+    assert_eq!(audit(&url).await[0].rows, 0);
 }

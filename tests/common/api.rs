@@ -82,6 +82,25 @@ impl Api {
         )
     }
 
+    /// `POST` of a raw body with an `Idempotency-Key`: status and body text.
+    pub async fn post_raw_keyed(
+        &self,
+        id: impl Display,
+        body: &str,
+        key: &str,
+    ) -> (StatusCode, String) {
+        let r = self
+            .client
+            .post(format!("{}/clientes/{id}/transacoes", self.base))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        (r.status(), r.text().await.unwrap())
+    }
+
     /// `GET /clientes/{id}/extrato`: status and the answer as JSON (`Null` if it is not).
     pub async fn extrato(&self, id: impl Display) -> (StatusCode, Value) {
         let r = self

@@ -226,3 +226,46 @@ pub async fn audit(url: &DatabaseUrl) -> Vec<Audit> {
         }
     }
 }
+
+/// Reads one HTTP/1.1 response from a kept-alive connection: its status and its body (by
+/// `Content-Length`), leaving the connection ready for the next request.
+pub async fn read_response(conn: &mut tokio::net::TcpStream) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 1024];
+        let n = conn.read(&mut chunk).await.expect("reading a response");
+        assert!(
+            n > 0,
+            "connection closed before a complete response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status: u16 = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("Content-Length");
+    while buf.len() < head_end + length {
+        let mut chunk = [0u8; 1024];
+        let n = conn.read(&mut chunk).await.expect("reading a body");
+        assert!(n > 0, "connection closed inside a body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (
+        status,
+        String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned(),
+    )
+}

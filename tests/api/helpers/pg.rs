@@ -154,7 +154,23 @@ fn start() -> Server {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // The socket exists before the server accepts queries: ask it, as `pg_isready` does.
+    let ready = bin.join("pg_isready");
+    while !Command::new(&ready)
+        .arg("-q")
+        .arg("-h")
+        .arg(&server.socket_dir)
+        .arg("-p")
+        .arg(port.to_string())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "postgres did not accept connections"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     server
 }
 
