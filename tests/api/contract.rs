@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::common::checks::{self, CLIENTS};
 use crate::for_each_store;
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, set_saldo};
 
 for_each_store!(
     credit_answers_200_with_limite_and_saldo_only,
@@ -18,6 +18,7 @@ for_each_store!(
     official_validation_sequence_a_to_f,
     healthz_and_metrics,
     unknown_routes_are_404_and_wrong_methods_405,
+    a_credit_that_would_overflow_the_balance_is_422_and_debits_still_apply,
 );
 
 async fn credit_answers_200_with_limite_and_saldo_only(app: TestApp) {
@@ -459,4 +460,42 @@ async fn extra_clients_are_seeded_only_when_asked() {
         let plain = crate::helpers::spawn_app(backend).await;
         assert_eq!(plain.extrato(6).await.0, 404, "{backend:?}: off by default");
     }
+}
+
+/// A balance is a 64-bit integer: a credit that would overflow it is refused like an
+/// over-the-limit debit (422, nothing stored), one that lands exactly on the largest value is
+/// applied, and a debit from there applies too. (On Citus the delegated function evaluates
+/// both branches of its CASE before choosing: written as `MAX - delta`, a debit there would
+/// overflow; sql/postgres/citus/functions.sql keeps both in range.)
+async fn a_credit_that_would_overflow_the_balance_is_422_and_debits_still_apply(app: TestApp) {
+    set_saldo(&app.database_url, 1, i64::MAX - 10).await;
+    let (status, text) = app
+        .post(1, r#"{"valor": 11, "tipo": "c", "descricao": "estouro"}"#)
+        .await;
+    assert_eq!((status.as_u16(), text.as_str()), (422, "over the limit"));
+    let (status, body) = app
+        .post_json(
+            1,
+            json!({"valor": 10, "tipo": "c", "descricao": "no limite"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"limite": 100000, "saldo": i64::MAX}));
+    let (status, body) = app
+        .post_json(1, json!({"valor": 1, "tipo": "d", "descricao": "volta"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["saldo"], i64::MAX - 1);
+    let (_, e) = app.extrato(1).await;
+    let descs: Vec<&str> = e["ultimas_transacoes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["descricao"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        descs,
+        ["volta", "no limite"],
+        "the refused credit left no trace"
+    );
 }

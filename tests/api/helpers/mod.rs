@@ -269,3 +269,27 @@ pub async fn read_response(conn: &mut tokio::net::TcpStream) -> (u16, String) {
         String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned(),
     )
 }
+
+/// Sets a client's balance directly in the database (not through the API): for states the
+/// API cannot reach in a test's time, such as a balance next to the largest integer.
+pub async fn set_saldo(url: &DatabaseUrl, client: i32, saldo: i64) {
+    const SQL: &str = "UPDATE clientes SET saldo = $2 WHERE id = $1";
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .unwrap();
+            let n = conn
+                .execute(&SQL.replace('$', "?"), rusqlite::params![client, saldo])
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        DatabaseUrl::Postgres(url) => {
+            let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            assert_eq!(c.execute(SQL, &[&client, &saldo]).await.unwrap(), 1);
+        }
+    }
+}
