@@ -39,6 +39,12 @@ usec_per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) *
 # CPU seconds (user + system) a process has used.
 proc_cpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
+# status_column NAME: "svc value" for each service of `stack status`, the column found by its
+# header's name (never by position: columns get added).
+status_column() {
+  "$stack" status | awk -v col="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next } c { print $1, $c }'
+}
+
 # CPU seconds a service of the running native stack has used ("db", "api1", "api2", "lb").
 stack_cpu() { "$stack" cpu | awk -v s="$1" '$1 == s { print $2 }'; }
 

@@ -34,7 +34,7 @@ for _ in $(seq "${ROUNDS:-2}"); do
     c0=$(for s in db api1 api2 lb; do stack_cpu "$s"; done | awk '{ t += $1 } END { print t }')
     "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" --out "$out" >/dev/null
     c1=$(for s in db api1 api2 lb; do stack_cpu "$s"; done | awk '{ t += $1 } END { print t }')
-    thr=$("$stack" status | awk 'NR > 1 { split($8, a, "/"); printf "%s%s", sep, a[1]; sep = " / " }')
+    thr=$(status_column throttled | awk '{ split($2, a, "/"); printf "%s%s", sep, a[1]; sep = " / " }')
     "$stack" down >/dev/null 2>&1
     python3 "$repo/stress/report.py" row --loader "$out" --label "$variant" \
       --cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')" --throttled "$thr"

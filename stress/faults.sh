@@ -109,7 +109,9 @@ for s in $scenarios; do
   wait "$faults_pid" || say "$s: a fault failed to fire"
   if [ "$s" = all ]; then expected=$ALL_FAULTS; else expected=$s; fi
   "$stack" status > "$dir/stack-status.txt" || true
-  restarts=$(awk 'NR > 1 && $NF > 0 { printf "%s%s %s", sep, $1, $NF; sep = ", " }' "$dir/stack-status.txt")
+  # The restarts column, found by its header's name.
+  restarts=$(awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "restarts") c = i; next }
+    c && $c > 0 { printf "%s%s %s", sep, $1, $c; sep = ", " }' "$dir/stack-status.txt")
   "$stack" psql -Atq -c "COPY (SELECT descricao, count(*) FROM transacoes GROUP BY descricao) TO STDOUT WITH CSV" > "$dir/ledger.csv"
   "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
   "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"

@@ -747,8 +747,10 @@ def hops(args):
     fmt = lambda v: "–" if v is None else f"{v:g}"
     for name, *v in rows:
         print(f"| {name} | " + " | ".join(fmt(x) for x in v) + " |")
-    thr = [l.split() for l in open(args.status).read().splitlines()[1:]]
-    print("\nthrottled periods: " + ", ".join(f"{c[0]} {c[7]}" for c in thr if len(c) > 7))
+    with open(args.status) as f:
+        head, *lines = [l.split() for l in f.read().splitlines()]
+    col = head.index("throttled")  # by the header's name: columns get added
+    print("\nthrottled periods: " + ", ".join(f"{c[0]} {c[col]}" for c in lines if len(c) > col))
     return 0
 
 

@@ -1,5 +1,5 @@
 // The official Rinha de Backend 2024/Q1 load test (RinhaBackendCrebitosSimulation.scala),
-// reproduced in k6 as faithfully as k6 allows. See docs/stress.md for what differs.
+// reproduced in k6 as faithfully as k6 allows. See docs/src/stress.md for what differs.
 //
 //   k6 run -e BASE_URL=http://127.0.0.1:9999 -e SCALE=1 -e DURATION_SCALE=1 stress/rinha.js
 //
