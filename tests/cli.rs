@@ -166,6 +166,23 @@ fn poll(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Once the server holds our connection (open connections: ours and the one asking), SIGTERM;
+/// then the listener refuses new connections at once while the process, still alive, drains
+/// the request in flight.
+fn sigterm_while_draining(child: &mut Child, address: &str) {
+    poll("the request in flight accepted", || {
+        metric(address, "crebito_connections_open").is_some_and(|n| n >= 2.0)
+    });
+    sigterm(child);
+    poll("the listener closed", || {
+        TcpStream::connect(address).is_err()
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still draining the request in flight"
+    );
+}
+
 /// One sample of crebito's `/metrics` (on a connection of its own), if it answers.
 fn metric(address: &str, name: &str) -> Option<f64> {
     let mut s = TcpStream::connect(address).ok()?;
@@ -190,20 +207,8 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     )
     .unwrap();
     s.write_all(&body[..10]).unwrap();
-    // The server holds our connection (open connections: ours and the one asking).
-    poll("the request in flight accepted", || {
-        metric(&address, "crebito_connections_open").is_some_and(|n| n >= 2.0)
-    });
-    sigterm(&child);
-    // The listener closes at once: new connections are refused while the request in flight
-    // is still being served (the process is alive, waiting for the rest of the body).
-    poll("the listener closed", || {
-        TcpStream::connect(&address).is_err()
-    });
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "still draining the request in flight"
-    );
+    // The process stays, waiting for the rest of the body.
+    sigterm_while_draining(&mut child, &address);
     s.write_all(&body[10..]).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut resp = String::new();
@@ -356,19 +361,8 @@ fn sigterm_while_a_request_waits_on_the_store_answers_it_then_exits() {
     )
     .unwrap();
     s.write_all(body).unwrap();
-    // The whole request is in; the POST is counted as a request once it is answered, so
-    // "waiting" is: accepted, and no POST answered yet.
-    poll("the request in flight accepted", || {
-        metric(&address, "crebito_connections_open").is_some_and(|n| n >= 2.0)
-    });
-    sigterm(&child);
-    poll("the listener closed", || {
-        TcpStream::connect(&address).is_err()
-    });
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "waiting for the request"
-    );
+    // The whole request is in, waiting on the store.
+    sigterm_while_draining(&mut child, &address);
     blocker.execute_batch("COMMIT").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut resp = String::new();
