@@ -303,7 +303,8 @@ fn the_image_builds_from_its_context_and_the_binary_runs() {
     assert!(help.contains("serve") && help.contains("migrate"), "{help}");
 }
 
-/// The build stage's Rust is pinned, and new enough for every crate in the lockfile.
+/// The build stage's Rust is pinned, and new enough for every crate in the lockfile; so is
+/// the `rust-version` crebito declares.
 #[test]
 fn the_build_stage_pins_a_rust_that_builds_the_lockfile() {
     let from = instructions(&read("deploy/Dockerfile"))
@@ -336,6 +337,12 @@ fn the_build_stage_pins_a_rust_that_builds_the_lockfile() {
     assert!(
         minor_version(rust) >= needed,
         "rust:{tag} is older than the {needed:?} a locked crate needs"
+    );
+    // And crebito's own declared minimum (README: "Rust ≥ …") is not below what it builds with.
+    assert!(
+        minor_version(env!("CARGO_PKG_RUST_VERSION")) >= needed,
+        "Cargo.toml's rust-version {} is below the {needed:?} a locked crate needs",
+        env!("CARGO_PKG_RUST_VERSION")
     );
 }
 
