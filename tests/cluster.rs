@@ -198,7 +198,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
                 n += 1;
                 let client = 6 + (task * 7 + n) % EXTRA_CLIENTS;
                 let invoke_ns = ns();
-                if n % 4 == 0 {
+                if n.is_multiple_of(4) {
                     let (status, body) = api.extrato(client).await;
                     let op = Op {
                         client,
@@ -212,7 +212,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
                     continue;
                 }
                 let descricao = format!("k{task}n{n}");
-                let tipo = if n % 3 == 0 { "c" } else { "d" };
+                let tipo = if n.is_multiple_of(3) { "c" } else { "d" };
                 let valor = 1 + n % 700;
                 let (status, body) = api
                     .post_json(
