@@ -280,9 +280,24 @@ fn the_citus_compose_file_describes_the_cluster_the_native_launcher_runs() {
             cmd.contains("shared_preload_libraries=citus"),
             "{node}: {cmd}"
         );
+        // Against the rules of a sane node, not against the file it was filled from:
+        // PostgreSQL's shared buffers leave at least half of the node's memory limit to its
+        // backends (an oversized setting would be OOM-killed at the first busy minute).
+        let shared_mb: f64 = cmd
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("shared_buffers="))
+            .and_then(|v| v.strip_suffix("MB"))
+            .unwrap_or_else(|| panic!("{node}: shared_buffers in MB: {cmd}"))
+            .parse()
+            .unwrap();
+        let limit_mb = memory_mb(
+            svc["deploy"]["resources"]["limits"]["memory"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{node}: a memory limit")),
+        );
         assert!(
-            cmd.contains(&env["PG_FLAGS"]),
-            "{node} runs deploy/.env's flags"
+            shared_mb * 2.0 <= limit_mb,
+            "{node}: shared_buffers {shared_mb} MB of {limit_mb} MB"
         );
         assert!(!cmd.contains("fsync=off"), "{node}: the cluster is durable");
         assert_eq!(svc["restart"], "unless-stopped");
