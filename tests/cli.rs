@@ -10,33 +10,11 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_crebito");
 
 /// A child process that is killed if the test fails before it exits by itself.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl std::ops::Deref for Guard {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Guard {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
+use common::KillOnDrop;
 
 /// Starts `crebito` with the given extra env on a random port; returns the child and the
 /// address from its start-up line.
-fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Guard, String) {
+fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> (KillOnDrop, String) {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .env("CREBITO_LISTEN", "127.0.0.1:0")
@@ -47,7 +25,7 @@ fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Guard, String) {
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    let mut child = Guard(cmd.spawn().unwrap());
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let line = lines
         .by_ref()
@@ -222,7 +200,7 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
 fn listens_on_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("api.sock");
-    let mut child = Guard(
+    let mut child = KillOnDrop(
         Command::new(BIN)
             .current_dir(dir.path())
             .args(["serve", "--listen", &format!("unix:{}", sock.display())])

@@ -344,16 +344,9 @@ fn the_citus_compose_file_describes_the_cluster_the_native_launcher_runs() {
 
 /// What a running crebito (on SQLite, a free port) answers on `/metrics`.
 fn served_metrics() -> String {
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let _server = Kill(
+    let _server = common::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_crebito"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--database-url")

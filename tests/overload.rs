@@ -6,20 +6,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::KillOnDrop;
 
 async fn get(addr: &str, path: &str) -> reqwest::StatusCode {
     reqwest::Client::new()
@@ -49,7 +42,7 @@ async fn an_instance_under_its_contest_memory_limit_survives_thousands_of_connec
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", common::free_port());
     let db = format!("sqlite://{}", dir.path().join("c.db").display());
-    let mut child = Killed(
+    let mut child = KillOnDrop(
         Command::new("sh")
             .args(["-c", r#"echo $$ > "$0" && exec "$@""#])
             .arg(cgroup.procs())

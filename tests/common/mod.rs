@@ -233,3 +233,29 @@ pub fn python_tool(name: &str) -> PathBuf {
         PathBuf::from(name)
     }
 }
+
+/// A child process that is killed (and reaped) when the handle is dropped, unless it has
+/// already exited: a failing test never leaves a server behind. Derefs to the `Child`.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
