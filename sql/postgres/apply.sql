@@ -5,18 +5,18 @@
 -- The UPDATE takes the client's row lock; a concurrent request waits for it and then
 -- re-checks the WHERE clause against the committed row (READ COMMITTED), so the limit
 -- check and the new balance can never be based on a stale saldo. The INSERT runs only
--- if the UPDATE matched. Result: one row; saldo/limite NULL when refused, and `known`
+-- if the UPDATE matched, numbered by the client's counter that the UPDATE bumped. Result: one row; saldo/limite NULL when refused, and `known`
 -- (evaluated only then) tells an unknown client from one over the limit.
 WITH u AS (
     UPDATE clientes
-       SET saldo = saldo + $2::int8
+       SET saldo = saldo + $2::int8, ultima_seq = ultima_seq + 1
      WHERE id = $1::int4
        AND CASE WHEN $2::int8 < 0 THEN saldo + $2::int8 >= -limite
                 ELSE saldo <= 9223372036854775807 - $2::int8 END
-    RETURNING saldo, limite
+    RETURNING saldo, limite, ultima_seq
 ), i AS (
-    INSERT INTO transacoes (cliente_id, valor, tipo, descricao)
-    SELECT $1::int4, $3::int4, $4::text, $5::text FROM u
+    INSERT INTO transacoes (cliente_id, seq, valor, tipo, descricao)
+    SELECT $1::int4, u.ultima_seq, $3::int4, $4::text, $5::text FROM u
 )
 SELECT u.saldo,
        u.limite,

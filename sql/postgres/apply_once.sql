@@ -16,15 +16,15 @@ WITH prev AS (
      WHERE cliente_id = $1::int4 AND chave = $6::text
 ), u AS (
     UPDATE clientes
-       SET saldo = saldo + $2::int8
+       SET saldo = saldo + $2::int8, ultima_seq = ultima_seq + 1
      WHERE id = $1::int4
        AND NOT EXISTS (SELECT 1 FROM prev)
        AND CASE WHEN $2::int8 < 0 THEN saldo + $2::int8 >= -limite
                 ELSE saldo <= 9223372036854775807 - $2::int8 END
-    RETURNING saldo, limite
+    RETURNING saldo, limite, ultima_seq
 ), i AS (
-    INSERT INTO transacoes (cliente_id, valor, tipo, descricao)
-    SELECT $1::int4, $3::int4, $4::text, $5::text FROM u
+    INSERT INTO transacoes (cliente_id, seq, valor, tipo, descricao)
+    SELECT $1::int4, u.ultima_seq, $3::int4, $4::text, $5::text FROM u
 ), k AS (
     INSERT INTO idempotencia (cliente_id, chave, pedido, aplicada, saldo, limite)
     SELECT $1::int4, $6::text, $7::text, u.saldo IS NOT NULL, u.saldo, u.limite

@@ -10,11 +10,11 @@ SELECT c.saldo,
        (extract(epoch FROM t.realizada_em) * 1000000)::int8 AS realizada_em_us
   FROM clientes c
   LEFT JOIN LATERAL (
-        SELECT id, valor, tipo, descricao, realizada_em
+        SELECT seq, valor, tipo, descricao, realizada_em
           FROM transacoes
          WHERE cliente_id = $1::int4
-         ORDER BY id DESC
+         ORDER BY seq DESC
          LIMIT 10
   ) t ON true
  WHERE c.id = $1::int4
- ORDER BY t.id DESC
+ ORDER BY t.seq DESC

@@ -210,3 +210,39 @@ async fn a_single_layout_database_moves_onto_the_cluster_with_its_history() {
         assert_eq!(row.saldo, row.sum, "{row:?}");
     }
 }
+
+/// "Newest first" holds whichever node inserted a transaction. Citus numbers an identity per
+/// node (worker group g from g·2⁴⁸+1, the coordinator from 1), and a call inside a transaction
+/// block is not delegated: it runs on the node that received it, which inserts with its own
+/// numbers. Four transactions applied that way through the coordinator, after three routed to
+/// the owner, used to get smaller ids and be listed *below* the older ones. The order is now
+/// the client's own counter, bumped by the UPDATE that holds its row lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_first_holds_for_transactions_inserted_through_another_node() {
+    let (app, db) = app_with_clients(0).await;
+    for d in ["a1", "a2", "a3"] {
+        let (status, _) = app
+            .post_json(1, json!({"valor": 1, "tipo": "c", "descricao": d}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let calls: Vec<String> = ["b1", "b2", "b3", "b4"]
+        .iter()
+        .map(|d| format!("SELECT * FROM crebito_apply(1, 2, 2, 'c', '{d}');"))
+        .collect();
+    psql(&db, &[&format!("BEGIN; {} COMMIT;", calls.join(" "))]);
+    let (status, body) = app.extrato(1).await;
+    assert_eq!(status, 200);
+    let order: Vec<&str> = body["ultimas_transacoes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["descricao"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["b4", "b3", "b2", "b1", "a3", "a2", "a1"],
+        "{body:#}"
+    );
+    assert_eq!(body["saldo"]["total"], 11);
+}

@@ -369,3 +369,75 @@ async fn a_refusal_is_503_a_broken_connection_504_and_healthz_follows_the_store(
     assert_eq!(app.saldo(1).await, 0);
     assert_eq!(audit(&url).await[0].rows, 0);
 }
+
+/// A database made by crebito 0.2.0 — transactions ordered by an identity `id`, no per-client
+/// counter — is upgraded in place at start: its history keeps its order, the balances are
+/// untouched, and new transactions are numbered after the old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_made_by_0_2_0_keeps_its_history_in_order() {
+    let (url, db) = fresh_pg().await;
+    db.connect()
+        .await
+        .batch_execute(
+            "CREATE TABLE clientes (id integer PRIMARY KEY, limite bigint NOT NULL CHECK (limite >= 0),
+                                    saldo bigint NOT NULL DEFAULT 0,
+                                    CONSTRAINT saldo_dentro_do_limite CHECK (saldo >= -limite));
+             CREATE TABLE transacoes (id bigint GENERATED ALWAYS AS IDENTITY, cliente_id integer NOT NULL,
+                                      valor integer NOT NULL CHECK (valor > 0),
+                                      tipo char(1) NOT NULL CHECK (tipo IN ('c', 'd')),
+                                      descricao varchar(10) NOT NULL,
+                                      realizada_em timestamptz NOT NULL DEFAULT clock_timestamp());
+             CREATE INDEX transacoes_cliente_id_id ON transacoes (cliente_id, id DESC);
+             INSERT INTO clientes (id, limite, saldo) VALUES (1, 100000, 3), (2, 80000, -7);
+             INSERT INTO transacoes (cliente_id, valor, tipo, descricao)
+             VALUES (1, 1, 'c', 'o1'), (2, 7, 'd', 'p1'), (1, 1, 'c', 'o2'), (1, 1, 'c', 'o3');",
+        )
+        .await
+        .unwrap();
+    let app = spawn_on(url.clone(), |_| {}).await;
+    let (status, body) = app
+        .post_json(1, json!({"valor": 10, "tipo": "c", "descricao": "novo"}))
+        .await;
+    assert_eq!((status.as_u16(), &body["saldo"]), (200, &json!(13)));
+    let order = |e: &serde_json::Value| -> Vec<String> {
+        e["ultimas_transacoes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["descricao"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, e1) = app.extrato(1).await;
+    assert_eq!(order(&e1), ["novo", "o3", "o2", "o1"], "{e1:#}");
+    let (_, e2) = app.extrato(2).await;
+    assert_eq!(
+        (order(&e2), &e2["saldo"]["total"]),
+        (vec!["p1".to_owned()], &json!(-7))
+    );
+    let seqs = db
+        .connect()
+        .await
+        .query(
+            "SELECT c.id, c.ultima_seq, array_agg(t.seq ORDER BY t.seq)::text
+               FROM clientes c JOIN transacoes t ON t.cliente_id = c.id GROUP BY 1, 2 ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, i32>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, String>(2),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        seqs,
+        [(1, 4, "{1,2,3,4}".to_owned()), (2, 1, "{1}".to_owned())]
+    );
+    for row in audit(&url).await {
+        assert_eq!(row.saldo, row.sum, "{row:?}");
+    }
+}

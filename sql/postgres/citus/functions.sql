@@ -24,16 +24,18 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_custom_plan
 SET search_path FROM CURRENT
 AS $fn$
+DECLARE
+    v_seq int8;
 BEGIN
     UPDATE clientes AS c
-       SET saldo = c.saldo + p_delta
+       SET saldo = c.saldo + p_delta, ultima_seq = c.ultima_seq + 1
      WHERE c.id = p_cliente
        AND CASE WHEN p_delta < 0 THEN c.saldo + p_delta >= -c.limite
                 ELSE c.saldo <= 9223372036854775807 - greatest(p_delta, 0) END
-    RETURNING c.saldo, c.limite INTO o_saldo, o_limite;
+    RETURNING c.saldo, c.limite, c.ultima_seq INTO o_saldo, o_limite, v_seq;
     IF FOUND THEN
-        INSERT INTO transacoes (cliente_id, valor, tipo, descricao)
-        VALUES (p_cliente, p_valor, p_tipo, p_descricao);
+        INSERT INTO transacoes (cliente_id, seq, valor, tipo, descricao)
+        VALUES (p_cliente, v_seq, p_valor, p_tipo, p_descricao);
     ELSE
         o_known := EXISTS (SELECT 1 FROM clientes AS c WHERE c.id = p_cliente);
     END IF;

@@ -3,7 +3,7 @@
 //!
 //! The ledger makes an exact, fast check possible, where Knossos or Porcupine would have to
 //! search: each client's transactions are serialized on its row, so the database's final
-//! rows, in `id` order, *are* the order per client (a stored row is matched to its request by
+//! rows, in `seq` order (the client's counter), *are* the order per client (a stored row is matched to its request by
 //! its `descricao`, unique within a run). Every answer is then checked against that order:
 //!
 //! - (a) every 200 POST is in the order exactly once; every "not applied" answer (4xx, 503)

@@ -69,14 +69,14 @@ impl Op {
 }
 
 /// The database's final rows: every client (id, limite, saldo) and every stored transaction
-/// (cliente_id, id, valor, tipo, descricao), as `stress/ledger.sql` exports them. Within a
-/// client, `id` is the order the transactions were applied in (each takes the client's row
-/// lock before it inserts).
+/// (cliente_id, seq, valor, tipo, descricao), as `stress/ledger.sql` exports them. Within a
+/// client, `seq` is the order the transactions were applied in (each numbers itself from the
+/// client's counter, under the client's row lock).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Ledger {
     pub clientes: Vec<(u32, i64, i64)>,
     pub transacoes: Vec<Row>,
 }
 
-/// A stored transaction: (cliente_id, id, valor, tipo, descricao).
+/// A stored transaction: (cliente_id, seq, valor, tipo, descricao).
 pub type Row = (u32, i64, i64, String, String);
