@@ -3,16 +3,25 @@
 # the fast loader (every POST with an Idempotency-Key, ambiguous answers retried with it), a
 # scheduled fault, then a ledger audit against the client's own log of every POST.
 #
-#   stress/faults.sh [--scenarios "pg-restart pg-crash api-kill api-term nginx-reload pg-freeze all"]
-#                    [--scale S] [--duration-scale D] [--at SECONDS] [--out DIR]
+#   stress/faults.sh [--scenarios "pg-restart pg-crash api-kill api-term nginx-reload pg-freeze all
+#                                  power-loss disk-full"]
+#                    [--scale S] [--duration-scale D] [--at SECONDS] [--cuts N] [--out DIR]
 #
-# Scenarios (the fault fires --at seconds into the load; "all" spreads every fault over the run):
+# Scenarios (the fault fires --at seconds into the load; "all" spreads every fault over the run;
+# the default is every scenario but power-loss and disk-full):
 #   pg-restart    PostgreSQL fast shutdown (SIGINT to the postmaster); the supervisor restarts it
 #   pg-crash      PostgreSQL postmaster SIGKILLed, durable profile: every 200 must survive
 #   api-kill      one crebito instance SIGKILLed; the supervisor restarts it
 #   api-term      one crebito instance SIGTERMed: in-flight requests finish, then it restarts
 #   nginx-reload  nginx -s reload (SIGHUP) under load
 #   pg-freeze     every PostgreSQL process SIGSTOPped for 5 s, then SIGCONT
+#   power-loss    PostgreSQL's data on LazyFS, --cuts power cuts (default 3, every --at/2 s):
+#                 every write not fsynced is dropped, PostgreSQL restarts on what reached the
+#                 "disk". Runs twice: power-loss-durable (must lose nothing answered 200) and
+#                 power-loss-contest (the contest profile: its loss is measured, not failed);
+#                 either can be asked for alone
+#   disk-full     PostgreSQL's data on a small ext4 image, filled to the last byte --at seconds
+#                 in, freed 10 s later; durable profile: quick 503/504s, nothing lost, 200s again
 # Per scenario DIR/SCENARIO/faults.json; DIR/faults.md is the table. Exit 1 on any lost,
 # duplicated or refused-but-stored transaction, or a balance violation (ambiguous answers
 # are reported, not failed: they are what the retries are for).
@@ -24,6 +33,7 @@ scenarios="pg-restart pg-crash api-kill api-term nginx-reload pg-freeze all"
 scale=2
 dscale=0.375   # 45 s ramp + 45 s plateau: ~90 s of load
 at=40
+cuts=3
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,6 +41,7 @@ while [ $# -gt 0 ]; do
     --scale) scale=$2; shift 2 ;;
     --duration-scale) dscale=$2; shift 2 ;;
     --at) at=$2; shift 2 ;;
+    --cuts) cuts=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "stress/faults.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -70,6 +81,9 @@ fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had
       local _; for _ in $(seq 100); do [ "$(lb_workers)" != "$before" ] && break; sleep 0.05; done
       [ "$(lb_workers)" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
     pg-freeze) "$stack" signal db STOP all; sleep 5; "$stack" signal db CONT all ;;
+    power-loss) "$stack" power-cut ;;
+    disk-full)
+      say "    free bytes after the fill: $("$stack" disk-fill)"; sleep 10; "$stack" disk-free ;;
     *) say "unknown fault $1"; return 1 ;;
   esac
   echo "$1" >> "$2/fired.txt"
@@ -85,20 +99,46 @@ schedule() { # scenario dir: the faults, at their times, in the background of th
     for f in $ALL_FAULTS; do
       t=$(( t + step )); sleep "$step"; fault "$f" "$dir"
     done
+  elif [ "$(fault_of "$s")" = power-loss ]; then
+    local _; for _ in $(seq "$cuts"); do sleep $(( at / 2 )); fault power-loss "$dir"; done
   else
-    sleep "$at"; fault "$s" "$dir"
+    sleep "$at"; fault "$(fault_of "$s")" "$dir"
   fi
+}
+DB_BACK_S=30
+db_back() { local _; for _ in $(seq $(( DB_BACK_S * 10 ))); do "$stack" psql -Atqc "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+fault_of() { case "$1" in power-loss-*) echo power-loss ;; *) echo "$1" ;; esac; }
+expected_of() {
+  case "$1" in
+    all) echo "$ALL_FAULTS" ;;
+    power-loss-*) local _; for _ in $(seq "$cuts"); do printf 'power-loss '; done ;;
+    *) echo "$1" ;;
+  esac
 }
 ALL_FAULTS="pg-restart api-kill api-term nginx-reload pg-freeze pg-crash"
 
 summaries=()
 verdict=0
+runs=""
 for s in $scenarios; do
+  case "$s" in
+    power-loss) runs="$runs power-loss-durable power-loss-contest" ;;
+    pg-restart|pg-crash|api-kill|api-term|nginx-reload|pg-freeze|all|power-loss-durable|power-loss-contest|disk-full) runs="$runs $s" ;;
+    *) echo "stress/faults.sh: unknown scenario $s (see --help)" >&2; exit 2 ;;
+  esac
+done
+for s in $runs; do
   dir="$out/$s"; mkdir -p "$dir"
   # A crash must not lose what was answered 200: the durable profile (logged tables, fsync).
-  if [ "$s" = pg-crash ] || [ "$s" = all ]; then export PG_DURABLE=1 CREBITO_PG_PROFILE=durable
-  else unset PG_DURABLE; export CREBITO_PG_PROFILE=contest; fi
-  say "$s: fresh stack (profile $CREBITO_PG_PROFILE), SCALE=$scale DURATION_SCALE=$dscale"
+  # The contest profile's power cut is there to measure what it loses.
+  loss_expected=()
+  case "$s" in
+    pg-crash|all|power-loss-durable|disk-full) export PG_DURABLE=1 CREBITO_PG_PROFILE=durable ;;
+    power-loss-contest) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest; loss_expected=(--loss-expected) ;;
+    *) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest ;;
+  esac
+  case "$s" in power-loss-*) export PG_FS=lazyfs ;; disk-full) export PG_FS=small ;; *) unset PG_FS ;; esac
+  say "$s: fresh stack (profile $CREBITO_PG_PROFILE, data on ${PG_FS:-disk}), SCALE=$scale DURATION_SCALE=$dscale"
   "$stack" up >/dev/null; stack_up=1
   : > "$dir/fired.txt"
   schedule "$s" "$dir" & faults_pid=$!
@@ -107,20 +147,30 @@ for s in $scenarios; do
   # A fault that did not fire (or had no effect) fails the scenario: report.py compares
   # fired.txt with what was scheduled.
   wait "$faults_pid" || say "$s: a fault failed to fire"
-  if [ "$s" = all ]; then expected=$ALL_FAULTS; else expected=$s; fi
+  expected=$(expected_of "$s")
   "$stack" status > "$dir/stack-status.txt" || true
   # The restarts column, found by its header's name.
   restarts=$(awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "restarts") c = i; next }
     c && $c > 0 { printf "%s%s %s", sep, $1, $c; sep = ", " }' "$dir/stack-status.txt")
-  "$stack" psql -Atq -c "COPY (SELECT descricao, count(*) FROM transacoes GROUP BY descricao) TO STDOUT WITH CSV" > "$dir/ledger.csv"
-  "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
-  "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
+  # The database must be back by itself. If it is not (the contest profile after a power
+  # cut can fail to start at all), nothing it held can be read: every answer counts as lost.
+  check_args=(--check "$dir/check.json")
+  if db_back; then
+    "$stack" psql -Atq -c "COPY (SELECT descricao, count(*) FROM transacoes GROUP BY descricao) TO STDOUT WITH CSV" > "$dir/ledger.csv"
+    "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
+    "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
+  else
+    say "$s: the database did not come back within ${DB_BACK_S}s of the end of the load"
+    cp "$("$stack" dir)/log/db.log" "$dir/db.log" 2>/dev/null || true
+    : > "$dir/ledger.csv"; echo '[]' > "$dir/audit.json"; check_args=(--db-down)
+  fi
   "$stack" down >/dev/null; stack_up=0
   # What every client saw while the fault happened, against one serial order in real time.
-  "$check_bin" --history "$dir/history.jsonl" --ledger "$dir/ledger.json" --out "$dir/check.json" 2>"$dir/check.log" >&2 || true
+  [ ! -f "$dir/ledger.json" ] ||
+    "$check_bin" --history "$dir/history.jsonl" --ledger "$dir/ledger.json" --out "$dir/check.json" 2>"$dir/check.log" >&2 || true
   python3 "$here/report.py" faults --scenario "$s" --posts "$dir/posts.csv" --ledger "$dir/ledger.csv" \
-    --audit "$dir/audit.json" --loader "$dir/loader.json" --restarts "${restarts:-none}" --check "$dir/check.json" \
-    --profile "$CREBITO_PG_PROFILE" --fired "$dir/fired.txt" --expected "$expected" --out "$dir/faults.json" || verdict=1
+    --audit "$dir/audit.json" --loader "$dir/loader.json" --restarts "${restarts:-none}" "${check_args[@]}" \
+    --profile "$CREBITO_PG_PROFILE" --fired "$dir/fired.txt" --expected "$expected" ${loss_expected[@]+"${loss_expected[@]}"} --out "$dir/faults.json" || verdict=1
   summaries+=("$dir/faults.json")
 done
 python3 "$here/report.py" faults-table --out "$out/faults.md" "${summaries[@]}"

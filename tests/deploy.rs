@@ -532,3 +532,35 @@ fn a_citus_tarball_with_other_content_is_refused() {
         "nothing built or cached"
     );
 }
+
+/// The LazyFS source the fault suite builds is the pinned release: anything else is refused,
+/// saying so, and nothing is built.
+#[test]
+fn a_lazyfs_tarball_with_other_content_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("lazyfs-0.3.0");
+    std::fs::create_dir_all(tree.join("lazyfs")).unwrap();
+    std::fs::write(tree.join("lazyfs/CMakeLists.txt"), "not lazyfs\n").unwrap();
+    let fake = dir.path().join("lazyfs-0.3.0.tar.gz");
+    common::succeed(
+        Command::new("tar")
+            .arg("-czf")
+            .arg(&fake)
+            .arg("-C")
+            .arg(dir.path())
+            .arg("lazyfs-0.3.0"),
+    );
+    let out = Command::new(repo().join("deploy/native/lazyfs"))
+        .arg("fetch")
+        .env("LAZYFS_TARBALL", &fake)
+        .env("LAZYFS_CACHE", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is not LazyFS 0.3.0's release"), "{stderr}");
+    assert!(
+        !dir.path().join("cache").exists(),
+        "nothing built or cached"
+    );
+}

@@ -316,3 +316,124 @@ fn every_fault_in_one_run_loses_nothing_and_keyed_retries_leave_nothing_ambiguou
     assert_eq!(report["faults_fired"], report["faults_expected"]);
     assert_eq!(report["restarts"], "db 2, api1 1, api2 1");
 }
+
+fn faults_report(dir: &std::path::Path, scenario: &str) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(scenario).join("faults.json"))
+            .expect("faults.json written"),
+    )
+    .unwrap();
+    eprintln!("{scenario}: {report:#}");
+    report
+}
+
+/// Power cuts (stress/faults.sh `power-loss`): PostgreSQL's data on LazyFS, two cuts during a
+/// ~24 s load, each dropping every write PostgreSQL did not fsync. The durable profile keeps
+/// every transaction answered 200 and comes back by itself after each cut; the contest
+/// profile, run the same way, loses what it acknowledged — the evidence that the cut really
+/// drops unsynced writes (were it a no-op, the durable result would prove nothing).
+#[test]
+fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_contest_one() {
+    let (status, out_dir) = run_stress(
+        "faults.sh",
+        &[
+            "--scenarios",
+            "power-loss",
+            "--scale",
+            "1",
+            "--duration-scale",
+            "0.1",
+            "--at",
+            "10",
+            "--cuts",
+            "2",
+        ],
+        true,
+    );
+    let durable = faults_report(out_dir.path(), "power-loss-durable");
+    let contest = faults_report(out_dir.path(), "power-loss-contest");
+    assert!(status.success(), "stress/faults.sh failed");
+    for key in [
+        "lost",
+        "dup",
+        "refused_stored",
+        "unexplained_stored",
+        "balance_violations",
+        "first_503_replayed",
+        "ambiguous",
+    ] {
+        assert_eq!(durable[key], 0, "durable: {key}");
+    }
+    assert_eq!(durable["profile"], "durable");
+    assert_eq!(durable["strict_serializable"], true);
+    assert_eq!(durable["database_recovered"], true);
+    assert_eq!(
+        durable["faults_fired"],
+        serde_json::json!(["power-loss", "power-loss"])
+    );
+    // PostgreSQL died with each cut and the supervisor brought it back each time.
+    assert_eq!(durable["restarts"], "db 2");
+    assert!(durable["answered_200"].as_u64().unwrap() > 1000);
+    // Writes were answered 200 after the last cut: the stack healed by itself.
+    assert!(durable["first_attempt_200_after_it"].as_u64().unwrap() > 0);
+
+    assert_eq!(contest["profile"], "contest");
+    assert_eq!(contest["loss_expected"], true);
+    assert_eq!(contest["faults_fired"], contest["faults_expected"]);
+    assert!(
+        contest["lost"].as_u64().unwrap() > 0,
+        "the contest profile (fsync off, UNLOGGED tables) kept everything through a power cut: \
+         the cut did not drop unsynced writes"
+    );
+}
+
+/// A full disk (stress/faults.sh `disk-full`): PostgreSQL's data on a small ext4 image,
+/// filled to the last byte under load, freed 10 s later. Writes are refused at once (503/504,
+/// never no answer), nothing answered 200 is lost, and writes are answered 200 again after.
+#[test]
+fn a_full_disk_refuses_writes_quickly_loses_nothing_and_heals_by_itself() {
+    let (status, out_dir) = run_stress(
+        "faults.sh",
+        &[
+            "--scenarios",
+            "disk-full",
+            "--scale",
+            "1",
+            "--duration-scale",
+            "0.15",
+            "--at",
+            "12",
+        ],
+        true,
+    );
+    let report = faults_report(out_dir.path(), "disk-full");
+    assert!(status.success(), "stress/faults.sh failed");
+    for key in [
+        "lost",
+        "dup",
+        "refused_stored",
+        "unexplained_stored",
+        "balance_violations",
+        "first_503_replayed",
+        "ambiguous",
+    ] {
+        assert_eq!(report[key], 0, "{key}");
+    }
+    assert_eq!(report["profile"], "durable");
+    assert_eq!(report["strict_serializable"], true);
+    assert_eq!(report["faults_fired"], serde_json::json!(["disk-full"]));
+    let refused = report["refused_503_first_attempt"].as_u64().unwrap()
+        + report["ambiguous_first_attempt"].as_u64().unwrap();
+    assert!(
+        refused > 0,
+        "the full disk refused no write: it never filled"
+    );
+    assert!(
+        report["ambiguous_first_attempt_by_status"]
+            .get("no answer")
+            .is_none(),
+        "a write went unanswered: {:#}",
+        report["ambiguous_first_attempt_by_status"]
+    );
+    assert!(report["first_attempt_200_after_it"].as_u64().unwrap() > 0);
+}

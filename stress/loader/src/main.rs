@@ -52,7 +52,8 @@ struct Args {
     #[arg(long)]
     out: Option<std::path::PathBuf>,
     /// Write every POST (descricao, client, tipo, valor, final status, outcome, attempts, the
-    /// first attempt's status, whether the final answer was a keyed replay) as CSV.
+    /// first attempt's status, whether the final answer was a keyed replay, when the first
+    /// attempt was sent and how long it took to be answered, in ms) as CSV.
     #[arg(long)]
     post_log: Option<std::path::PathBuf>,
     /// Write the history (every request: client, invocation and completion instants, the
@@ -92,6 +93,8 @@ struct Record {
     /// (0: no answer).
     first_ambiguous: bool,
     first_status: u16,
+    /// How long the first attempt took to be answered (or to fail).
+    first_us: u64,
     /// The final answer was a replay (`Idempotent-Replayed: true`) of an earlier attempt's.
     replayed: bool,
     attempts: u32,
@@ -182,6 +185,7 @@ fn main() {
                     let started = Instant::now();
                     let req = request::render(scenario, client, post.as_ref(), idempotent);
                     let mut answer = request::send(target, &req, scenario, timeout, keep).await;
+                    let first_us = started.elapsed().as_micros() as u64;
                     let first_ambiguous = answer.outcome.ambiguous(answer.status);
                     let first_status = answer.status;
                     let mut attempts = 1;
@@ -209,6 +213,7 @@ fn main() {
                         status: answer.status,
                         first_ambiguous,
                         first_status,
+                        first_us,
                         replayed: answer.replayed,
                         attempts,
                         post,
@@ -252,13 +257,13 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         f,
-        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status,replayed"
+        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status,replayed,at_ms,first_ms"
     )?;
     for r in records {
         let Some(p) = &r.post else { continue };
         writeln!(
             f,
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{:.3},{:.3}",
             std::str::from_utf8(&p.descricao).expect("ascii"),
             p.client,
             if p.credit { 'c' } else { 'd' },
@@ -271,7 +276,9 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
             r.attempts,
             r.first_ambiguous,
             r.first_status,
-            r.replayed
+            r.replayed,
+            r.invoke_ns as f64 / 1e6,
+            r.first_us as f64 / 1e3
         )?;
     }
     f.flush()
