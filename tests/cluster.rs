@@ -346,6 +346,49 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             .collect::<Vec<_>>()
     );
 
+    // "Newest first" across a shard move: a contest client on worker 2 (whose identity range
+    // is above worker 1's) moved to worker 1 with citus_move_shard_placement; transactions
+    // applied after the move are still listed before the older ones.
+    let w2 = format!("127.0.0.1:{}", cluster.port + 12);
+    let moved = (1..=5)
+        .find(|id| placement[id] == w2)
+        .expect("a contest client on worker 2");
+    for d in ["m1", "m2"] {
+        let (status, _) = api
+            .post_json(moved, json!({"valor": 1, "tipo": "c", "descricao": d}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    cluster.psql(&format!(
+        "SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('clientes', {moved}),
+                '127.0.0.1', {}, '127.0.0.1', {}, shard_transfer_mode := 'block_writes')",
+        cluster.port + 12,
+        cluster.port + 11
+    ));
+    let now_on = cluster.run(&["shards"]);
+    assert!(
+        now_on
+            .lines()
+            .any(|l| l == format!("{moved}|127.0.0.1:{}", cluster.port + 11)),
+        "client {moved} moved to worker 1:\n{now_on}"
+    );
+    for d in ["m3", "m4"] {
+        let (status, _) = api
+            .post_json(moved, json!({"valor": 1, "tipo": "c", "descricao": d}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = api.extrato(moved).await;
+    assert_eq!(status, 200);
+    let newest: Vec<&str> = body["ultimas_transacoes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(4)
+        .map(|t| t["descricao"].as_str().unwrap())
+        .collect();
+    assert_eq!(newest, ["m4", "m3", "m2", "m1"], "{body:#}");
+
     // Down leaves nothing: no directory, no cgroup, no process.
     let out = cluster.down();
     assert!(out.status.success(), "{}", text(&out));
