@@ -31,6 +31,6 @@ machine "${SECONDS_EACH:-10}s each"
 echo "| server | requests | req/s | server CPU/req |"
 echo "|---|---|---|---|"
 for _ in $(seq "${ROUNDS:-3}"); do
-  measure "crebito (hyper)" "$repo/target/release/crebito" serve --workers 1 --listen 127.0.0.1:19950 --database-url "sqlite://$work/db"
+  measure "crebito (hyper)" "$repo/target/release/crebito" serve --threads 1 --listen 127.0.0.1:19950 --database-url "sqlite://$work/db"
   measure "axum 0.8" "$here/axum-baseline/target/release/axum-baseline" 127.0.0.1:19950 "$work/db"
 done

@@ -126,10 +126,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace: u64,
 
-    /// Tokio worker threads (default: one per core; 1 runs a single-threaded runtime).
-    #[arg(long, env = "CREBITO_WORKERS",
+    /// Runtime threads serving requests (default: one per core; 1 runs a single-threaded
+    /// runtime). Until 0.2.0 `--workers`/`CREBITO_WORKERS`; the old flag is still accepted.
+    #[arg(long, alias = "workers", env = "CREBITO_THREADS",
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
-    pub workers: Option<usize>,
+    pub threads: Option<usize>,
 }
 
 impl ServeArgs {

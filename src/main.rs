@@ -16,8 +16,8 @@ fn main() -> ExitCode {
     });
     telemetry::init_tracing();
 
-    let workers = match &command {
-        Command::Serve(args) => args.workers,
+    let threads = match &command {
+        Command::Serve(args) => args.threads,
         Command::Migrate(_) => Some(1),
         Command::Healthcheck(args) => {
             return match crebito::healthcheck::check(&args.listen) {
@@ -29,9 +29,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    // One worker: a current-thread runtime, without the work-stealing machinery (what the
+    // One thread: a current-thread runtime, without the work-stealing machinery (what the
     // contest stack runs, each instance on a fraction of a core).
-    let mut rt = match workers {
+    let mut rt = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {
             let mut b = tokio::runtime::Builder::new_multi_thread();

@@ -106,7 +106,7 @@ fn out_of_range_settings_are_usage_errors_with_exit_code_2() {
     for (flag, value) in [
         ("--max-connections", "0"),
         ("--request-timeout", "0"),
-        ("--workers", "0"),
+        ("--threads", "0"),
         ("--max-body", "1"),
     ] {
         let out = Command::new(BIN)

@@ -46,7 +46,7 @@ async fn an_instance_under_its_contest_memory_limit_survives_thousands_of_connec
         Command::new("sh")
             .args(["-c", r#"echo $$ > "$0" && exec "$@""#])
             .arg(cgroup.procs())
-            .args([env!("CARGO_BIN_EXE_crebito"), "serve", "--workers", "1"])
+            .args([env!("CARGO_BIN_EXE_crebito"), "serve", "--threads", "1"])
             .args(["--listen", &addr, "--database-url", &db])
             .args(["--max-connections", max_connections])
             .stdout(Stdio::null())

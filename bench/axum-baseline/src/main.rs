@@ -1,6 +1,6 @@
 //! crebito's contract served by axum instead of crebito's own hyper connection loop, with
 //! the same domain types and the same SQLite ledger, on a single-threaded runtime like
-//! `crebito serve --workers 1`. Usage: axum-baseline LISTEN SQLITE_PATH.
+//! `crebito serve --threads 1`. Usage: axum-baseline LISTEN SQLITE_PATH.
 
 use std::sync::Arc;
 
