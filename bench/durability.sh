@@ -53,7 +53,7 @@ for r in $(seq "${ROUNDS:-2}"); do
         --out "$out/loader.json" >/dev/null
       sleep 2 # the backends' statistics reach the shared counters within a second of going idle
       w1=$(pg_counters); c1="{ $(cpus) \"_\": 0 }"
-      thr=$(status_column throttled | awk '{ split($2, a, "/"); printf "%s\"%s\": %s", sep, $1, a[1]; sep = ", " }')
+      thr=$(status_field throttled_periods | awk '{ printf "%s\"%s\": %s", sep, $1, $2; sep = ", " }')
       "$stack" down >/dev/null 2>&1
       python3 - "$name" "$v" "$scale" "$r" "$w0" "$w1" "$c0" "$c1" "{$thr}" "$out/loader.json" >> "$out/runs.jsonl" <<'EOF'
 import json, sys

@@ -29,7 +29,7 @@ for _ in $(seq "${ROUNDS:-2}"); do
     # shellcheck disable=SC2086
     env $variant "$stack" up >/dev/null 2>&1
     out=$(wrk -t1 -c 32 -d "${secs}s" --latency -H "Connection: close" -s "$here/post.lua" "http://127.0.0.1:$PORT")
-    thr=$(status_column throttled | awk '{ split($2, a, "/"); printf "%s%s", sep, a[1]; sep = " / " }')
+    thr=$(status_field throttled_periods | awk '{ printf "%s%s", sep, $2; sep = " / " }')
     "$stack" down >/dev/null 2>&1
     wrk_stats "$out"
     echo "| $variant | $rps | $p50 | $p99 | $max | $thr |"

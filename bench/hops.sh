@@ -19,21 +19,18 @@ export CREBITO_BIN="${CREBITO_BIN:-$repo/target/release/crebito}"
 work=$(mktemp -d)
 on_exit "\"$stack\" down >/dev/null 2>&1"
 on_exit "rm -rf '$work'"
-dir="${STACK_DIR:-/tmp/crebito-stack-$PORT}"
 
 machine "DURATION_SCALE $dscale"
 for scale in "$@"; do
   "$stack" up >/dev/null
   "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" --out "$work/loader.json" >/dev/null
   sleep 1.5 # nginx flushes its log every second
-  for i in 1 2; do
-    curl -s --unix-socket "$dir/run/api$i.sock" http://x/metrics > "$work/metrics-api$i.txt"
-  done
+  for i in 1 2; do curl -s "$(stack_env STACK_OPS_URL)/metrics/api$i" > "$work/metrics-api$i.txt"; done
   "$stack" psql -Atq -c "COPY (SELECT query, calls, mean_exec_time, max_exec_time, stddev_exec_time
       FROM pg_stat_statements WHERE query ~* 'update clientes|from clientes c' ORDER BY calls DESC) TO STDOUT WITH CSV" > "$work/pgss.csv"
-  "$stack" status > "$work/status.txt"
-  cp "$dir/log/access.log" "$work/access.log"
+  "$stack" status --json > "$work/status.json"
+  cp "$(stack_env STACK_LOG_DIR)/access.log" "$work/access.log"
   "$stack" down >/dev/null
   python3 "$repo/stress/report.py" hops --scale "$scale" --loader "$work/loader.json" --access "$work/access.log" \
-    --metrics "$work/metrics-api1.txt" "$work/metrics-api2.txt" --pgss "$work/pgss.csv" --status "$work/status.txt"
+    --metrics "$work/metrics-api1.txt" "$work/metrics-api2.txt" --pgss "$work/pgss.csv" --status "$work/status.json"
 done

@@ -39,10 +39,24 @@ usec_per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) *
 # CPU seconds (user + system) a process has used.
 proc_cpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
-# status_column NAME: "svc value" for each service of `stack status`, the column found by its
-# header's name (never by position: columns get added).
-status_column() {
-  "$stack" status | awk -v col="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next } c { print $1, $c }'
+# What the running stack is, from its own contract (deploy/native/lib/config.sh, status.sh):
+# stack_env KEY: one line of its stack.env (ports, paths, URLs written once at `up`).
+stack_env() { "$stack" env | sed -n "s/^$1=//p" | tr -d '"'; }
+# status_field FIELD [SVC]: "svc value" for each service (or the value for SVC) of
+# `stack status --json`, e.g. throttled_periods, restarts, cgroups.memory.
+status_field() {
+  "$stack" status --json | python3 -c '
+import json, sys
+field, only = sys.argv[1], sys.argv[2:]
+for s in json.load(sys.stdin)["services"]:
+    v = s
+    for k in field.split("."):
+        v = v[k] if v is not None else None
+    if not only:
+        print(s["name"], v)
+    elif s["name"] == only[0]:
+        print(v)
+' "$@"
 }
 
 # CPU seconds a service of the running native stack has used ("db", "api1", "api2", "lb").

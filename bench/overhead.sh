@@ -19,7 +19,6 @@ need pgbench postgresql-contrib
 
 on_exit "\"$stack\" down >/dev/null 2>&1"
 "$stack" up >/dev/null
-dir="${STACK_DIR:-/tmp/crebito-stack-$PORT}"
 script="$(mktemp)"
 on_exit "rm -f '$script'"
 {
@@ -35,7 +34,7 @@ cpu() { stack_cpu "$1"; }
 
 db0=$(cpu db)
 pgout=$(pgbench -n -M prepared -f "$script" -c "${PG_CLIENTS:-4}" -j 1 -T "$secs" \
-  -h "$dir/pg" -p $((PORT + 1)) -U postgres rinha 2>&1)
+  -h "$(stack_env STACK_PG_HOST)" -p "$(stack_env STACK_PG_PORT_DB)" -U postgres rinha 2>&1)
 db1=$(cpu db)
 pg_tx=$(awk '/number of transactions actually processed/ { print $NF }' <<<"$pgout" | cut -d/ -f1)
 pg_tps=$(awk '/^tps/ { print $3; exit }' <<<"$pgout")

@@ -12,19 +12,20 @@
 export PORT="${PORT:-19970}"
 hold="${HOLD:-4}"
 [ $# -gt 0 ] || set -- 3000 5000 9000
-[ -d /sys/fs/cgroup/memory ] || { echo "needs cgroup v1 (memory hierarchy) and root" >&2; exit 1; }
+[ -d /sys/fs/cgroup/memory ] || { echo "needs cgroup v1 (memory.max_usage_in_bytes) and root" >&2; exit 1; }
 out=$(mktemp)
 on_exit "\"$stack\" down >/dev/null 2>&1"
 on_exit "rm -f '$out'"
 machine "PostgreSQL frozen ${hold}s"
 
-cg=/sys/fs/cgroup/memory/crebito-$PORT
 echo "| crowd | db peak MiB | api1 | api2 | nginx | OOM kills | answers | client errors |"
 echo "|---|---|---|---|---|---|---|---|"
 for crowd in "$@"; do
   "$stack" up >/dev/null 2>&1
-  for s in db api1 api2 lb; do echo 0 > "$cg/$s/memory.max_usage_in_bytes"; done
-  mapfile -t pg < "$cg/db/cgroup.procs"
+  declare -A mem=()
+  while read -r s d; do mem[$s]=$d; done < <(status_field cgroups.memory)
+  for s in db api1 api2 lb; do echo 0 > "${mem[$s]}/memory.max_usage_in_bytes"; done
+  mapfile -t pg < "${mem[db]}/cgroup.procs"
   kill -STOP "${pg[@]}"
   python3 "$here/flood.py" "$PORT" "$crowd" "$hold" > "$out" &
   flood=$!
@@ -33,8 +34,8 @@ for crowd in "$@"; do
   wait "$flood"
   peaks="" kills=0
   for s in db api1 api2 lb; do
-    peaks="$peaks | $(( $(cat "$cg/$s/memory.max_usage_in_bytes") / 1048576 ))"
-    kills=$(( kills + $(awk '/^oom_kill / { print $2 }' "$cg/$s/memory.oom_control") ))
+    peaks="$peaks | $(( $(cat "${mem[$s]}/memory.max_usage_in_bytes") / 1048576 ))"
+    kills=$(( kills + $(status_field oom_kills "$s") ))
   done
   result=$(cat "$out")
   echo "| $crowd${peaks} | $kills | $(sed -E 's/^status (\{[^}]*\}).*/\1/' <<<"$result") | $(sed -E 's/.*errors (\{[^}]*\}).*/\1/' <<<"$result") |"

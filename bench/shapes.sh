@@ -19,8 +19,7 @@ need pgbench postgresql-contrib
 
 on_exit "\"$stack\" down >/dev/null 2>&1"
 "$stack" up >/dev/null
-dir=$("$stack" dir)
-pg=(-h "$dir/pg" -p $((PORT + 1)) -U postgres)
+pg=(-h "$(stack_env STACK_PG_HOST)" -p "$(stack_env STACK_PG_PORT_DB)" -U postgres)
 # The functions, without their Citus distribution step.
 sed '/^DO \$\$/,$d' "$repo/sql/postgres/citus/functions.sql" | "$stack" psql -q -v ON_ERROR_STOP=1 >/dev/null
 # Some history, so the statement reads ten rows: 2 000 credits spread over the clients.

@@ -5,7 +5,7 @@
 #   bench/topology.sh [VARIANT …]     (SCALE=18, DURATION_SCALE=0.15, ROUNDS=2, PORT=19995)
 #
 # A VARIANT is a space-separated list of environment assignments for deploy/native/stack
-# ("-" for the defaults of deploy/.env), e.g. "NGINX_WORKERS=2", "UPSTREAM=tcp",
+# ("-" for the defaults of deploy/.env), e.g. "LB_PROCESSES=2", "UPSTREAM=tcp",
 # "CREBITO_PG_CONNECTIONS=2", "CPU_PERIOD_US=10000", "CPUSET=db=1 api1=0 api2=0 lb=0" (quote a
 # value with spaces as VAR='…'), "DB_CPUS=0.9 LB_CPUS=0.2 API_CPUS=0.2". Prints, per run: SLA
 # (OK under 250 ms), KOs by cause, p50/p99/max, achieved throughput, the stack's CPU seconds,
@@ -15,7 +15,7 @@
 export PORT="${PORT:-19995}"
 scale="${SCALE:-18}"
 dscale="${DURATION_SCALE:-0.15}"
-[ $# -gt 0 ] || set -- "-" "NGINX_WORKERS=2" "UPSTREAM=tcp" "CREBITO_PG_CONNECTIONS=2" "CPU_PERIOD_US=10000" \
+[ $# -gt 0 ] || set -- "-" "LB_PROCESSES=2" "UPSTREAM=tcp" "CREBITO_PG_CONNECTIONS=2" "CPU_PERIOD_US=10000" \
   "DB_CPUS=0.9 API_CPUS=0.2 LB_CPUS=0.2" "DB_CPUS=0.75 API_CPUS=0.2 LB_CPUS=0.35" "CPUSET='db=1 api1=0 api2=0 lb=0'"
 (cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
 export CREBITO_BIN="${CREBITO_BIN:-$repo/target/release/crebito}"
@@ -34,7 +34,7 @@ for _ in $(seq "${ROUNDS:-2}"); do
     c0=$(for s in db api1 api2 lb; do stack_cpu "$s"; done | awk '{ t += $1 } END { print t }')
     "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" --out "$out" >/dev/null
     c1=$(for s in db api1 api2 lb; do stack_cpu "$s"; done | awk '{ t += $1 } END { print t }')
-    thr=$(status_column throttled | awk '{ split($2, a, "/"); printf "%s%s", sep, a[1]; sep = " / " }')
+    thr=$(status_field throttled_periods | awk '{ printf "%s%s", sep, $2; sep = " / " }')
     "$stack" down >/dev/null 2>&1
     python3 "$repo/stress/report.py" row --loader "$out" --label "$variant" \
       --cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')" --throttled "$thr"

@@ -149,9 +149,11 @@ for s in $runs; do
   wait "$faults_pid" || say "$s: a fault failed to fire"
   expected=$(expected_of "$s")
   "$stack" status > "$dir/stack-status.txt" || true
-  # The restarts column, found by its header's name.
-  restarts=$(awk 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "restarts") c = i; next }
-    c && $c > 0 { printf "%s%s %s", sep, $1, $c; sep = ", " }' "$dir/stack-status.txt")
+  "$stack" status --json > "$dir/stack-status.json" || true
+  restarts=$(python3 -c '
+import json, sys
+print(", ".join(s["name"] + " " + str(s["restarts"]) for s in json.load(open(sys.argv[1]))["services"] if s["restarts"]))
+' "$dir/stack-status.json" 2>/dev/null || true)
   # The database must be back by itself. If it is not (the contest profile after a power
   # cut can fail to start at all), nothing it held can be read: every answer counts as lost.
   check_args=(--check "$dir/check.json")

@@ -179,7 +179,7 @@ run_once() {
   # The server's side, once a second, until the stack goes down (stress/sample.py).
   rm -f "$dir/server.jsonl"
   if [ "$sample" = 1 ]; then
-    python3 "$here/sample.py" --port "$PORT" --dir "$("$stack" dir)" \
+    python3 "$here/sample.py" --stack "$stack" \
       --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" &
     sampler_pid=$!
   fi

@@ -2,11 +2,16 @@
 """The server's side of a stress run: once a second, every service of a native stack or
 cluster (deploy/native/stack, deploy/native/cluster), as raw counters on one JSON line.
 
-    stress/sample.py --port PORT --dir STACK_DIR --out server.jsonl [--interval 1]
+    stress/sample.py --stack deploy/native/stack --out server.jsonl [--interval 1]
+
+What to sample comes from the stack itself, read once at start: `stack env` (the operations
+URL, PostgreSQL's socket directory and ports) and `stack status --json` (the services and
+their cgroup directories); PORT/STACK_DIR in the environment select the stack, as for every
+stack command.
 
 Per service, from its cgroup: CPU time used and the CPU quota, CFS periods and throttled
 periods, memory used and the memory limit. Per crebito instance, from its /metrics (through
-nginx's loopback operations server, PORT+5: the instances listen on Unix sockets): requests
+nginx's loopback operations server, STACK_OPS_URL: the instances listen on Unix sockets): requests
 answered, the latency histogram, open connections. Per PostgreSQL node: transactions
 (pg_stat_database), lock waits (pg_locks, not granted), client backends and active ones
 (pg_stat_activity). nginx: stub_status (active connections, requests).
@@ -15,6 +20,7 @@ Rates and quantiles are computed afterwards (report.py), from differences betwee
 sampler runs outside the stack's cgroups (one python process, one long-lived psql per node,
 two HTTP GETs a second). Stops on SIGTERM/SIGINT.
 """
+
 import argparse
 import json
 import os
@@ -33,7 +39,7 @@ PG_QUERY = (
     "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND state = 'active' "
     "AND pid <> pg_backend_pid())"
 )
-LINE = re.compile(r'^(\w+)(?:\{([^}]*)\})? ([0-9.eE+-]+|NaN|\+Inf)$')
+LINE = re.compile(r"^(\w+)(?:\{([^}]*)\})? ([0-9.eE+-]+|NaN|\+Inf)$")
 
 
 def read(path, default=None):
@@ -44,22 +50,14 @@ def read(path, default=None):
         return default
 
 
-def cgroup_dirs(port, svc):
-    name = f"crebito-{port}"
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        d = f"/sys/fs/cgroup/{name}/{svc}"
-        return {"cpu": d, "cpuacct": d, "memory": d, "v": 2}
-    return {c: f"/sys/fs/cgroup/{c}/{name}/{svc}" for c in ("cpu", "cpuacct", "memory")} | {"v": 1}
-
-
-def sample_cgroup(port, svc):
-    d = cgroup_dirs(port, svc)
+def sample_cgroup(d, version):
+    """d: the service's cgroup directories, from `stack status --json`."""
     out = {}
     stat = read(os.path.join(d["cpu"], "cpu.stat"), "")
     fields = dict(line.split() for line in stat.splitlines() if len(line.split()) == 2)
     out["periods"] = int(fields.get("nr_periods", 0))
     out["throttled"] = int(fields.get("nr_throttled", 0))
-    if d["v"] == 1:
+    if version == 1:
         out["cpu_s"] = int(read(os.path.join(d["cpuacct"], "cpuacct.usage"), "0")) / 1e9
         quota = int(read(os.path.join(d["cpu"], "cpu.cfs_quota_us"), "-1"))
         period = int(read(os.path.join(d["cpu"], "cpu.cfs_period_us"), "100000"))
@@ -75,7 +73,7 @@ def sample_cgroup(port, svc):
         limit = int(m) if m != "max" else 0
     out["mem_limit_mb"] = limit / 1048576 if 0 < limit < 1 << 50 else None
     out["oom_kills"] = None
-    events = read(os.path.join(d["memory"], "memory.oom_control" if d["v"] == 1 else "memory.events"), "")
+    events = read(os.path.join(d["memory"], "memory.oom_control" if version == 1 else "memory.events"), "")
     for line in events.splitlines():
         if line.startswith("oom_kill "):
             out["oom_kills"] = int(line.split()[1])
@@ -129,8 +127,7 @@ class Pg:
         self.proc, self.buf = None, b""
 
     def _start(self):
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.buf = b""
 
     def _stop(self):
@@ -162,21 +159,20 @@ class Pg:
             return None
 
 
-def services(stack_dir):
-    pids = os.path.join(stack_dir, "pid")
-    names = sorted(n for n in os.listdir(pids) if "." not in n) if os.path.isdir(pids) else []
-    order = {"db": 0, "lb": 9}
-    return sorted(names, key=lambda n: (order.get(n, 1 if n.startswith("w") else 5), n))
-
-
-def pg_port(port, svc):
-    return port + 1 if svc == "db" else port + 10 + int(svc[1:])
+def stack_facts(stack):
+    """(stack.env as a dict, `stack status --json`) of the running stack."""
+    env = {}
+    text = subprocess.run([stack, "env"], capture_output=True, text=True, check=True).stdout
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        env[key] = value.strip('"')
+    status = json.loads(subprocess.run([stack, "status", "--json"], capture_output=True, text=True, check=True).stdout)
+    return env, status
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--dir", required=True)
+    ap.add_argument("--stack", required=True, help="deploy/native/stack (PORT, STACK_DIR from the environment)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--psql", default="psql")
@@ -184,17 +180,22 @@ def main():
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    ops = f"http://127.0.0.1:{args.port + 5}"
-    host = os.path.join(args.dir, "pg")
-    svcs = services(args.dir)
-    nodes = {svc: Pg(args.psql, host, pg_port(args.port, svc)) for svc in svcs
-             if svc == "db" or re.fullmatch(r"w\d+", svc)}
+    env, status = stack_facts(args.stack)
+    ops, host, version = env["STACK_OPS_URL"], env["STACK_PG_HOST"], status["cgroup_version"]
+    cgroups = {s["name"]: s["cgroups"] for s in status["services"]}
+    svcs = list(cgroups)
+    nodes = {
+        svc: Pg(args.psql, host, env[f"STACK_PG_PORT_{svc.upper()}"])
+        for svc in svcs
+        if f"STACK_PG_PORT_{svc.upper()}" in env
+    }
     with open(args.out, "a") as out:
         next_at = time.monotonic()
         while not stop:
             line = {"t": round(time.time(), 3), "services": {}, "crebito": {}, "postgres": {}}
             for svc in svcs:
-                line["services"][svc] = sample_cgroup(args.port, svc)
+                if cgroups[svc]:
+                    line["services"][svc] = sample_cgroup(cgroups[svc], version)
                 if svc.startswith("api"):
                     line["crebito"][svc] = sample_crebito(get(f"{ops}/metrics/{svc}"))
                 elif svc in nodes:

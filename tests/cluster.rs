@@ -8,92 +8,19 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::api::Api;
-use common::{checks, free_port_block};
+use common::checks;
 use crebito_loader::history::{Ledger, Op, Tx};
 use serde_json::json;
 
 const EXTRA_CLIENTS: u32 = 20;
 
-struct Cluster {
-    port: u16,
-    dir: PathBuf,
-    up: bool,
-}
-
-fn launcher(port: u16, dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/native/cluster"
-    ))
-    .args(args)
-    .env("PORT", port.to_string())
-    .env("STACK_DIR", dir)
-    .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
-    .env("CITUS_WORKERS", "2")
-    .output()
-    .expect("the launcher runs")
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-impl Cluster {
-    fn up() -> Cluster {
-        let port = free_port_block();
-        let dir = std::env::temp_dir().join(format!("crebito-cluster-test-{port}"));
-        let out = launcher(port, &dir, &["up"]);
-        let cluster = Cluster {
-            port,
-            dir,
-            up: true,
-        };
-        assert!(out.status.success(), "cluster up failed:\n{}", text(&out));
-        cluster
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = launcher(self.port, &self.dir, args);
-        assert!(out.status.success(), "cluster {args:?}:\n{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn psql(&self, sql: &str) -> String {
-        self.run(&[
-            "psql",
-            "-X",
-            "-q",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-    }
-
-    fn down(&mut self) -> std::process::Output {
-        self.up = false;
-        launcher(self.port, &self.dir, &["down"])
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if self.up {
-            let _ = self.down();
-        }
-    }
-}
+use common::launched::{Launched as Cluster, text};
 
 /// What each request was answered, by (client, descricao): descriptions are unique.
 #[derive(Default)]
@@ -105,25 +32,19 @@ struct Answers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
-    let mut cluster = Cluster::up();
-    let api = Api::new(format!("http://127.0.0.1:{}", cluster.port));
+    let mut cluster = Cluster::cluster(&[]);
+    let api = Api::new(cluster.url());
 
     // Every service up, in its own cgroup: a coordinator, two workers, two instances, nginx.
-    let status = cluster.run(&["status"]);
     for svc in ["db", "w1", "w2", "api1", "api2", "lb"] {
-        assert!(
-            status
-                .lines()
-                .any(|l| l.starts_with(svc) && l.contains(" up ")),
-            "{svc} up:\n{status}"
-        );
+        assert_eq!(cluster.service(svc)["up"], true, "{svc} up");
     }
     // The contest's data set, exactly (client 6 does not exist).
     checks::official_validation_sequence(std::slice::from_ref(&api)).await;
 
     // Extra clients added to the running cluster (`migrate` is idempotent), and spread with
     // the contest's five over both workers.
-    let db_url = cluster.run(&["db-url"]);
+    let db_url = cluster.ok(&["db-url"]);
     let out = Command::new(env!("CARGO_BIN_EXE_crebito"))
         .args([
             "migrate",
@@ -145,7 +66,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         "migrate --extra-clients:\n{}",
         text(&out)
     );
-    let shards = cluster.run(&["shards"]);
+    let shards = cluster.ok(&["shards"]);
     let placement: HashMap<u32, String> = shards
         .lines()
         .map(|l| {
@@ -247,19 +168,17 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         assert!(Instant::now() < deadline, "the load did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    cluster.run(&["signal", "w1", "KILL", "all"]);
+    cluster.ok(&["signal", "w1", "KILL", "all"]);
     for t in tasks {
         t.await.unwrap();
     }
     let answers = Arc::try_unwrap(answers).ok().unwrap().into_inner().unwrap();
     let count = |s: u16| answers.by_status.get(&s).map_or(0, Vec::len);
     assert!(count(200) > 100, "load ran: {:?}", answers.by_status.keys());
-    let restarts = cluster.run(&["status"]);
+    let w1 = cluster.service("w1");
     assert!(
-        restarts
-            .lines()
-            .any(|l| l.starts_with("w1") && l.contains(" up ") && l.trim_end().ends_with(" 1")),
-        "w1 was killed and restarted once:\n{restarts}"
+        w1["up"] == true && w1["restarts"] == 1,
+        "w1 was killed and restarted once: {w1}"
     );
 
     // The worker is back: its clients answer again.
@@ -349,7 +268,11 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     // "Newest first" across a shard move: a contest client on worker 2 (whose identity range
     // is above worker 1's) moved to worker 1 with citus_move_shard_placement; transactions
     // applied after the move are still listed before the older ones.
-    let w2 = format!("127.0.0.1:{}", cluster.port + 12);
+    let (w1_port, w2_port) = (
+        cluster.fact("STACK_PG_PORT_W1"),
+        cluster.fact("STACK_PG_PORT_W2"),
+    );
+    let w2 = format!("127.0.0.1:{w2_port}");
     let moved = (1..=5)
         .find(|id| placement[id] == w2)
         .expect("a contest client on worker 2");
@@ -361,15 +284,13 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     }
     cluster.psql(&format!(
         "SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('clientes', {moved}),
-                '127.0.0.1', {}, '127.0.0.1', {}, shard_transfer_mode := 'block_writes')",
-        cluster.port + 12,
-        cluster.port + 11
+                '127.0.0.1', {w2_port}, '127.0.0.1', {w1_port}, shard_transfer_mode := 'block_writes')"
     ));
-    let now_on = cluster.run(&["shards"]);
+    let now_on = cluster.ok(&["shards"]);
     assert!(
         now_on
             .lines()
-            .any(|l| l == format!("{moved}|127.0.0.1:{}", cluster.port + 11)),
+            .any(|l| l == format!("{moved}|127.0.0.1:{w1_port}")),
         "client {moved} moved to worker 1:\n{now_on}"
     );
     for d in ["m3", "m4"] {
@@ -390,10 +311,25 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     assert_eq!(newest, ["m4", "m3", "m2", "m1"], "{body:#}");
 
     // Down leaves nothing: no directory, no cgroup, no process.
+    let status = cluster.status();
+    let left: Vec<(u64, String)> = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let pid = s["pid"].as_u64().unwrap();
+            ["cpu", "cpuacct", "memory"]
+                .map(|c| (pid, s["cgroups"][c].as_str().unwrap().to_string()))
+        })
+        .collect();
     let out = cluster.down();
     assert!(out.status.success(), "{}", text(&out));
     assert!(!cluster.dir.exists());
-    for ctl in ["cpu", "memory", "cpuacct"] {
-        assert!(!Path::new(&format!("/sys/fs/cgroup/{ctl}/crebito-{}", cluster.port)).exists());
+    for (pid, cgroup) in left {
+        assert!(!Path::new(&cgroup).exists(), "{cgroup} removed");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} stopped"
+        );
     }
 }

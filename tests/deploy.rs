@@ -338,7 +338,7 @@ fn the_citus_compose_file_describes_the_cluster_the_native_launcher_runs() {
         "./nginx.conf:/etc/nginx/nginx.conf:ro"
     );
     // The native launcher reads the same worker budget.
-    let launcher = read("deploy/native/stack");
+    let launcher = read("deploy/native/lib/cgroup.sh");
     assert!(launcher.contains("CITUS_WORKER_CPUS") && launcher.contains("CITUS_WORKER_MEMORY_MB"));
 }
 

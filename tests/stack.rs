@@ -9,96 +9,27 @@ use std::io::{Read, Write};
 
 use common::api::Api;
 use common::checks;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-struct Stack {
-    port: u16,
-    dir: PathBuf,
-    up: bool,
+use common::launched::Launched as Stack;
+
+fn pids(stack: &Stack) -> Vec<u32> {
+    ["db", "api1", "api2", "lb"]
+        .iter()
+        .map(|s| stack.pid(s))
+        .collect()
 }
 
-fn launcher(port: u16, dir: &Path, cmd: &str) -> std::process::Output {
-    launcher_args(port, dir, &[cmd])
-}
-
-fn launcher_args(port: u16, dir: &Path, args: &[&str]) -> std::process::Output {
-    launcher_env(port, dir, args, &[])
-}
-
-fn launcher_env(
-    port: u16,
-    dir: &Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> std::process::Output {
-    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env("PORT", port.to_string())
-        .env("STACK_DIR", dir)
-        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
-        .output()
-        .expect("the launcher runs")
-}
-
-impl Stack {
-    fn up() -> Stack {
-        Stack::up_with(&[])
-    }
-
-    /// `stack up` with extra arguments (e.g. `--observe`).
-    fn up_with(args: &[&str]) -> Stack {
-        Stack::up_env(args, &[])
-    }
-
-    /// `stack up` with extra arguments and environment (e.g. a crebito setting).
-    fn up_env(args: &[&str], env: &[(&str, &str)]) -> Stack {
-        let port = common::free_port_block();
-        let dir = std::env::temp_dir().join(format!("crebito-stack-test-{port}"));
-        let out = launcher_env(port, &dir, &[&["up"], args].concat(), env);
-        let stack = Stack {
-            port,
-            dir,
-            up: true,
-        };
-        assert!(
-            out.status.success(),
-            "stack up failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            format!("http://127.0.0.1:{port}")
-        );
-        stack
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        ["db", "api1", "api2", "lb"]
-            .iter()
-            .map(|s| {
-                std::fs::read_to_string(self.dir.join("pid").join(s))
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap()
-            })
-            .collect()
-    }
-
-    fn down(&mut self) -> std::process::Output {
-        self.up = false;
-        launcher(self.port, &self.dir, "down")
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if self.up {
-            let _ = self.down();
-        }
+/// Every service up, none OOM-killed or restarted (`status --json`).
+fn assert_all_up_nothing_killed(stack: &Stack) {
+    let status = stack.status();
+    let services = status["services"].as_array().unwrap();
+    assert_eq!(services.len(), 4, "{status}");
+    for s in services {
+        assert_eq!(s["up"], true, "{status}");
+        assert_eq!(s["oom_kills"], 0, "OOM kills: {status}");
+        assert_eq!(s["restarts"], 0, "restarts: {status}");
     }
 }
 
@@ -110,6 +41,17 @@ fn instance_metrics(sock: &Path) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// Where instance I listens (`stack env`: STACK_API1, STACK_API2; Unix sockets by default).
+fn socket(stack: &Stack, i: u8) -> PathBuf {
+    let listen = stack.fact(&format!("STACK_API{i}"));
+    PathBuf::from(listen.strip_prefix("unix:").expect("a Unix socket"))
+}
+
+/// The directory the instances' sockets share (nginx.conf's /run/crebito, moved).
+fn socket_dir(stack: &Stack) -> String {
+    socket(stack, 1).parent().unwrap().display().to_string()
 }
 
 fn posts_answered(metrics: &str) -> u64 {
@@ -140,7 +82,7 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
             .unwrap();
     compose.apply_merge().unwrap();
     let svc = |name: &str| compose["services"][name].clone();
-    let [db, api1, api2, _] = stack.pids()[..] else {
+    let [db, api1, api2, _] = pids(stack)[..] else {
         panic!("four services")
     };
     let db_args = cmdline(db).join(" ");
@@ -160,14 +102,14 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
         for (flag, key) in [
             ("--max-connections", "CREBITO_MAX_CONNECTIONS"),
             ("--pg-connections", "CREBITO_PG_CONNECTIONS"),
-            ("--workers", "CREBITO_WORKERS"),
+            ("--threads", "CREBITO_THREADS"),
             ("--pg-profile", "CREBITO_PG_PROFILE"),
         ] {
             let at = args.iter().position(|a| a == flag).expect(flag);
             assert_eq!(args[at + 1], env[key].as_str().unwrap(), "{name} {flag}");
         }
     }
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let v2 = stack.status()["cgroup_version"] == 2;
     for (native, submitted) in [
         ("db", "db"),
         ("api1", "api1"),
@@ -184,24 +126,22 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
         let cpus: f64 = limits["cpus"].as_str().unwrap().parse().unwrap();
         let bytes = mb * 1024 * 1024;
         let quota = (cpus * 100_000.0).round() as u64;
-        let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        // The kernel's own files, in the directories the stack reports.
+        let cgroups = stack.service(native)["cgroups"].clone();
+        let read = |dir: &Value, file: &str| {
+            let p = Path::new(dir.as_str().unwrap()).join(file);
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
         let (mem_limit, cpu_quota) = if v2 {
-            let d = format!("/sys/fs/cgroup/crebito-{}/{native}", stack.port);
-            let max = read(format!("{d}/cpu.max"));
+            let max = read(&cgroups["cpu"], "cpu.max");
             (
-                read(format!("{d}/memory.max")),
+                read(&cgroups["memory"], "memory.max"),
                 max.split(' ').next().unwrap().to_string(),
             )
         } else {
             (
-                read(format!(
-                    "/sys/fs/cgroup/memory/crebito-{}/{native}/memory.limit_in_bytes",
-                    stack.port
-                )),
-                read(format!(
-                    "/sys/fs/cgroup/cpu/crebito-{}/{native}/cpu.cfs_quota_us",
-                    stack.port
-                )),
+                read(&cgroups["memory"], "memory.limit_in_bytes"),
+                read(&cgroups["cpu"], "cpu.cfs_quota_us"),
             )
         };
         assert_eq!(mem_limit.trim(), bytes.to_string(), "{native} memory limit");
@@ -213,10 +153,10 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
             .filter(|d| !["listen", "pid"].contains(&d.name()))
             .collect()
     };
-    let running = std::fs::read_to_string(stack.dir.join("nginx/nginx.conf")).unwrap();
+    let running = std::fs::read_to_string(stack.fact("STACK_LB_CONF")).unwrap();
     let submitted = std::fs::read_to_string(folder.join("nginx.conf")).unwrap();
     assert_eq!(
-        moved(&running, &stack.dir.join("run").display().to_string()),
+        moved(&running, &socket_dir(stack)),
         moved(&submitted, "/run/crebito"),
         "the native nginx runs the submitted nginx.conf"
     );
@@ -224,19 +164,19 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contest_stack_passes_the_official_validations_through_nginx() {
-    let mut stack = Stack::up();
+    let mut stack = Stack::stack(&[], &[]);
     assert_stack_runs_the_submission(&stack);
     // Like Gatling: a new connection per request.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let api = Api::with_client(client, format!("http://127.0.0.1:{}", stack.port));
+    let api = Api::with_client(client, stack.url());
     checks::official_validation_sequence(std::slice::from_ref(&api)).await;
 
     let (a, b) = (
-        posts_answered(&instance_metrics(&stack.dir.join("run/api1.sock"))),
-        posts_answered(&instance_metrics(&stack.dir.join("run/api2.sock"))),
+        posts_answered(&instance_metrics(&socket(&stack, 1))),
+        posts_answered(&instance_metrics(&socket(&stack, 2))),
     );
     assert_eq!(
         a + b,
@@ -249,15 +189,15 @@ async fn the_contest_stack_passes_the_official_validations_through_nginx() {
     );
 
     // Nothing internal on the public port: /metrics only through the loopback operations
-    // server (PORT+5), where Prometheus scrapes it.
+    // server, where Prometheus scrapes it.
     for path in ["/metrics", "/metrics?format=text", "/metrics/api1"] {
-        let r = reqwest::get(format!("http://127.0.0.1:{}{path}", stack.port))
+        let r = reqwest::get(format!("{}{path}", stack.url()))
             .await
             .unwrap();
         assert_eq!(r.status(), 404, "{path} on the public port");
         assert!(!r.text().await.unwrap().contains("crebito_"), "{path}");
     }
-    let ops = reqwest::get(format!("http://127.0.0.1:{}/metrics/api1", stack.port + 5))
+    let ops = reqwest::get(format!("{}/metrics/api1", stack.fact("STACK_OPS_URL")))
         .await
         .unwrap();
     assert_eq!(ops.status(), 200);
@@ -268,27 +208,22 @@ async fn the_contest_stack_passes_the_official_validations_through_nginx() {
             .contains("crebito_http_requests_total")
     );
 
-    let status = launcher(stack.port, &stack.dir, "status");
-    let table = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "{table}");
+    // `status` for people and `status --json` for programs say the same.
+    let table = stack.ok(&["status"]);
     assert_eq!(
         table.lines().filter(|l| l.contains(" up ")).count(),
         4,
         "{table}"
     );
+    assert_all_up_nothing_killed(&stack);
 
     // Supervision: an instance killed outright comes back by itself, on the same socket.
-    let old = stack.pids()[1];
-    common::succeed(
-        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
-            .args(["signal", "api1", "KILL"])
-            .env("PORT", stack.port.to_string())
-            .env("STACK_DIR", &stack.dir),
-    );
+    let old = pids(&stack)[1];
+    stack.ok(&["signal", "api1", "KILL"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let back = stack.pids()[1] != old
-            && std::os::unix::net::UnixStream::connect(stack.dir.join("run/api1.sock")).is_ok();
+        let back = pids(&stack)[1] != old
+            && std::os::unix::net::UnixStream::connect(socket(&stack, 1)).is_ok();
         if back {
             break;
         }
@@ -298,19 +233,18 @@ async fn the_contest_stack_passes_the_official_validations_through_nginx() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(
-        instance_metrics(&stack.dir.join("run/api1.sock")).contains("crebito_connections_total")
-    );
-    let status = launcher(stack.port, &stack.dir, "status");
-    let table = String::from_utf8_lossy(&status.stdout);
-    let api1 = table.lines().find(|l| l.starts_with("api1")).unwrap();
-    assert_eq!(
-        api1.split_whitespace().last(),
-        Some("1"),
-        "one restart: {table}"
-    );
+    assert!(instance_metrics(&socket(&stack, 1)).contains("crebito_connections_total"));
+    assert_eq!(stack.service("api1")["restarts"], 1, "one restart");
 
-    let pids = stack.pids();
+    let pids = pids(&stack);
+    let cgroups: Vec<String> = stack.status()["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            ["cpu", "cpuacct", "memory"].map(|c| s["cgroups"][c].as_str().unwrap().to_string())
+        })
+        .collect();
     let out = stack.down();
     assert!(
         out.status.success(),
@@ -324,17 +258,9 @@ async fn the_contest_stack_passes_the_official_validations_through_nginx() {
         );
     }
     assert!(!stack.dir.exists(), "state directory removed");
-    let cg = format!("crebito-{}", stack.port);
-    for h in ["cpu", "cpuacct", "memory"] {
-        assert!(
-            !Path::new("/sys/fs/cgroup").join(h).join(&cg).exists(),
-            "cgroup {h}/{cg} removed"
-        );
+    for dir in &cgroups {
+        assert!(!Path::new(dir).exists(), "cgroup {dir} removed");
     }
-    assert!(
-        !Path::new("/sys/fs/cgroup").join(&cg).exists(),
-        "cgroup v2 {cg} removed"
-    );
 }
 
 /// Overload without death: PostgreSQL frozen (SIGSTOP) while 5 000 clients each send one
@@ -352,16 +278,11 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
     );
     // A store deadline longer than the freeze: nothing admitted leaves before PostgreSQL is
     // back, so the in-flight bound is the only thing deciding who gets in.
-    let mut stack = Stack::up_env(&[], &[("CREBITO_STORE_TIMEOUT", "60")]);
-    let db_procs = ["memory", "cpu"]
-        .iter()
-        .map(|h| format!("/sys/fs/cgroup/{h}/crebito-{}/db/cgroup.procs", stack.port))
-        .chain([format!(
-            "/sys/fs/cgroup/crebito-{}/db/cgroup.procs",
-            stack.port
-        )])
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .expect("PostgreSQL's cgroup");
+    let mut stack = Stack::stack(&[], &[("CREBITO_STORE_TIMEOUT", "60")]);
+    let db_cgroup = stack.service("db")["cgroups"]["memory"].clone();
+    let db_procs =
+        std::fs::read_to_string(Path::new(db_cgroup.as_str().unwrap()).join("cgroup.procs"))
+            .expect("PostgreSQL's cgroup");
     let pg: Vec<i32> = db_procs.lines().map(|l| l.parse().unwrap()).collect();
     let signal = |sig| {
         for &pid in &pg {
@@ -435,13 +356,11 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
 
     // The ledger against the clients' own view: every 200 stored, no 503 stored, nothing
     // stored that nobody was told about (a 504 may or may not have been applied).
-    let stored: HashSet<String> = launcher_psql(
-        &stack,
-        "SELECT descricao FROM transacoes WHERE descricao LIKE 'o%'",
-    )
-    .lines()
-    .map(str::to_string)
-    .collect();
+    let stored: HashSet<String> = stack
+        .psql("SELECT descricao FROM transacoes WHERE descricao LIKE 'o%'")
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert!(
         ok.is_subset(&stored),
         "an answered 200 is missing from the ledger"
@@ -458,26 +377,8 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
         unknown.len(),
         stored.intersection(&unknown).count()
     );
-    let status = launcher(stack.port, &stack.dir, "status");
-    let table = String::from_utf8_lossy(&status.stdout);
-    let rows: Vec<&str> = table.lines().skip(1).collect();
-    assert_eq!(rows.len(), 4, "{table}");
-    for row in rows {
-        assert!(row.contains(" up "), "{table}");
-        let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cols[cols.len() - 2], "0", "OOM kills: {table}");
-        assert_eq!(cols[cols.len() - 1], "0", "restarts: {table}");
-    }
+    assert_all_up_nothing_killed(&stack);
     assert!(stack.down().status.success());
-}
-
-fn launcher_psql(stack: &Stack, sql: &str) -> String {
-    common::succeed(
-        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
-            .args(["psql", "-Atc", sql])
-            .env("PORT", stack.port.to_string())
-            .env("STACK_DIR", &stack.dir),
-    )
 }
 
 /// Hostile clients against the contest stack, all at once: 2 000 idle connections, 200
@@ -490,7 +391,7 @@ async fn hostile_clients_do_not_stop_normal_traffic() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     assert!(common::raise_nofile() > 4000, "ulimit -n too low");
-    let mut stack = Stack::up();
+    let mut stack = Stack::stack(&[], &[]);
     let addr = ("127.0.0.1", stack.port);
 
     let mut idle = Vec::new();
@@ -561,7 +462,7 @@ async fn hostile_clients_do_not_stop_normal_traffic() {
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap(),
-        format!("http://127.0.0.1:{}", stack.port),
+        stack.url(),
     );
     for i in 0..100 {
         let (status, _) = api
@@ -594,17 +495,7 @@ async fn hostile_clients_do_not_stop_normal_traffic() {
     drop(idle);
     slow.abort_all();
 
-    let status = launcher(stack.port, &stack.dir, "status");
-    let table = String::from_utf8_lossy(&status.stdout);
-    for row in table.lines().skip(1) {
-        let cols: Vec<&str> = row.split_whitespace().collect();
-        assert!(row.contains(" up "), "{table}");
-        assert_eq!(
-            &cols[cols.len() - 2..],
-            ["0", "0"],
-            "no OOM kill, no restart: {table}"
-        );
-    }
+    assert_all_up_nothing_killed(&stack);
     assert!(stack.down().status.success());
 }
 
@@ -613,14 +504,14 @@ async fn hostile_clients_do_not_stop_normal_traffic() {
 /// the Grafana dashboard queries has series; `down` stops the observers too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observed_stack_gives_prometheus_every_series_the_dashboard_uses() {
-    let mut stack = Stack::up_with(&["--observe"]);
-    let api = Api::new(format!("http://127.0.0.1:{}", stack.port));
+    let mut stack = Stack::stack(&["--observe"], &[]);
+    let api = Api::new(stack.url());
     for i in 0..20u32 {
         let body = serde_json::json!({"valor": 1, "tipo": "c", "descricao": "obs"});
         assert_eq!(api.post_json(1 + i % 5, body).await.0, 200);
         assert_eq!(api.extrato(1 + i % 5).await.0, 200);
     }
-    let prom = format!("http://127.0.0.1:{}", stack.port + 6);
+    let prom = stack.fact("STACK_PROM_URL");
     let http = reqwest::Client::new();
     let query = |q: String| {
         let (http, prom) = (http.clone(), prom.clone());
@@ -667,13 +558,7 @@ async fn an_observed_stack_gives_prometheus_every_series_the_dashboard_uses() {
     );
     let observers: Vec<u32> = ["obs-prom", "obs-pgexp", "obs-ngexp"]
         .iter()
-        .map(|s| {
-            std::fs::read_to_string(stack.dir.join("pid").join(s))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        })
+        .map(|s| stack.pid(s))
         .collect();
     let out = stack.down();
     assert!(out.status.success());
@@ -702,8 +587,8 @@ fn urlencode(s: &str) -> String {
 /// by itself, without a restart of crebito.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_clients() {
-    let stack = Stack::up();
-    let api = Api::new(format!("http://127.0.0.1:{}", stack.port));
+    let stack = Stack::stack(&[], &[]);
+    let api = Api::new(stack.url());
     let (status, _) = api
         .post_json(
             1,
@@ -711,15 +596,10 @@ async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_cl
         )
         .await;
     assert_eq!(status, 200);
-    let apis_before = [stack.pids()[1], stack.pids()[2]];
+    let apis_before = [pids(&stack)[1], pids(&stack)[2]];
 
     // Every PostgreSQL process SIGKILLed: the supervisor restarts it, with crash recovery.
-    common::succeed(
-        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/native/stack"))
-            .args(["signal", "db", "KILL", "all"])
-            .env("PORT", stack.port.to_string())
-            .env("STACK_DIR", &stack.dir),
-    );
+    stack.ok(&["signal", "db", "KILL", "all"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     for (id, limite) in [
         (1, 100_000),
@@ -747,12 +627,12 @@ async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_cl
         }
     }
     assert_eq!(
-        launcher_psql(&stack, "SELECT count(*) FROM transacoes"),
+        stack.psql("SELECT count(*) FROM transacoes"),
         "0",
         "crash recovery emptied the UNLOGGED tables"
     );
     assert_eq!(
-        [stack.pids()[1], stack.pids()[2]],
+        [pids(&stack)[1], pids(&stack)[2]],
         apis_before,
         "the instances reconnected by themselves, not restarted"
     );

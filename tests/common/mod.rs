@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod checks;
+pub mod launched;
 pub mod nginx;
 
 use std::collections::BTreeMap;
