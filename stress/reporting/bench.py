@@ -1,0 +1,218 @@
+"""Tables and plots for the saturation runs and the bench scripts: the saturation plot and
+page (stress/run.sh --saturate), the per-hop table (bench/hops.sh), one row per topology
+variant (bench/topology.sh)."""
+
+import csv
+import json
+import os
+import re
+
+from .charts import DualAxes
+from .pages import write_saturation_page
+from .quantiles import histogram_quantile, nearest_rank
+from .server import load_samples, phases_of, server_panels
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def step_passed(s):
+    return s["passed"] and s["sla_pct"] >= 98
+
+
+def plot(args):
+    """An SVG of p99 and achieved throughput per SCALE step, from step summaries."""
+    steps = []
+    for path in args.summaries:
+        s = read_json(path)
+        cpu = s["cpu_seconds"] or {}
+        steps.append(
+            (
+                s["scale"],
+                s["latency_ms"]["p99"],
+                s["throughput_rps"] or 0,
+                step_passed(s),
+                s["sla_pct"],
+                cpu.get("loader", cpu.get("k6")),
+            )
+        )
+    steps.sort()
+    max_scale = max(x[0] for x in steps)
+    # p99 on a log scale (1 ms … the largest decade seen): the interesting steps are small.
+    ax = DualAxes(
+        args.title,
+        max_scale,
+        [x[1] for x in steps],
+        max(x[2] for x in steps),
+        "SCALE (× official arrival rates)",
+        "achieved req/s",
+        h=420,
+        pad=70,
+        log_min=1,
+    )
+    X, Y1, Y2, h, pad, out = ax.x, ax.y1, ax.y2, ax.h, ax.pad, ax.out
+    for sc, *_ in steps:
+        out.append(f'<text x="{X(sc)}" y="{h - pad + 16}" text-anchor="middle">{sc:g}</text>')
+    ax.line([(X(s[0]), Y1(s[1])) for s in steps], "#c0392b")
+    ax.line([(X(s[0]), Y2(s[2])) for s in steps], "#2471a3", dashed=True)
+    for sc, p99, rps, ok, sla, loader_cpu in steps:
+        color = "#1e8449" if ok else "#c0392b"
+        out.append(
+            f'<circle cx="{X(sc)}" cy="{Y1(p99)}" r="5" fill="{color}"><title>SCALE {sc:g}: p99 {p99} ms, SLA {sla} %, {"pass" if ok else "FAIL"}, loader CPU {loader_cpu} s</title></circle>'
+        )
+        out.append(f'<rect x="{X(sc) - 3}" y="{Y2(rps) - 3}" width="6" height="6" fill="#2471a3"/>')
+    out.append(
+        f'<text x="{pad + 10}" y="{pad - 8}">● green: passed (0 KO, 0 inconsistencies, SLA ≥ 98 %) · red: failed</text>'
+    )
+    with open(args.out, "w") as f:
+        f.write(ax.svg() + "\n")
+    return 0
+
+
+def saturation(args):
+    """saturation.json from the step summaries, one page (the plot, then each step's
+    server side), and a one-line-per-step table on stdout."""
+    steps = [(read_json(p), os.path.dirname(os.path.abspath(p))) for p in args.summaries]
+    rows = [
+        {
+            k: s[k]
+            for k in ("scale", "requests", "ko", "sla_pct", "inconsistencies", "throughput_rps", "payout_usd", "passed")
+        }
+        | {"p99_ms": s["latency_ms"]["p99"], "max_ms": s["latency_ms"]["max"], "cpu_seconds": s["cpu_seconds"]}
+        for s, _ in steps
+    ]
+    best = float(args.best)
+    with open(os.path.join(args.out, "saturation.json"), "w") as f:
+        json.dump(
+            {
+                "highest_passing_scale": best,
+                "steps": rows,
+                "commit": steps[0][0]["commit"],
+                "machine": steps[0][0]["machine"],
+            },
+            f,
+            indent=2,
+        )
+    sections = []
+    for sm, d in steps:
+        samples = load_samples(os.path.join(d, "server.jsonl"))
+        start = os.path.join(d, "load-start.txt")
+        if samples and os.path.exists(start):
+            with open(start) as f:
+                t0 = float(f.read())
+            marks, x_max = phases_of(sm["duration_scale"], sm["loader"] == "k6")
+            panels = server_panels(samples, t0, x_max, marks)[:3]
+            sections.append(
+                f"<h2>SCALE {sm['scale']:g}: {'passed' if step_passed(sm) else 'FAILED'}, p99 {sm['latency_ms']['p99']} ms, "
+                f'SLA {sm["sla_pct"]} %, KO {sm["ko"]} (<a href="{os.path.basename(d)}/report.html">step report</a>)</h2>'
+                + "".join(f"<div>{p}</div>" for p in panels)
+            )
+    svg_path = os.path.join(args.out, "saturation.svg")
+    plot_svg = ""
+    if os.path.exists(svg_path):
+        with open(svg_path) as f:
+            plot_svg = f.read()
+    write_saturation_page(os.path.join(args.out, "saturation.html"), best, plot_svg, sections)
+    print(f"highest passing SCALE: {best:g}")
+    for r in rows:
+        print(
+            f"  SCALE {r['scale']:>5g}: {r['throughput_rps']:>8} req/s  p99 {r['p99_ms']:>8.2f} ms  max {r['max_ms']:>8.2f} ms  "
+            f"SLA {r['sla_pct']:>6} %  KO {r['ko']:>5}  inconsistencies {r['inconsistencies']}  "
+            f"loader CPU {r['cpu_seconds'].get('loader', r['cpu_seconds'].get('k6'))} s"
+        )
+    return 0
+
+
+def histogram_buckets(texts, metric, route):
+    """Cumulative buckets {bound: count} of a Prometheus histogram, summed over instances."""
+    buckets = {}
+    for text in texts:
+        for m in re.finditer(rf'^{metric}_bucket{{route="{route}",le="([^"]+)"}} (\d+)$', text, re.M):
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            buckets[le] = buckets.get(le, 0) + int(m.group(2))
+    return buckets
+
+
+def ms3(v):
+    return None if v is None else round(v * 1e3, 3)
+
+
+def hops(args):
+    """One table: each hop's p50 / p99 / max (ms) for a run of bench/hops.sh."""
+    loader = read_json(args.loader)
+    req, up = [], []
+    with open(args.access) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 5 or not parts[2][0].isdigit():
+                continue
+            req.append(float(parts[1]) * 1e3)
+            up.append(sum(float(x) for x in parts[2].split(",") if x[0].isdigit()) * 1e3)
+
+    def pct(xs):
+        if not xs:
+            return (None, None, None)
+        return (round(nearest_rank(xs, 0.5), 3), round(nearest_rank(xs, 0.99), 3), round(max(xs), 3))
+
+    texts = []
+    for m in args.metrics:
+        with open(m) as f:
+            texts.append(f.read())
+    lat = loader["latency_ms"]
+    rows = [
+        ("client (loader, from schedule)", lat["p50"], lat["p99"], lat["max"]),
+        ("nginx $request_time (1 ms resolution)",) + pct(req),
+        ("nginx $upstream_response_time (1 ms res.)",) + pct(up),
+    ]
+    for route in ("transacoes", "extrato"):
+        for metric, what in (
+            ("crebito_http_request_duration_seconds", "crebito request"),
+            ("crebito_store_duration_seconds", "crebito waiting for the store"),
+        ):
+            b = histogram_buckets(texts, metric, route)
+            rows.append(
+                (
+                    f"{what}, {route} (histogram estimate)" if what == "crebito request" else f"{what}, {route}",
+                    ms3(histogram_quantile(b, 0.5)),
+                    ms3(histogram_quantile(b, 0.99)),
+                    None,
+                )
+            )
+    with open(args.pgss) as f:
+        for r in csv.reader(f):
+            kind = "apply" if "update clientes" in r[0].lower() else "statement"
+            rows.append(
+                (
+                    f"PostgreSQL {kind} execution ({r[1]} calls; mean, -, max)",
+                    round(float(r[2]), 3),
+                    None,
+                    round(float(r[3]), 3),
+                )
+            )
+    print(
+        f"\n### SCALE {args.scale}: {loader['requests']} requests, {loader['ko']} KO, throughput {loader['throughput_rps']} req/s\n"
+    )
+    print("| hop | p50 ms | p99 ms | max ms |\n|---|---|---|---|")
+    fmt = lambda v: "–" if v is None else f"{v:g}"
+    for name, *v in rows:
+        print(f"| {name} | " + " | ".join(fmt(x) for x in v) + " |")
+    status = read_json(args.status)  # `stack status --json`
+    print(
+        "\nthrottled periods: "
+        + ", ".join(f"{s['name']} {s['throttled_periods']}/{s['periods']}" for s in status["services"])
+    )
+    return 0
+
+
+def row(args):
+    """One markdown table row from a fast-loader summary (bench/topology.sh)."""
+    s = read_json(args.loader)
+    lat = s["latency_ms"]
+    ko = f"{s['ko']}" + (f" {s['ko_by_cause']}" if s["ko"] else "")
+    print(
+        f"| {args.label} | {s['sla_pct']} % | {ko} | {lat['p50']} | {lat['p99']} | {lat['max']} | "
+        f"{s['throughput_rps']} | {args.cpu} | {args.throttled} |"
+    )
+    return 0

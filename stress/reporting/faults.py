@@ -1,0 +1,175 @@
+"""The fault suite's audit: the client's own log of every POST (unique descricao) against
+the ledger the database kept, and what each final answer claimed.
+
+Vocabulary (docs/src/architecture.md, "Glossary"): an answer is "not applied" (4xx, and
+503: refused before reaching the store) or "ambiguous" (outcome unknown: no answer, 500,
+502, 504); only ambiguous answers can hide a lost or doubled transaction."""
+
+import csv
+import json
+
+from .quantiles import nearest_rank
+from .score import balance_violations
+
+NOT_APPLIED = {400, 404, 408, 413, 422, 503}  # certainly not applied
+AMBIGUOUS = {0, 500, 502, 504}  # no answer, or "outcome unknown"
+RULES = ("lost", "dup", "refused_stored", "unexplained_stored", "balance_violations", "first_503_replayed")
+
+
+def audit_posts(posts, stored):
+    """The ledger rules over the POST log [{descricao, status, first_status, …}] and the
+    stored descricao counts {descricao: n}."""
+    status = lambda p: int(p["status"])
+    first = lambda p: int(p["first_status"])
+    amb_first = [p for p in posts if first(p) in AMBIGUOUS]
+    by_first = {}
+    for p in amb_first:
+        by_first[first(p)] = by_first.get(first(p), 0) + 1
+    out = {
+        "posts": len(posts),
+        "answered_200": sum(1 for p in posts if status(p) == 200),
+        "answered_422": sum(1 for p in posts if status(p) == 422),
+        "lost": sum(1 for p in posts if status(p) == 200 and p["descricao"] not in stored),
+        "dup": sum(1 for n in stored.values() if n > 1),
+        "refused_stored": sum(1 for p in posts if status(p) in NOT_APPLIED and p["descricao"] in stored),
+        "unexplained_stored": len(set(stored) - {p["descricao"] for p in posts}),
+        "refused_503_first_attempt": sum(1 for p in posts if first(p) == 503),
+        # A first 503 ("not applied") whose keyed retry came back as a replay had in fact been
+        # applied: that would falsify "503 = not applied".
+        "first_503_replayed": sum(1 for p in posts if first(p) == 503 and p.get("replayed") == "true"),
+        "ambiguous_first_attempt": len(amb_first),
+        "ambiguous_first_attempt_by_status": {
+            ("no answer" if k == 0 else str(k)): v for k, v in sorted(by_first.items())
+        },
+        "ambiguous_first_attempt_applied": sum(1 for p in amb_first if p["descricao"] in stored),
+        "retried": sum(1 for p in posts if int(p["attempts"]) > 1),
+        "ambiguous": sum(1 for p in posts if status(p) in AMBIGUOUS),
+    }
+    # Never a hang: how long the first attempts that were refused or left unknown took to be
+    # answered; and the stack healed by itself: first attempts answered 200 after the last one
+    # that was not (older POST logs lack the timing columns).
+    if posts and "first_ms" in posts[0]:
+        failed = [p for p in posts if first(p) in AMBIGUOUS | {503}]
+        times = [float(p["first_ms"]) for p in failed]
+        out["first_attempt_failed_ms"] = {
+            "max": round(max(times), 1) if times else None,
+            "p99": round(nearest_rank(times, 0.99), 1) if times else None,
+        }
+        last = max((float(p["at_ms"]) for p in failed), default=0.0)
+        out["last_failed_first_attempt_s"] = round(last / 1000, 2)
+        out["first_attempt_200_after_it"] = sum(1 for p in posts if first(p) == 200 and float(p["at_ms"]) > last)
+    return out
+
+
+def scenario_passed(r):
+    return (
+        all(r[k] == 0 for k in RULES)
+        and r.get("strict_serializable", True)
+        and r["database_recovered"]
+        and r.get("faults_fired") == r.get("faults_expected")
+    )
+
+
+def faults(args):
+    """One scenario's summary (faults.sh): lost = answered 200 but not stored; dup = stored
+    more than once; refused_stored = told "not applied" but stored; balance violations from
+    audit.sql; ambiguous = still unknown after the client's keyed retries."""
+    with open(args.posts) as f:
+        posts = list(csv.DictReader(f))
+    stored = {}
+    with open(args.ledger) as f:
+        for line in f:
+            d, n = line.strip().rsplit(",", 1)
+            stored[d] = int(n)
+    with open(args.audit) as f:
+        violations = balance_violations(json.load(f))
+    with open(args.loader) as f:
+        loader = json.load(f)
+    result = {"scenario": args.scenario} | audit_posts(posts, stored)
+    result |= {
+        "balance_violations": len(violations),
+        "violations": violations,
+        "requests": loader["requests"],
+        "ko_by_cause": loader["ko_by_cause"],
+        "restarts": args.restarts,
+        "profile": args.profile,
+    }
+    if args.fired:
+        with open(args.fired) as f:
+            result["faults_fired"] = f.read().split()
+        result["faults_expected"] = args.expected.split()
+    result["database_recovered"] = not args.db_down
+    if args.check:
+        with open(args.check) as f:
+            c = json.load(f)
+        result |= {
+            "history_operations": c["operations"],
+            "strict_serializable": c["strict_serializable"],
+            "history_violations": c["violations_total"],
+        }
+    result["passed"] = scenario_passed(result)
+    # A run made to measure a loss (the contest profile's power cut): reported, never failed,
+    # as long as its faults fired.
+    result["loss_expected"] = args.loss_expected
+    result["lost_pct"] = round(100 * result["lost"] / result["answered_200"], 2) if result["answered_200"] else 0.0
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(
+        f"{args.scenario}: {result['posts']} POSTs, lost {result['lost']}, dup {result['dup']}, refused_stored {result['refused_stored']}, "
+        f"balance violations {result['balance_violations']}, ambiguous {result['ambiguous_first_attempt']} -> {result['ambiguous']} after retries "
+        f"({result['ambiguous_first_attempt_applied']} of them applied); "
+        + (
+            f"history: {result['history_operations']} operations, strict serializable: {'yes' if result['strict_serializable'] else 'no'} "
+            if "strict_serializable" in result
+            else ""
+        )
+        + verdict_of(result)
+    )
+    if args.loss_expected:
+        return 0 if result.get("faults_fired") == result.get("faults_expected") else 1
+    return 0 if result["passed"] else 1
+
+
+def verdict_of(r):
+    down = "" if r.get("database_recovered", True) else "; the database did not start again"
+    if r.get("loss_expected"):
+        return f"MEASURED (lost {r['lost']} of {r['answered_200']} answered 200, {r['lost_pct']} %{down})"
+    if down:
+        return f"FAILED ({down[2:]})"
+    return "PASSED" if r["passed"] else "FAILED"
+
+
+def faults_table(args):
+    """The per-fault summary table (markdown) from faults summaries."""
+    rows = []
+    for p in args.summaries:
+        with open(p) as f:
+            rows.append(json.load(f))
+    out = [
+        "| fault | POSTs | 200 | 422 | 1st attempt 503 (not applied; of those replayed as applied) | 1st attempt ambiguous (by status) | of those, stored in the end | ambiguous after keyed retries | lost | dup | refused but stored | balance violations | history (operations, strict serializable) | 1st-attempt 503/504 answered in (p99 / max ms) | 1st-attempt 200s after the last 503/504 (at s) | restarts | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        by = ", ".join(f"{v} × {k}" for k, v in r["ambiguous_first_attempt_by_status"].items()) or "–"
+        out.append(
+            f"| {r['scenario']} | {r['posts']} | {r['answered_200']} | {r['answered_422']} | {r['refused_503_first_attempt']} ({r.get('first_503_replayed', '–')}) | {r['ambiguous_first_attempt']} ({by}) | "
+            f"{r['ambiguous_first_attempt_applied']} | {r['ambiguous']} | {r['lost']} | {r['dup']} | {r['refused_stored']} | "
+            f"{r['balance_violations']} | "
+            + (
+                f"{r['history_operations']}, {'yes' if r['strict_serializable'] else 'no'}"
+                if "strict_serializable" in r
+                else "–"
+            )
+            + (
+                f" | {r['first_attempt_failed_ms']['p99']} / {r['first_attempt_failed_ms']['max']} | {r['first_attempt_200_after_it']} ({r['last_failed_first_attempt_s']})"
+                if "first_attempt_failed_ms" in r
+                else " | – | –"
+            )
+            + f" | {r['restarts']} | {verdict_of(r)} |"
+        )
+    text = "\n".join(out) + "\n"
+    print(text, end="")
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    return 0

@@ -1,0 +1,48 @@
+"""The self-contained HTML pages: a run's report and a saturation's (inline SVG, no script
+but k6's own dashboard, embedded by reference when k6 made one)."""
+
+import html
+
+from .charts import timeline_svg
+
+STYLE = "body{font-family:sans-serif;max-width:900px;margin:2em auto}pre{background:#f6f6f6;padding:1em}"
+
+
+def page(title, body):
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head>\n<body>{body}</body></html>\n"
+    )
+
+
+def write_run_page(s, text, path, panels=None, k6_report=None):
+    """The run's report: the client's view (the fast loader's timeline, or k6's own
+    dashboard embedded), the server's view (one panel per series of stress/sample.py, load
+    phases marked) and the text summary."""
+    client = timeline_svg(s.get("timeline") or [], f"SCALE {s['scale']:g}: p99 and load per second (client's view)")
+    if k6_report:
+        client = (
+            f'<p>k6\'s own dashboard (<a href="{k6_report}">open it alone</a>):</p>'
+            f'<iframe src="{k6_report}" style="width:100%;height:900px;border:1px solid #ccc"></iframe>'
+        )
+    server_html = (
+        ("<h2>Server side, once a second</h2>" + "\n".join(f"<div>{p}</div>" for p in panels))
+        if panels
+        else "<p>(no server-side samples)</p>"
+    )
+    body = (
+        f"<h1>crebito stress run, SCALE {s['scale']:g} ({'PASSED' if s['passed'] else 'FAILED'})</h1>\n"
+        f"<h2>Client side</h2>\n{client}\n{server_html}\n<h2>Summary</h2>\n<pre>{html.escape(text)}</pre>"
+    )
+    with open(path, "w") as f:
+        f.write(page(f"crebito stress SCALE {s['scale']:g}", body))
+
+
+def write_saturation_page(path, best, plot_svg, step_sections):
+    body = (
+        f"<h1>crebito saturation: highest passing SCALE {best:g}</h1>{plot_svg}\n"
+        "<p>Each step: a fresh stack, the official profile × SCALE; below, the server's side of each step, once a second.</p>\n"
+        + "".join(step_sections)
+    )
+    with open(path, "w") as f:
+        f.write(page("crebito saturation", body))

@@ -1,0 +1,139 @@
+"""Unit tests of stress/reporting: the arithmetic every report rests on."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "stress"))
+
+from reporting import charts, faults, quantiles, score  # noqa: E402
+
+
+class NearestRank(unittest.TestCase):
+    def test_matches_the_loader(self):
+        # stress/loader's own test: 1..100 ms gives p50 50, p99 99, max 100.
+        xs = list(range(1, 101))
+        self.assertEqual(quantiles.nearest_rank(xs, 0.5), 50)
+        self.assertEqual(quantiles.nearest_rank(xs, 0.99), 99)
+        self.assertEqual(quantiles.nearest_rank(xs, 1.0), 100)
+
+    def test_is_always_an_observed_value(self):
+        self.assertEqual(quantiles.nearest_rank([7.5], 0.99), 7.5)
+        self.assertEqual(quantiles.nearest_rank([3, 1, 2], 0.5), 2)
+        self.assertEqual(quantiles.nearest_rank([1, 2, 3, 4], 0.99), 4)
+        self.assertIsNone(quantiles.nearest_rank([], 0.5))
+
+
+class HistogramQuantile(unittest.TestCase):
+    def test_interpolates_inside_the_bucket(self):
+        # 100 requests: 50 under 1 ms, 50 between 1 and 2 ms.
+        b = {0.001: 50, 0.002: 100, float("inf"): 100}
+        self.assertAlmostEqual(quantiles.histogram_quantile(b, 0.5), 0.001)
+        self.assertAlmostEqual(quantiles.histogram_quantile(b, 0.99), 0.00198)
+
+    def test_rank_in_inf_gives_the_highest_finite_bound(self):
+        b = {0.001: 10, 0.01: 50, float("inf"): 100}
+        self.assertEqual(quantiles.histogram_quantile(b, 0.99), 0.01)
+
+    def test_difference_of_two_readings(self):
+        prev = {"0.001": 10, "+Inf": 10}
+        cur = {"0.001": 30, "+Inf": 40}
+        d = quantiles.bucket_difference(prev, cur)
+        self.assertEqual(d, {0.001: 20, float("inf"): 30})
+        self.assertIsNone(quantiles.histogram_quantile(quantiles.bucket_difference(cur, cur), 0.99))
+
+
+class Score(unittest.TestCase):
+    def test_sla_fine_counts_only_below_98_percent(self):
+        self.assertEqual(score.fines(99.0, 0), (0.0, 0.0))
+        self.assertEqual(score.fines(97.0, 0), (1000.0, 0.0))
+        self.assertAlmostEqual(score.fines(97.5, 2)[1], 1606.02)
+
+    def test_payout_never_negative(self):
+        self.assertEqual(score.payout(100.0, 0), 100000)
+        self.assertAlmostEqual(score.payout(96.0, 1), 100000 - 2000 - 803.01)
+        self.assertEqual(score.payout(0.0, 0), 2000.0)
+        self.assertEqual(score.payout(0.0, 10), 0.0)
+
+    def test_sla_pct(self):
+        self.assertEqual(score.sla_pct(98, 100), 98.0)
+        self.assertEqual(score.sla_pct(0, 0), 0.0)
+
+    def test_audit_rule(self):
+        ok = {"id": 1, "saldo": -100, "soma": -100, "limite": 100, "linhas": 2}
+        self.assertTrue(score.audit([ok], 2)["ok"])
+        self.assertFalse(score.audit([ok], 3)["ok"], "a 200 not stored")
+        below = dict(ok, saldo=-101, soma=-101)
+        self.assertIn("below -limite", score.audit([below], 2)["problems"][0])
+        drift = dict(ok, soma=-50)
+        self.assertIn("!= sum", score.balance_violations([drift])[0])
+
+
+class FaultsAudit(unittest.TestCase):
+    def post(self, d, status, first=None, **kw):
+        return {
+            "descricao": d,
+            "status": str(status),
+            "first_status": str(first if first is not None else status),
+            "attempts": "1" if first is None else "2",
+            "replayed": "false",
+            **kw,
+        }
+
+    def test_the_ledger_rules(self):
+        posts = [
+            self.post("a", 200),
+            self.post("b", 200),
+            self.post("c", 422),
+            self.post("d", 503),
+            self.post("e", 200, first=504),
+            self.post("f", 0),
+        ]
+        stored = {"a": 1, "c": 1, "e": 2, "z": 1}
+        r = faults.audit_posts(posts, stored)
+        self.assertEqual(r["lost"], 1)  # b: 200, not stored
+        self.assertEqual(r["dup"], 1)  # e: twice
+        self.assertEqual(r["refused_stored"], 1)  # c: 422, stored
+        self.assertEqual(r["unexplained_stored"], 1)  # z: nobody sent it
+        self.assertEqual(r["ambiguous_first_attempt"], 2)
+        self.assertEqual(r["ambiguous_first_attempt_by_status"], {"no answer": 1, "504": 1})
+        self.assertEqual(r["ambiguous"], 1)  # f: still unknown
+
+    def test_503_is_not_applied_not_ambiguous(self):
+        r = faults.audit_posts([self.post("d", 503)], {})
+        self.assertEqual((r["ambiguous"], r["ambiguous_first_attempt"], r["refused_503_first_attempt"]), (0, 0, 1))
+        r = faults.audit_posts([self.post("d", 503)], {"d": 1})
+        self.assertEqual(r["refused_stored"], 1)
+
+    def test_failed_first_attempt_times_are_nearest_rank(self):
+        posts = [self.post(str(i), 200, first=504, first_ms=str(i), at_ms=str(i * 10)) for i in range(1, 101)]
+        posts.append(self.post("late", 200, first_ms="1", at_ms="5000"))
+        r = faults.audit_posts(posts, {p["descricao"]: 1 for p in posts})
+        self.assertEqual(r["first_attempt_failed_ms"], {"max": 100.0, "p99": 99.0})
+        self.assertEqual((r["last_failed_first_attempt_s"], r["first_attempt_200_after_it"]), (1.0, 1))
+
+
+class Ticks(unittest.TestCase):
+    def test_nice_steps(self):
+        self.assertEqual(charts.nice_step(0.716), 0.2)
+        self.assertEqual(charts.nice_step(5923), 2000)
+        self.assertEqual(charts.nice_step(10), 2.5)
+        self.assertEqual(charts.nice_step(4), 1)
+
+    def test_ticks_cover_the_maximum_and_read_well(self):
+        for v in (0.716, 1, 3.7, 59, 5923, 123456):
+            ticks = charts.nice_ticks(v)
+            self.assertEqual(ticks[0], 0)
+            self.assertGreaterEqual(ticks[-1], v)
+            self.assertLessEqual(len(ticks), 6)
+            for t in ticks:  # at most two significant digits: 0.2, 2.5, 2000
+                self.assertLessEqual(len(f"{t:g}".replace(".", "").strip("0")), 2, ticks)
+
+    def test_chart_labels_are_the_ticks(self):
+        svg = charts.chart("t", {"a": [(0, 0.1), (1, 0.716)]}, "cores", [], 1)
+        self.assertIn(">0.8<", svg)
+        self.assertNotIn("0.179", svg)
+
+
+if __name__ == "__main__":
+    unittest.main()
