@@ -11,7 +11,7 @@
 //!   checks ([`request::judge`]); KOs are broken down by cause.
 //! - `--post-log` writes every POST and what it got back, for a ledger audit against the
 //!   client's own view; `--idempotent` sends an `Idempotency-Key` and retries ambiguous
-//!   answers with it.
+//!   answers (outcome unknown) and 503s (not applied) with it.
 //! - `--history` writes every request with its invocation and completion instants and its
 //!   whole answer, for `crebito-check` ([`crebito_loader::check`]). The answers are kept in
 //!   memory during the run (the buffers each request reads into anyway) and written after it,
@@ -61,7 +61,7 @@ struct Args {
     #[arg(long)]
     history: Option<std::path::PathBuf>,
     /// Send an Idempotency-Key (the descricao) with every POST, and retry ambiguous answers
-    /// (5xx, timeout, broken connection) with the same key, up to --retries times.
+    /// (timeout, broken connection, a 5xx other than 503) and 503s with the same key, up to --retries times.
     #[arg(long)]
     idempotent: bool,
     #[arg(long, default_value_t = 5)]
@@ -89,7 +89,7 @@ struct Record {
     scenario: Scenario,
     outcome: Outcome,
     status: u16,
-    /// The first attempt's answer was ambiguous (5xx, timeout, connection), and its status
+    /// The first attempt's answer was ambiguous (timeout, connection, 5xx but 503), and its status
     /// (0: no answer).
     first_ambiguous: bool,
     first_status: u16,
@@ -191,7 +191,7 @@ fn main() {
                     let mut attempts = 1;
                     while idempotent
                         && post.is_some()
-                        && answer.outcome.ambiguous(answer.status)
+                        && answer.outcome.retryable(answer.status)
                         && attempts <= retries
                     {
                         tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;

@@ -33,9 +33,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The effect of a POST with this outcome is unknown to the client.
+    /// "Ambiguous": the effect of a POST with this outcome is unknown to the client (no
+    /// complete answer, or a 5xx other than 503). A 503 says "not applied" (the glossary in
+    /// docs/src/architecture.md): refused, not ambiguous.
     pub fn ambiguous(self, status: u16) -> bool {
-        matches!(self, Outcome::Timeout | Outcome::Connection) || status >= 500
+        matches!(self, Outcome::Timeout | Outcome::Connection) || (status >= 500 && status != 503)
+    }
+
+    /// Worth sending again with the same Idempotency-Key: ambiguous, or refused with 503
+    /// (not applied, retry).
+    pub fn retryable(self, status: u16) -> bool {
+        self.ambiguous(status) || status == 503
     }
 }
 
@@ -244,7 +252,10 @@ mod tests {
         assert_eq!(answer(Scenario::Creditos, refused), (Outcome::Status, 422));
         let down = "HTTP/1.1 503 Service Unavailable\r\n\r\nstore unavailable";
         assert_eq!(answer(Scenario::Debitos, down), (Outcome::Status, 503));
-        assert!(Outcome::Status.ambiguous(503) && !Outcome::Status.ambiguous(404));
+        assert!(!Outcome::Status.ambiguous(503) && Outcome::Status.retryable(503));
+        assert!(Outcome::Status.ambiguous(504) && Outcome::Status.ambiguous(502));
+        assert!(Outcome::Timeout.ambiguous(0) && Outcome::Connection.ambiguous(0));
+        assert!(!Outcome::Status.ambiguous(404) && !Outcome::Status.retryable(404));
         let extrato = "HTTP/1.1 200 OK\r\n\r\n{\"saldo\":{\"total\":-5,\"limite\":5,\"data_extrato\":\"x\"},\"ultimas_transacoes\":[]}";
         assert_eq!(answer(Scenario::Extratos, extrato).0, Outcome::Ok);
         let not_int = "HTTP/1.1 200 OK\r\n\r\n{\"limite\":1000,\"saldo\":1.5}";
