@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 
-use super::routes::Route;
+use super::route::Route;
 
 /// Status codes the API can answer; anything else is counted under `other`.
 const STATUSES: [u16; 11] = [200, 400, 404, 405, 408, 413, 422, 500, 503, 504, 0];

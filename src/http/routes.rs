@@ -18,6 +18,7 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::metrics::Metrics;
+use super::route::Route;
 use crate::domain::{ClientId, IdempotencyKey, InvalidKey, Transaction};
 use crate::store::{Ledger, LedgerError, Once};
 
@@ -35,36 +36,6 @@ pub struct Limits {
 /// The optional header that makes a POST safe to retry.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// What a request is for, as far as metrics are concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Transacoes,
-    Extrato,
-    Healthz,
-    Metrics,
-    Other,
-}
-
-impl Route {
-    pub const ALL: [Route; 5] = [
-        Route::Transacoes,
-        Route::Extrato,
-        Route::Healthz,
-        Route::Metrics,
-        Route::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::Transacoes => "transacoes",
-            Route::Extrato => "extrato",
-            Route::Healthz => "healthz",
-            Route::Metrics => "metrics",
-            Route::Other => "other",
-        }
-    }
-}
-
 /// Everything a handler needs, shared by all connections.
 pub struct App<L> {
     pub ledger: L,
@@ -77,30 +48,6 @@ type Resp = Response<Full<Bytes>>;
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
-enum Target<'a> {
-    Transacoes(&'a str),
-    Extrato(&'a str),
-    Healthz,
-    Metrics,
-    NotFound,
-}
-
-fn target(path: &str) -> Target<'_> {
-    match path {
-        "/healthz" => return Target::Healthz,
-        "/metrics" => return Target::Metrics,
-        _ => {}
-    }
-    let Some(rest) = path.strip_prefix("/clientes/") else {
-        return Target::NotFound;
-    };
-    match rest.split_once('/') {
-        Some((id, "transacoes")) => Target::Transacoes(id),
-        Some((id, "extrato")) => Target::Extrato(id),
-        _ => Target::NotFound,
-    }
-}
-
 /// Answers one request. Never panics on any input, never returns an error: every outcome
 /// is a response.
 pub async fn handle<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> Resp {
@@ -112,51 +59,35 @@ pub async fn handle<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> Resp {
 
 async fn dispatch<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> (Route, Resp) {
     let method = req.method().clone();
-    match target(req.uri().path()) {
-        Target::Transacoes(id) => {
-            let resp = if method == Method::POST {
-                let id = ClientId::parse(id);
-                post_transaction(app, id, req).await
-            } else {
-                method_not_allowed("POST")
-            };
-            (Route::Transacoes, resp)
+    let (route, id) = Route::of(req.uri().path());
+    let resp = match route {
+        Route::Transacoes if method == Method::POST => {
+            post_transaction(app, ClientId::parse(id), req).await
         }
-        Target::Extrato(id) => {
-            let resp = if method == Method::GET || method == Method::HEAD {
-                get_statement(app, ClientId::parse(id)).await
-            } else {
-                method_not_allowed("GET, HEAD")
-            };
-            (Route::Extrato, resp)
+        Route::Transacoes => method_not_allowed("POST"),
+        Route::Extrato if method == Method::GET || method == Method::HEAD => {
+            get_statement(app, ClientId::parse(id)).await
         }
-        Target::Healthz => {
-            let resp = if method == Method::GET || method == Method::HEAD {
-                let ping = tokio::time::timeout(app.limits.store_timeout, app.ledger.ping()).await;
-                match ping.unwrap_or(Err(LedgerError::Unknown)) {
-                    Ok(()) => text(StatusCode::OK, "Healthy"),
-                    Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
-                }
-            } else {
-                method_not_allowed("GET, HEAD")
-            };
-            (Route::Healthz, resp)
+        Route::Healthz if method == Method::GET || method == Method::HEAD => {
+            let ping = tokio::time::timeout(app.limits.store_timeout, app.ledger.ping()).await;
+            match ping.unwrap_or(Err(LedgerError::Unknown)) {
+                Ok(()) => text(StatusCode::OK, "Healthy"),
+                Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+            }
         }
-        Target::Metrics => {
-            let resp = if method == Method::GET {
-                let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
-                r.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                r
-            } else {
-                method_not_allowed("GET")
-            };
-            (Route::Metrics, resp)
+        Route::Extrato | Route::Healthz => method_not_allowed("GET, HEAD"),
+        Route::Metrics if method == Method::GET => {
+            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
         }
-        Target::NotFound => (Route::Other, text(StatusCode::NOT_FOUND, "not found")),
-    }
+        Route::Metrics => method_not_allowed("GET"),
+        Route::Other => text(StatusCode::NOT_FOUND, "not found"),
+    };
+    (route, resp)
 }
 
 async fn post_transaction<L: Ledger>(
@@ -325,34 +256,4 @@ fn close(mut r: Resp) -> Resp {
     r.headers_mut()
         .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routing_table() {
-        assert!(matches!(
-            target("/clientes/1/transacoes"),
-            Target::Transacoes("1")
-        ));
-        assert!(matches!(
-            target("/clientes/abc/extrato"),
-            Target::Extrato("abc")
-        ));
-        assert!(matches!(target("/clientes//extrato"), Target::Extrato("")));
-        assert!(matches!(target("/healthz"), Target::Healthz));
-        assert!(matches!(target("/metrics"), Target::Metrics));
-        for p in [
-            "/",
-            "/clientes",
-            "/clientes/1",
-            "/clientes/1/extrato/",
-            "/clientes/1/x",
-            "/clientes/1/2/extrato",
-        ] {
-            assert!(matches!(target(p), Target::NotFound), "{p}");
-        }
-    }
 }

@@ -10,7 +10,7 @@ pub mod sqlite;
 
 use std::future::Future;
 
-use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
+use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Transaction};
 
 /// Why a store did not do what was asked. Each variant says what became of the request,
 /// which is what the client is told.
@@ -51,6 +51,70 @@ impl Once {
         Once {
             outcome,
             replayed: false,
+        }
+    }
+}
+
+impl Once {
+    /// The answer to a request whose key was stored before, the one rule of both stores: a
+    /// different request under the key is refused ([`LedgerError::KeyReused`], nothing
+    /// replayed); the same request gets its stored answer again, replayed: the balance it
+    /// left if it was applied, the limit refusal if it was not.
+    pub fn stored(same_request: bool, applied: bool, balance: Option<Balance>) -> Once {
+        let outcome = match (same_request, applied, balance) {
+            (false, ..) => Err(LedgerError::KeyReused),
+            (true, true, Some(b)) => Ok(b),
+            (true, ..) => Err(LedgerError::LimitExceeded),
+        };
+        Once {
+            replayed: same_request,
+            outcome,
+        }
+    }
+}
+
+/// A statement assembled from a store's rows, the one rule of both stores: each row carries
+/// the client's balance and one transaction (or none: a client without transactions gives
+/// one row whose entry columns are null); no row at all means no such client; a row that
+/// does not decode fails the statement (logged), never the whole store.
+pub struct StatementRows {
+    client: ClientId,
+    balance: Option<Balance>,
+    entries: Vec<StatementEntry>,
+}
+
+impl StatementRows {
+    pub fn new(client: ClientId) -> StatementRows {
+        StatementRows {
+            client,
+            balance: None,
+            entries: Vec::with_capacity(Statement::LAST),
+        }
+    }
+
+    /// One row: the balance columns, and the entry's (valor, tipo, descricao, realizada_em
+    /// in µs) when the row has one.
+    pub fn push(
+        &mut self,
+        balance: Balance,
+        entry: Option<(i64, &str, String, i64)>,
+    ) -> Result<(), LedgerError> {
+        self.balance.get_or_insert(balance);
+        let Some((valor, tipo, descricao, at)) = entry else {
+            return Ok(());
+        };
+        let entry = StatementEntry::decode(valor, tipo, descricao, at).map_err(|e| {
+            tracing::error!(error = %e, client = self.client.get(), "statement not served");
+            LedgerError::Unavailable
+        })?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<Statement, LedgerError> {
+        match self.balance {
+            Some(b) => Ok(Statement::new(b, self.entries)),
+            None => Err(LedgerError::UnknownClient),
         }
     }
 }

@@ -14,10 +14,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{KeyPolicy, Ledger, LedgerError, Once, Seed};
-use crate::domain::{
-    Balance, ClientId, IdempotencyKey, Statement, StatementEntry, Timestamp, Transaction,
-};
+use super::{KeyPolicy, Ledger, LedgerError, Once, Seed, StatementRows};
+use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Timestamp, Transaction};
 
 const SCHEMA: &str = include_str!("../../sql/sqlite/schema.sql");
 const SEED: &str = include_str!("../../sql/sqlite/seed.sql");
@@ -308,15 +306,10 @@ fn apply_once(
         })
         .optional()?;
     if let Some((pedido, aplicada, saldo, limite)) = prev {
-        let outcome = match (pedido == fingerprint, aplicada, saldo, limite) {
-            (false, ..) => Err(LedgerError::KeyReused),
-            (true, true, Some(saldo), Some(limite)) => Ok(Balance { saldo, limite }),
-            (true, _, _, _) => Err(LedgerError::LimitExceeded),
-        };
-        return Ok(Once {
-            replayed: outcome != Err(LedgerError::KeyReused),
-            outcome,
-        });
+        let balance = saldo
+            .zip(limite)
+            .map(|(saldo, limite)| Balance { saldo, limite });
+        return Ok(Once::stored(pedido == fingerprint, aplicada, balance));
     }
     let outcome = apply(txn, client, t)?;
     let stored = match outcome {
@@ -344,27 +337,20 @@ fn statement(
 ) -> rusqlite::Result<Result<Statement, LedgerError>> {
     let mut stmt = conn.prepare_cached(STATEMENT)?;
     let mut rows = stmt.query(params![client.get()])?;
-    let mut balance = None;
-    let mut entries = Vec::with_capacity(Statement::LAST);
+    let mut statement = StatementRows::new(client);
     while let Some(row) = rows.next()? {
-        balance.get_or_insert(Balance {
+        let balance = Balance {
             saldo: row.get(0)?,
             limite: row.get(1)?,
-        });
-        let Some(valor) = row.get::<_, Option<i64>>(2)? else {
-            continue;
+        };
+        let entry = match row.get::<_, Option<i64>>(2)? {
+            Some(valor) => Some((valor, row.get_ref(3)?.as_str()?, row.get(4)?, row.get(5)?)),
+            None => None,
         };
         // A corrupt row fails this statement only, not the batch around it.
-        match StatementEntry::decode(valor, row.get_ref(3)?.as_str()?, row.get(4)?, row.get(5)?) {
-            Ok(entry) => entries.push(entry),
-            Err(e) => {
-                tracing::error!(error = %e, client = client.get(), "statement not served");
-                return Ok(Err(LedgerError::Unavailable));
-            }
+        if let Err(e) = statement.push(balance, entry) {
+            return Ok(Err(e));
         }
     }
-    Ok(match balance {
-        Some(b) => Ok(Statement::new(b, entries)),
-        None => Err(LedgerError::UnknownClient),
-    })
+    Ok(statement.finish())
 }
