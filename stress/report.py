@@ -11,6 +11,7 @@
   report.py faults-table [--out F] SUMMARY…        the fault suite's table
   report.py hops …                                 bench/hops.sh's per-hop table
   report.py row …                                  one bench/topology.sh row
+  report.py cost SUMMARY…                          CPU per request per service, a table
 
 Standard library only, so that the runner needs nothing but python3.
 """
@@ -78,6 +79,8 @@ def parser():
         h.add_argument(a, required=True)
     h.add_argument("--status", required=True, help="`stack status --json`, saved after the run")
     h.add_argument("--metrics", nargs="+", required=True)
+    co = sub.add_parser("cost")
+    co.add_argument("summaries", nargs="+")
     rw = sub.add_parser("row")
     for a in ["--loader", "--label", "--cpu", "--throttled"]:
         rw.add_argument(a, required=True)
@@ -99,6 +102,7 @@ def main():
         "faults-table": faults.faults_table,
         "hops": bench.hops,
         "row": bench.row,
+        "cost": bench.cost,
     }[a.cmd_name](a)
 
 

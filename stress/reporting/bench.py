@@ -216,3 +216,27 @@ def row(args):
         f"{s['throughput_rps']} | {args.cpu} | {args.throttled} |"
     )
     return 0
+
+
+def cost(args):
+    """CPU per request, per service and per tier, from step summaries (their cgroup CPU
+    seconds over the run / requests): one markdown row per summary. Tiers: the database
+    (db: the only server, or the Citus coordinator), the Citus workers (w1…), the instances
+    and the balancer (api1, api2, lb); the stack's total leaves the loader out."""
+    lines = [
+        "| summary | SCALE | requests | CPU µs per request, by service | db | Citus workers | instances + lb | stack |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for path in args.summaries:
+        s = read_json(path)
+        per = {k: v * 1e6 / max(s["requests"], 1) for k, v in s["cpu_seconds"].items() if v is not None}
+        tier = lambda pred, per=per: round(sum(v for k, v in per.items() if pred(k)))
+        workers = tier(lambda k: k.startswith("w"))
+        by = ", ".join(f"{k} {round(v)}" for k, v in per.items())
+        lines.append(
+            f"| {path} | {s['scale']:g} | {s['requests']} | {by} | {tier(lambda k: k == 'db')} | "
+            f"{workers if workers else '–'} | {tier(lambda k: k.startswith('api') or k == 'lb')} | "
+            f"**{tier(lambda k: k not in ('loader', 'k6'))}** |"
+        )
+    print("\n".join(lines))
+    return 0
