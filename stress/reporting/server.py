@@ -69,64 +69,40 @@ def server_panels(samples, t0, x_max, phases):
     mem = {svc: [(rel(s), (s["services"].get(svc) or {}).get("mem_mb")) for s in samples] for svc in svcs}
     quota = {svc: samples[-1]["services"][svc].get("quota_cpus") for svc in svcs}
     mlim = {svc: samples[-1]["services"][svc].get("mem_limit_mb") for svc in svcs}
+    panel = lambda title, series, unit, limits=None: chart(title, series, unit, phases, x_max, limits)
     panels = [
-        chart("CPU used per service (cores)", cpu, "cores", phases, x_max, quota),
-        chart("CFS periods throttled per second", thr, "periods/s", phases, x_max),
-        chart("Memory per service (MiB)", mem, "MiB", phases, x_max, mlim),
+        panel("CPU used per service (cores)", cpu, "cores", quota),
+        panel("CFS periods throttled per second", thr, "periods/s"),
+        panel("Memory per service (MiB)", mem, "MiB", mlim),
     ]
     apis = list(samples[-1].get("crebito", {}))
     if apis:
         p99 = {a: [(rel(y), interval_p99_ms(x["crebito"].get(a), y["crebito"].get(a))) for x, y in pairs] for a in apis}
         panels += [
-            chart(
-                "crebito: requests answered per second",
-                {a: rate("crebito", a, "requests") for a in apis},
-                "req/s",
-                phases,
-                x_max,
-            ),
-            chart(
-                "crebito: p99 of its own request time, per second (estimated from its histogram)",
-                p99,
-                "ms",
-                phases,
-                x_max,
-            ),
-            chart(
+            panel("crebito: requests answered per second", {a: rate("crebito", a, "requests") for a in apis}, "req/s"),
+            panel("crebito: p99 of its own request time, per second (estimated from its histogram)", p99, "ms"),
+            panel(
                 "crebito: client connections open (nginx's, kept alive)",
                 {a: level("crebito", a, "connections") for a in apis},
                 "connections",
-                phases,
-                x_max,
             ),
         ]
     nodes = list(samples[-1].get("postgres", {}))
     if nodes:
+        backends = {f"{n} backends": level("postgres", n, "backends") for n in nodes}
+        active = {f"{n} active": level("postgres", n, "active") for n in nodes}
         panels += [
-            chart(
+            panel(
                 "PostgreSQL: transactions per second (pg_stat_database)",
                 {n: rate("postgres", n, "xacts") for n in nodes},
                 "xact/s",
-                phases,
-                x_max,
             ),
-            chart(
+            panel(
                 "PostgreSQL: lock waits (pg_locks not granted)",
                 {n: level("postgres", n, "lock_waits") for n in nodes},
                 "waiting",
-                phases,
-                x_max,
             ),
-            chart(
-                "PostgreSQL: client backends, active ones (pg_stat_activity)",
-                {
-                    **{f"{n} backends": level("postgres", n, "backends") for n in nodes},
-                    **{f"{n} active": level("postgres", n, "active") for n in nodes},
-                },
-                "backends",
-                phases,
-                x_max,
-            ),
+            panel("PostgreSQL: client backends, active ones (pg_stat_activity)", backends | active, "backends"),
         ]
     if any(s.get("nginx") for s in samples):
         act = {"active connections": [(rel(s), (s.get("nginx") or {}).get("active")) for s in samples]}
@@ -139,8 +115,8 @@ def server_panels(samples, t0, x_max, phases):
             ]
         }
         panels += [
-            chart("nginx: active connections (stub_status)", act, "connections", phases, x_max),
-            chart("nginx: requests per second (stub_status)", req, "req/s", phases, x_max),
+            panel("nginx: active connections (stub_status)", act, "connections"),
+            panel("nginx: requests per second (stub_status)", req, "req/s"),
         ]
     return panels
 

@@ -28,6 +28,7 @@ use std::sync::atomic::AtomicUsize;
 
 use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::{KeyPolicy, Ledger, LedgerError, Once, Seed, StatementRows};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
@@ -110,18 +111,10 @@ impl PgLedger {
 impl Ledger for PgLedger {
     async fn apply(&self, client: ClientId, t: &Transaction) -> Result<Balance, LedgerError> {
         let (slot, conn) = self.conn()?;
+        let args = TxArgs::new(client, t);
         let row = conn
             .client
-            .query_one(
-                &conn.apply,
-                &[
-                    &client.get(),
-                    &t.delta(),
-                    &t.amount.get(),
-                    &t.kind.as_str(),
-                    &t.description.as_str(),
-                ],
-            )
+            .query_one(&conn.apply, &args.params())
             .await
             .map_err(|e| self.failed(slot, &conn, e))?;
         decode_apply(&row)
@@ -139,21 +132,18 @@ impl Ledger for PgLedger {
                     return Once::fresh(Err(e));
                 }
             };
-            let row = conn
-                .client
-                .query_one(
-                    &conn.apply_once,
-                    &[
-                        &client.get(),
-                        &t.delta(),
-                        &t.amount.get(),
-                        &t.kind.as_str(),
-                        &t.description.as_str(),
-                        &key.as_str(),
-                        &fingerprint,
-                    ],
-                )
-                .await;
+            let args = TxArgs::new(client, t);
+            let [id, delta, amount, kind, description] = args.params();
+            let params: [&(dyn ToSql + Sync); 7] = [
+                id,
+                delta,
+                amount,
+                kind,
+                description,
+                &key.as_str(),
+                &fingerprint,
+            ];
+            let row = conn.client.query_one(&conn.apply_once, &params).await;
             let row = match row {
                 Ok(row) => row,
                 Err(e) if attempt == 0 && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
@@ -201,6 +191,38 @@ impl Ledger for PgLedger {
             .await
             .map(drop)
             .map_err(|e| self.failed(slot, &conn, e))
+    }
+}
+
+/// The parameters apply.sql and apply_once.sql share, $1 to $5: the client, the signed
+/// delta, the amount, the kind and the description.
+struct TxArgs<'a> {
+    id: i32,
+    delta: i64,
+    amount: i32,
+    kind: &'a str,
+    description: &'a str,
+}
+
+impl<'a> TxArgs<'a> {
+    fn new(client: ClientId, t: &'a Transaction) -> TxArgs<'a> {
+        TxArgs {
+            id: client.get(),
+            delta: t.delta(),
+            amount: t.amount.get(),
+            kind: t.kind.as_str(),
+            description: t.description.as_str(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [
+            &self.id,
+            &self.delta,
+            &self.amount,
+            &self.kind,
+            &self.description,
+        ]
     }
 }
 
