@@ -12,33 +12,17 @@
 #    (bench/topology.sh's table): OUT/fast.md.
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-out=${1:?usage: bench/balance.sh OUT}
-rounds=${ROUNDS:-3}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+out=$(out_dir "${1:?usage: bench/balance.sh OUT}")
 export PORT="${PORT:-19994}"
-(cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
-export CREBITO_BIN="$repo/target/release/crebito"
+build_release
 
-methods=(round_robin least_conn)
-for r in $(seq "$rounds"); do
-  # Alternate which method runs first (and so right after the floor).
-  if [ $((r % 2)) = 1 ]; then order=("${methods[@]}"); else order=("${methods[1]}" "${methods[0]}"); fi
-  floor_args=(--floor)
-  for m in "${order[@]}"; do
-    NGINX_BALANCE=$m "$repo/stress/run.sh" "${floor_args[@]}" --out "$out/official/$m/run-$r" ||
-      echo "balance: $m run $r failed (see its summary.txt)" >&2
-    floor_args=(--floor-from "$out/official/$m/run-$r/floor.json")
-  done
-done
-for m in "${methods[@]}"; do
-  python3 "$repo/stress/report.py" medians --out "$out/official/$m" "$out/official/$m"/run-*/summary.json >&2
-done
+with_balance() { local m=$1; shift; NGINX_BALANCE=$m "$@"; }
+official_rounds "$out" "${ROUNDS:-3}" with_balance round_robin least_conn
 
 : > "$out/fast.md"
 for s in ${FAST_SCALES:-12 24}; do
   echo "### SCALE $s" >> "$out/fast.md"
-  SCALE=$s DURATION_SCALE=${FAST_DURATION_SCALE:-0.15} ROUNDS=$rounds \
+  SCALE=$s DURATION_SCALE=${FAST_DURATION_SCALE:-0.15} ROUNDS=${ROUNDS:-3} \
     "$here/topology.sh" "NGINX_BALANCE=round_robin" "NGINX_BALANCE=least_conn" >> "$out/fast.md"
 done
 echo "balance: $out/official/*/medians.txt, $out/fast.md" >&2

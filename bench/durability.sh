@@ -17,11 +17,10 @@
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out=${1:?usage: bench/durability.sh OUT [NAME:VARIANT …]}; shift
-mkdir -p "$out"; out=$(cd "$out" && pwd)
+out=$(out_dir "$out")
 export PORT="${PORT:-19993}"
 [ $# -gt 0 ] || set -- "contest:-" "durable:PG_DURABLE=1 CREBITO_PG_PROFILE=durable"
-(cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
-export CREBITO_BIN="${CREBITO_BIN:-$repo/target/release/crebito}"
+build_release
 loader="$repo/target/release/crebito-loader"
 on_exit "\"$stack\" down >/dev/null 2>&1"
 

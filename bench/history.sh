@@ -12,8 +12,7 @@
 export PORT="${PORT:-19993}"
 scale="${SCALE:-6}"
 dscale="${DURATION_SCALE:-0.15}"
-(cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
-export CREBITO_BIN="${CREBITO_BIN:-$repo/target/release/crebito}"
+build_release
 loader="$repo/target/release/crebito-loader"
 work=$(mktemp -d)
 on_exit "\"$stack\" down >/dev/null 2>&1"

@@ -14,8 +14,7 @@ export PORT="${PORT:-19990}" STACK_TRACE=1
 dscale="${DURATION_SCALE:-0.25}"
 [ $# -gt 0 ] || set -- 1 6 12
 loader="${LOADER_BIN:-$repo/target/release/crebito-loader}"
-(cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
-export CREBITO_BIN="${CREBITO_BIN:-$repo/target/release/crebito}"
+build_release
 work=$(mktemp -d)
 on_exit "\"$stack\" down >/dev/null 2>&1"
 on_exit "rm -rf '$work'"

@@ -15,6 +15,16 @@ on_exit() { _cleanup+=("$1"); }
 _run_cleanup() { local c; for c in "${_cleanup[@]}"; do eval "$c" || true; done; }
 trap _run_cleanup EXIT
 
+# build_release: crebito and the fast loader, optimised; CREBITO_BIN names the binary the
+# stacks run (unless the caller chose one).
+build_release() {
+  (cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
+  export CREBITO_BIN="${CREBITO_BIN:-$repo/target/release/crebito}"
+}
+
+# out_dir DIR: DIR created, printed as an absolute path.
+out_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
+
 # need CMD PACKAGE: fail early, naming what to install.
 need() { command -v "$1" >/dev/null || { echo "$1 not found: sudo apt-get install $2" >&2; exit 1; }; }
 
@@ -82,3 +92,27 @@ measure_server() {
 
 # wait_http URL: until it answers 2xx (10 s at most).
 wait_http() { local _; for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+# official_rounds OUT ROUNDS RUNNER VARIANT…: the official profile (k6, full length) for each
+# VARIANT side by side in one sitting, ROUNDS rounds. Each round measures k6's floor once
+# (k6 against a constant nginx) and runs every variant against it, each on a fresh stack,
+# the order reversed every other round; `RUNNER VARIANT COMMAND…` runs a command under a
+# variant. Writes OUT/official/VARIANT/run-N and each variant's medians.txt.
+official_rounds() {
+  local out=$1 rounds=$2 runner=$3; shift 3
+  local variants=("$@") order r i v floor_args
+  for r in $(seq "$rounds"); do
+    order=()
+    if [ $((r % 2)) = 1 ]; then order=("${variants[@]}")
+    else for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[i]}"); done; fi
+    floor_args=(--floor)
+    for v in "${order[@]}"; do
+      "$runner" "$v" "$repo/stress/run.sh" "${floor_args[@]}" --out "$out/official/$v/run-$r" ||
+        echo "$(basename "$0"): $v run $r failed (see its summary.txt)" >&2
+      floor_args=(--floor-from "$out/official/$v/run-$r/floor.json")
+    done
+  done
+  for v in "${variants[@]}"; do
+    python3 "$repo/stress/report.py" medians --out "$out/official/$v" "$out/official/$v"/run-*/summary.json >&2
+  done
+}

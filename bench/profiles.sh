@@ -14,13 +14,9 @@
 # "durable" is PG_DURABLE=1 CREBITO_PG_PROFILE=durable (PG_DURABLE_FLAGS, logged tables).
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-out=${1:?usage: bench/profiles.sh OUT}
-rounds=${ROUNDS:-3}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+out=$(out_dir "${1:?usage: bench/profiles.sh OUT}")
 export PORT="${PORT:-19992}"
-(cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
-export CREBITO_BIN="$repo/target/release/crebito"
+build_release
 
 with_profile() { # PROFILE COMMAND…
   local p=$1; shift
@@ -31,18 +27,7 @@ with_profile() { # PROFILE COMMAND…
 }
 
 profiles=(contest durable)
-for r in $(seq "$rounds"); do
-  if [ $((r % 2)) = 1 ]; then order=("${profiles[@]}"); else order=("${profiles[1]}" "${profiles[0]}"); fi
-  floor_args=(--floor)
-  for p in "${order[@]}"; do
-    with_profile "$p" "$repo/stress/run.sh" "${floor_args[@]}" --out "$out/official/$p/run-$r" ||
-      echo "profiles: $p run $r failed (see its summary.txt)" >&2
-    floor_args=(--floor-from "$out/official/$p/run-$r/floor.json")
-  done
-done
-for p in "${profiles[@]}"; do
-  python3 "$repo/stress/report.py" medians --out "$out/official/$p" "$out/official/$p"/run-*/summary.json >&2
-done
+official_rounds "$out" "${ROUNDS:-3}" with_profile "${profiles[@]}"
 
 for p in "${profiles[@]}"; do
   with_profile "$p" "$repo/stress/run.sh" --saturate --steps "${SAT_STEPS:-8 12 16 20 24}" \

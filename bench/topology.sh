@@ -17,8 +17,7 @@ scale="${SCALE:-18}"
 dscale="${DURATION_SCALE:-0.15}"
 [ $# -gt 0 ] || set -- "-" "LB_PROCESSES=2" "UPSTREAM=tcp" "CREBITO_PG_CONNECTIONS=2" "CPU_PERIOD_US=10000" \
   "DB_CPUS=0.9 API_CPUS=0.2 LB_CPUS=0.2" "DB_CPUS=0.75 API_CPUS=0.2 LB_CPUS=0.35" "CPUSET='db=1 api1=0 api2=0 lb=0'"
-(cd "$repo" && cargo build --release --locked -q -p crebito -p crebito-loader)
-export CREBITO_BIN="${CREBITO_BIN:-$repo/target/release/crebito}"
+build_release
 loader="$repo/target/release/crebito-loader"
 out=$(mktemp)
 on_exit "\"$stack\" down >/dev/null 2>&1"

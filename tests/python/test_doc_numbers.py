@@ -45,6 +45,18 @@ class DocNumbers(unittest.TestCase):
         self.assertIn("4.25", misses[0])
         self.assertIn("page.md:1", misses[0])
 
+    def test_a_number_may_be_quoted_rounded_to_its_digits(self):
+        with open(os.path.join(self.reports, "run", "medians.txt"), "a") as f:
+            f.write("cpu 430.441 us, p99 2.806, max 15.88\n")
+        ok = "[430 µs, p99 2.81, max 15.9 ms](../reports/run/medians.txt)\n"
+        self.assertEqual(self.misses(ok), ([], 3))
+        for wrong in (
+            "[431 µs](../reports/run/medians.txt)\n",
+            "[2.80](../reports/run/medians.txt)\n",
+            "[15.8](../reports/run/medians.txt)\n",
+        ):
+            self.assertEqual(len(self.misses(wrong)[0]), 1, wrong)
+
     def test_thousands_separators_do_not_split_a_number(self):
         self.assertEqual(len(self.misses("[34 752 answered](../reports/run/medians.txt)\n")[0]), 1)
         self.assertEqual(self.misses("[34,751 answered](../reports/run/medians.txt)\n")[0], [])
