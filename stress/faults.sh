@@ -65,7 +65,10 @@ trap '[ "$stack_up" = 0 ] || "$stack" down >/dev/null 2>&1 || true' EXIT
 trap 'exit 143' INT TERM
 
 # nginx's worker processes (a reload replaces them: the evidence that it happened).
-lb_workers() { pgrep -P "$(cat "$("$stack" dir)/pid/lb")" | sort | tr '\n' ' '; }
+# The stack's facts by name: a service's pid from `stack status --json`, a path from `stack env`.
+svc_pid() { "$stack" status --json | python3 -c 'import json, sys; print(next(s["pid"] for s in json.load(sys.stdin)["services"] if s["name"] == sys.argv[1]))' "$1"; }
+stack_fact() { "$stack" env | sed -n "s/^$1=//p"; }
+lb_processes() { pgrep -P "$1" | sort | tr '\n' ' '; }  # nginx's worker processes, by its master's pid
 
 fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had its effect
   local before
@@ -76,10 +79,11 @@ fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had
     api-kill) "$stack" signal api1 KILL ;;
     api-term) "$stack" signal api2 TERM ;;
     nginx-reload)
-      before=$(lb_workers)
+      local lb; lb=$(svc_pid lb)
+      before=$(lb_processes "$lb")
       "$stack" signal lb HUP
-      local _; for _ in $(seq 100); do [ "$(lb_workers)" != "$before" ] && break; sleep 0.05; done
-      [ "$(lb_workers)" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
+      local _; for _ in $(seq 100); do [ "$(lb_processes "$lb")" != "$before" ] && break; sleep 0.05; done
+      [ "$(lb_processes "$lb")" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
     pg-freeze) "$stack" signal db STOP all; sleep 5; "$stack" signal db CONT all ;;
     power-loss) "$stack" power-cut ;;
     disk-full)
@@ -163,7 +167,7 @@ print(", ".join(s["name"] + " " + str(s["restarts"]) for s in json.load(open(sys
     "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
   else
     say "$s: the database did not come back within ${DB_BACK_S}s of the end of the load"
-    cp "$("$stack" dir)/log/db.log" "$dir/db.log" 2>/dev/null || true
+    cp "$(stack_fact STACK_LOG_DIR)/db.log" "$dir/db.log" 2>/dev/null || true
     : > "$dir/ledger.csv"; echo '[]' > "$dir/audit.json"; check_args=(--db-down)
   fi
   "$stack" down >/dev/null; stack_up=0

@@ -39,6 +39,7 @@ def parser():
     s.add_argument("--cpu-before")
     s.add_argument("--cpu-after")
     s.add_argument("--server", help="stress/sample.py's samples (server.jsonl)")
+    s.add_argument("--sampler", help="stress/sample.py's own cost (sampler.json)")
     s.add_argument("--load-start", help="epoch seconds when the load started")
     s.add_argument("--check", help="crebito-check's report on the run's history (check.json)")
     pl = sub.add_parser("plot")

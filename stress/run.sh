@@ -177,10 +177,10 @@ run_once() {
   "$stack" up >/dev/null
   stack_up=1
   # The server's side, once a second, until the stack goes down (stress/sample.py).
-  rm -f "$dir/server.jsonl"
+  rm -f "$dir/server.jsonl" "$dir/sampler.json"
   if [ "$sample" = 1 ]; then
     python3 "$here/sample.py" --stack "$stack" \
-      --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" &
+      --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" --cost-out "$dir/sampler.json" &
     sampler_pid=$!
   fi
   "$stack" cpu > "$dir/cpu-before.txt"
@@ -226,7 +226,7 @@ run_once() {
   python3 "$here/report.py" summarize "${client[@]}" --audit "$dir/audit.json" \
     --out "$dir" --scale "$s" --duration-scale "$d" \
     --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" \
-    --server "$dir/server.jsonl" --load-start "$(cat "$dir/load-start.txt")" >&2
+    --server "$dir/server.jsonl" --sampler "$dir/sampler.json" --load-start "$(cat "$dir/load-start.txt")" >&2
   [ "$loader" = fast ] || [ -f "$dir/k6-report.html" ] || say "warning: no k6 dashboard (k6 exports none for very short runs)"
   python3 "$here/report.py" check "$dir/summary.json"
 }

@@ -18,13 +18,15 @@ answered, the latency histogram, open connections. Per PostgreSQL node: transact
 
 Rates and quantiles are computed afterwards (report.py), from differences between lines. The
 sampler runs outside the stack's cgroups (one python process, one long-lived psql per node,
-two HTTP GETs a second). Stops on SIGTERM/SIGINT.
+two HTTP GETs a second); with --cost-out it records its own CPU time at exit, which every
+report shows. Stops on SIGTERM/SIGINT.
 """
 
 import argparse
 import json
 import os
 import re
+import resource
 import select
 import signal
 import subprocess
@@ -176,7 +178,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--psql", default="psql")
+    ap.add_argument("--cost-out", help="at exit: the sampler's own CPU seconds (its psql included) and wall seconds")
     args = ap.parse_args()
+    started = time.monotonic()
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
@@ -207,6 +211,13 @@ def main():
             time.sleep(max(0.0, next_at - time.monotonic()))
     for node in nodes.values():
         node._stop()
+    if args.cost_out:
+        # What observing cost: this process and its psql children (reaped above), on the
+        # cores the stack runs on.
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+        with open(args.cost_out, "w") as f:
+            json.dump({"cpu_s": round(cpu, 3), "seconds": round(time.monotonic() - started, 3)}, f)
     return 0
 
 

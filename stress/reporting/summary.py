@@ -139,6 +139,9 @@ def summarize(args):
         marks, x_max = phases_of(float(args.duration_scale), client["loader"] == "k6")
         panels = server_panels(samples, float(args.load_start), x_max, marks)
         summary["server"] = server_summary(samples, float(args.load_start), x_max)
+    if args.sampler and os.path.exists(args.sampler):
+        c = read_json(args.sampler)
+        summary["sampler"] = c | {"cores": round(c["cpu_s"] / max(c["seconds"], 1e-9), 4)}
     k6_report = "k6-report.html" if os.path.exists(os.path.join(args.out, "k6-report.html")) else None
     text = render_text(summary)
     write_run_page(summary, text, os.path.join(args.out, "report.html"), panels, k6_report)

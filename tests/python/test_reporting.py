@@ -6,7 +6,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "stress"))
 
-from reporting import charts, faults, quantiles, score  # noqa: E402
+from reporting import bench, charts, faults, quantiles, score, summary  # noqa: E402
 
 
 class NearestRank(unittest.TestCase):
@@ -137,3 +137,88 @@ class Ticks(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Summary(unittest.TestCase):
+    def client(self, **kw):
+        lat = {q: 1.0 for q in ("p50", "p75", "p95", "p99", "max", "avg")}
+        return {
+            "loader": "crebito-loader",
+            "requests": 1000,
+            "ko": 0,
+            "ok_under_250ms": 990,
+            "inconsistencies": 0,
+            "posts_ok": 2,
+            "latency_ms": lat,
+            "per_scenario": {},
+            "loader_cpu_seconds": 1.5,
+        } | kw
+
+    def test_score_and_audit_in_the_summary(self):
+        rows = [{"id": 1, "saldo": 5, "soma": 5, "limite": 100, "linhas": 2}]
+        s = summary.build(self.client(), rows, {"db": 1.0}, 1.0, 0.1, 10.0)
+        self.assertEqual((s["sla_pct"], s["payout_usd"], s["throughput_rps"]), (99.0, 100000.0, 100.0))
+        self.assertTrue(s["audit"]["ok"])
+        self.assertTrue(summary.passed(s))
+        s = summary.build(self.client(ko=3, ok_under_250ms=960, inconsistencies=1), rows, {}, 1.0, 0.1, 10.0)
+        self.assertEqual(s["fines_usd"], {"sla": 2000.0, "inconsistencies": 803.01})
+        self.assertFalse(summary.passed(s))
+
+    def test_no_audit_fails_the_run(self):
+        s = summary.build(self.client(), None, {}, 1.0, 0.1, 10.0)
+        self.assertFalse(s["audit"]["ok"])
+        self.assertFalse(summary.passed(s))
+
+    def test_a_history_that_is_not_serializable_fails_the_run(self):
+        rows = [{"id": 1, "saldo": 5, "soma": 5, "limite": 100, "linhas": 2}]
+        s = summary.build(self.client(), rows, {}, 1.0, 0.1, 10.0) | {"history": {"strict_serializable": False}}
+        self.assertFalse(summary.passed(s))
+
+    def test_medians_and_ratios_over_runs(self):
+        def run(p99, floor):
+            lat = {q: p99 for q in ("p50", "p75", "p95", "p99", "max")}
+            return {
+                "commit": "c",
+                "machine": {},
+                "loader": "k6",
+                "scale": 1,
+                "duration_scale": 1,
+                "passed": True,
+                "ko": 0,
+                "sla_pct": 100,
+                "latency_ms": lat,
+                "floor": {"latency_ms": {q: floor for q in lat}},
+                "cpu_seconds": {"db": 1.0, "lb": 1.0, "loader": 9.0},
+                "requests": 1000,
+            }
+
+        m = summary.medians_of([run(3.0, 1.0), run(2.0, 1.0), run(9.0, 3.0)])
+        self.assertEqual((m["stack_p99_ms"], m["floor_p99_ms"], m["ratio_p99"]), (3.0, 1.0, 3.0))
+        self.assertEqual(m["stack_cpu_us_per_request"], 2000.0)  # the loader left out
+        self.assertIn("stack/floor", summary.medians_text(m))
+
+
+class Cost(unittest.TestCase):
+    def test_cpu_per_request_by_tier(self):
+        import argparse
+        import contextlib
+        import io
+        import json
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(
+                {
+                    "scale": 6,
+                    "requests": 1000,
+                    "cpu_seconds": {"db": 0.2, "w1": 0.3, "w2": 0.1, "api1": 0.05, "lb": 0.1, "loader": 5.0},
+                },
+                f,
+            )
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            bench.cost(argparse.Namespace(summaries=[f.name]))
+        os.unlink(f.name)
+        row = out.getvalue().splitlines()[-1].split(" | ")
+        self.assertEqual(row[4:7], ["200", "400", "150"])  # db, the workers, instances + lb
+        self.assertEqual(row[7], "**750** |")  # the loader left out
