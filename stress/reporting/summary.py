@@ -217,6 +217,11 @@ def render_text(s):
                 f"  {svc:<5} {v['peak_cores']} cores · {v['throttled_periods']} throttled · "
                 f"{v['peak_mem_mb']} of {v['mem_limit_mb']} MiB · {v['oom_kills']} OOM kills"
             )
+    if s.get("sampler"):
+        c = s["sampler"]
+        lines.append(
+            f"the sampler itself: {c['cpu_s']} CPU-s over {c['seconds']} s ({c['cores'] * 100:.1f} % of a core)"
+        )
     lines.append(
         f"result: {'PASSED' if s['passed'] else 'FAILED'} (KO {s['ko']}, inconsistencies {s['inconsistencies']}, "
         f"audit {'OK' if a['ok'] else 'FAILED'}; a run passes with 0 KO, 0 inconsistencies, a clean audit "

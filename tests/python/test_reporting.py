@@ -222,3 +222,13 @@ class Cost(unittest.TestCase):
         row = out.getvalue().splitlines()[-1].split(" | ")
         self.assertEqual(row[4:7], ["200", "400", "150"])  # db, the workers, instances + lb
         self.assertEqual(row[7], "**750** |")  # the loader left out
+
+
+class RenderText(unittest.TestCase):
+    def test_the_sampler_cost_is_shown(self):
+        s = Summary.client(Summary(), posts_ok=0)
+        s = summary.build(s, [], {"db": 1.0}, 1.0, 0.25, 60.0)
+        s |= {"commit": "c", "date": "d", "machine": {"cpu": "x", "cores": 2, "kernel": "k"}, "passed": True}
+        self.assertNotIn("sampler", summary.render_text(s))
+        s["sampler"] = {"cpu_s": 0.6, "seconds": 60.0, "cores": 0.01}
+        self.assertIn("the sampler itself: 0.6 CPU-s over 60.0 s (1.0 % of a core)", summary.render_text(s))
