@@ -181,6 +181,18 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         "w1 was killed and restarted once: {w1}"
     );
 
+    // A worker down costs only its own clients: every 5xx of the load (POSTs and
+    // statements) was for a client whose shard lives on w1; w2's clients were served
+    // straight by w2 throughout.
+    let w1_addr = format!("127.0.0.1:{}", cluster.fact("STACK_PG_PORT_W1"));
+    for op in answers.history.iter().filter(|op| op.status >= 500) {
+        assert_eq!(
+            placement[&op.client], w1_addr,
+            "a {} for client {}, whose worker was not the one killed",
+            op.status, op.client
+        );
+    }
+
     // The worker is back: its clients answer again.
     let w1 = placement
         .iter()
@@ -195,6 +207,30 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             }
             assert!(Instant::now() < back, "client {id} still answers {status}");
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // No coordinator on the request path: with the coordinator frozen (every process of it
+    // stopped), every client's POST and statement are still answered, by its own worker.
+    {
+        // (POSTs for the contest's clients only: the load's clients are audited below
+        // against the load's own history.)
+        let _thaw = Frozen::new(&cluster, "db");
+        for &id in placement.keys() {
+            if id <= 5 {
+                let (status, _) = api
+                    .post_json(id, json!({"valor": 1, "tipo": "c", "descricao": "frozen"}))
+                    .await;
+                assert_eq!(
+                    status, 200,
+                    "client {id}'s POST with the coordinator frozen"
+                );
+            }
+            let (status, _) = api.extrato(id).await;
+            assert_eq!(
+                status, 200,
+                "client {id}'s statement with the coordinator frozen"
+            );
         }
     }
 
@@ -282,10 +318,34 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             .await;
         assert_eq!(status, 200);
     }
+    let on_w1 = format!("crebito_pg_routed_clients{{node=\"127.0.0.1:{w1_port}\"}}");
+    let before_move = routed(&cluster, &on_w1).await;
     cluster.psql(&format!(
         "SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('clientes', {moved}),
                 '127.0.0.1', {w2_port}, '127.0.0.1', {w1_port}, shard_transfer_mode := 'block_writes')"
     ));
+    // Both instances see the move in their routes (Citus's placements polled every second)
+    // and send the client to worker 1 from then on: with the coordinator frozen and worker 2
+    // frozen too, the moved client is still served.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = routed(&cluster, &on_w1).await;
+        if now.iter().zip(&before_move).all(|(n, b)| n > b) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the routes did not follow the move: {on_w1} {before_move:?} -> {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    {
+        let _thaw = (Frozen::new(&cluster, "db"), Frozen::new(&cluster, "w2"));
+        let (status, _) = api
+            .post_json(moved, json!({"valor": 1, "tipo": "c", "descricao": "m2b"}))
+            .await;
+        assert_eq!(status, 200, "the moved client, served by worker 1 alone");
+    }
     let now_on = cluster.ok(&["shards"]);
     assert!(
         now_on
@@ -308,7 +368,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         .take(4)
         .map(|t| t["descricao"].as_str().unwrap())
         .collect();
-    assert_eq!(newest, ["m4", "m3", "m2", "m1"], "{body:#}");
+    assert_eq!(newest, ["m4", "m3", "m2b", "m2"], "{body:#}");
 
     // Down leaves nothing: no directory, no cgroup, no process.
     let status = cluster.status();
@@ -332,4 +392,45 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             "pid {pid} stopped"
         );
     }
+}
+
+/// Every process of a service stopped (SIGSTOP) until dropped (SIGCONT), however the test
+/// ends.
+struct Frozen<'a> {
+    cluster: &'a Cluster,
+    service: &'static str,
+}
+
+impl<'a> Frozen<'a> {
+    fn new(cluster: &'a Cluster, service: &'static str) -> Frozen<'a> {
+        cluster.ok(&["signal", service, "STOP", "all"]);
+        Frozen { cluster, service }
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let _ = self.cluster.run(&["signal", self.service, "CONT", "all"]);
+    }
+}
+
+/// Each instance's `crebito_pg_routed_clients` line for one node (through nginx's
+/// operations server).
+async fn routed(cluster: &Cluster, line: &str) -> Vec<u64> {
+    let ops = cluster.fact("STACK_OPS_URL");
+    let mut out = Vec::new();
+    for api in ["api1", "api2"] {
+        let text = reqwest::get(format!("{ops}/metrics/{api}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let n = text
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        out.push(n);
+    }
+    out
 }

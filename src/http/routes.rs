@@ -77,7 +77,9 @@ async fn dispatch<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> (Route, Re
         }
         Route::Extrato | Route::Healthz => method_not_allowed("GET, HEAD"),
         Route::Metrics if method == Method::GET => {
-            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            let mut body = app.metrics.render();
+            app.ledger.render_metrics(&mut body);
+            let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -164,4 +164,7 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// Whether the store answers at all (for `/healthz`).
     fn ping(&self) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// The store's own Prometheus lines, appended to `/metrics` (none by default).
+    fn render_metrics(&self, _out: &mut String) {}
 }

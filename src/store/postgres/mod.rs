@@ -15,16 +15,17 @@
 //! The one exception, `apply_once` after a unique violation on its key, re-asks a statement
 //! that the server has already rolled back as a whole.
 //!
-//! By job: this file answers requests; [`slots`] owns the connections (round robin,
-//! reconnect, what a failure means); [`migrate`] sets the database up; [`purge`] forgets
-//! expired idempotency keys. Every SQL text is a file in `sql/postgres/`.
+//! By job: this file answers requests; [`node`] owns one server's connections (round robin,
+//! reconnect, what a failure means); [`route`] sends each client's requests to the Citus
+//! worker holding it; [`migrate`] sets the database up; [`purge`] forgets expired
+//! idempotency keys. Every SQL text is a file in `sql/postgres/`.
 
 mod migrate;
+mod node;
 mod purge;
-mod slots;
+mod route;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
@@ -32,7 +33,8 @@ use tokio_postgres::types::ToSql;
 
 use super::{KeyPolicy, Ledger, LedgerError, Once, Seed, StatementRows};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
-use slots::{Shared, Slot};
+use node::{Node, Role};
+use route::Router;
 
 /// How the tables are stored: the store's own notion, onto which the CLI's profile
 /// (`durable` / `contest`) is mapped by `startup`.
@@ -65,15 +67,18 @@ pub struct Options {
     pub keys: KeyPolicy,
 }
 
-/// Handle to the connections. Dropping it lets the reconnect tasks end.
+/// Handle to the connections. Dropping it lets the background tasks end.
 pub struct PgLedger {
-    shared: Arc<Shared>,
-    next: AtomicUsize,
+    /// The only server, or the Citus coordinator.
+    owner: Arc<Node>,
+    /// The Citus layout's routes to the workers.
+    router: Option<Arc<Router>>,
 }
 
 impl PgLedger {
     /// Connects, applies the schema (once, under an advisory lock) with the profile's
-    /// persistence and the layout, seeds the clients, and opens the prepared connections.
+    /// persistence and the layout, seeds the clients, and opens the prepared connections;
+    /// in the Citus layout, also the workers' (route.rs).
     pub async fn connect(url: &str, options: Options) -> Result<PgLedger, tokio_postgres::Error> {
         let mut config: Config = url.parse()?;
         // Statements are prepared once, when a connection opens, and PostgreSQL keeps their
@@ -90,33 +95,36 @@ impl PgLedger {
             None => planner.to_string(),
         };
         config.options(&session);
-        let first = slots::connect_with_patience(&config).await?;
+        let first = node::connect_with_patience(&config).await?;
         migrate::migrate(&first, &options).await?;
-        let mut slots = Vec::with_capacity(usize::from(options.connections));
-        slots.push(Slot::new(Some(
-            slots::prepare(first, options.layout).await?,
-        )));
-        for _ in 1..options.connections {
-            slots.push(Slot::new(Some(slots::open(&config, options.layout).await?)));
+        let owner = Node::open("owner".into(), config.clone(), options, Role::Owner, first).await?;
+        tokio::spawn(purge::purge_keys(Arc::downgrade(&owner), options.keys));
+        let router = match options.layout {
+            Layout::Single => None,
+            Layout::Citus => Some(Router::start(owner.clone(), config, options).await?),
+        };
+        Ok(PgLedger { owner, router })
+    }
+
+    /// The server a request for `client` goes to.
+    fn node_for(&self, client: ClientId) -> Arc<Node> {
+        match &self.router {
+            Some(router) => router.node_for(client),
+            None => self.owner.clone(),
         }
-        let shared = Arc::new(Shared::new(config, options, slots));
-        tokio::spawn(purge::purge_keys(Arc::downgrade(&shared), options.keys));
-        Ok(PgLedger {
-            shared,
-            next: AtomicUsize::new(0),
-        })
     }
 }
 
 impl Ledger for PgLedger {
     async fn apply(&self, client: ClientId, t: &Transaction) -> Result<Balance, LedgerError> {
-        let (slot, conn) = self.conn()?;
+        let node = self.node_for(client);
+        let (slot, conn) = node.conn()?;
         let args = TxArgs::new(client, t);
         let row = conn
             .client
             .query_one(&conn.apply, &args.params())
             .await
-            .map_err(|e| self.failed(slot, &conn, e))?;
+            .map_err(|e| node.failed(slot, &conn, e))?;
         decode_apply(&row)
     }
 
@@ -125,8 +133,9 @@ impl Ledger for PgLedger {
         // Twice at most: a unique violation on the key means a racing request with the same
         // key committed first, and this statement was rolled back whole; asked again, it finds
         // the key and replays that request's answer.
+        let node = self.node_for(client);
         for attempt in 0..2 {
-            let (slot, conn) = match self.conn() {
+            let (slot, conn) = match node.conn() {
                 Ok(c) => c,
                 Err(e) => {
                     return Once::fresh(Err(e));
@@ -148,7 +157,7 @@ impl Ledger for PgLedger {
                 Ok(row) => row,
                 Err(e) if attempt == 0 && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
                 Err(e) => {
-                    return Once::fresh(Err(self.failed(slot, &conn, e)));
+                    return Once::fresh(Err(node.failed(slot, &conn, e)));
                 }
             };
             if let Some(pedido) = row.get::<_, Option<&str>>(3) {
@@ -164,12 +173,13 @@ impl Ledger for PgLedger {
     }
 
     async fn statement(&self, client: ClientId) -> Result<Statement, LedgerError> {
-        let (slot, conn) = self.conn()?;
+        let node = self.node_for(client);
+        let (slot, conn) = node.conn()?;
         let rows = conn
             .client
             .query(&conn.statement, &[&client.get()])
             .await
-            .map_err(|e| self.failed(slot, &conn, e))?;
+            .map_err(|e| node.failed(slot, &conn, e))?;
         let mut statement = StatementRows::new(client);
         for row in &rows {
             let balance = Balance {
@@ -185,12 +195,18 @@ impl Ledger for PgLedger {
     }
 
     async fn ping(&self) -> Result<(), LedgerError> {
-        let (slot, conn) = self.conn()?;
+        let (slot, conn) = self.owner.conn()?;
         conn.client
             .simple_query("")
             .await
             .map(drop)
-            .map_err(|e| self.failed(slot, &conn, e))
+            .map_err(|e| self.owner.failed(slot, &conn, e))
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        if let Some(router) = &self.router {
+            router.render_metrics(out);
+        }
     }
 }
 

@@ -1,18 +1,18 @@
-//! Forgetting idempotency keys older than the retention, every `purge_every`, on the first
-//! slot's connection; the task ends with the ledger.
+//! Forgetting idempotency keys older than the retention, every `purge_every`, on the owner's
+//! first connection (the only server, or the Citus coordinator); the task ends with the ledger.
 
 use super::KeyPolicy;
-use super::slots::Shared;
+use super::node::Node;
 
 const PURGE_KEYS: &str = include_str!("../../../sql/postgres/purge_keys.sql");
 
 /// Every `keys.purge_every`, forgets keys older than the retention; ends with the ledger.
-pub(super) async fn purge_keys(shared: std::sync::Weak<Shared>, keys: KeyPolicy) {
+pub(super) async fn purge_keys(owner: std::sync::Weak<Node>, keys: KeyPolicy) {
     loop {
         tokio::time::sleep(keys.purge_every).await;
-        let Some(s) = shared.upgrade() else { return };
-        let conn = s.slots[0].conn.read().expect("not poisoned").clone();
-        drop(s);
+        let Some(node) = owner.upgrade() else { return };
+        let conn = node.any_conn();
+        drop(node);
         if let Some(conn) = conn {
             let secs = keys.retention.as_secs_f64();
             match conn.client.execute(PURGE_KEYS, &[&secs]).await {
