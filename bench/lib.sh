@@ -50,8 +50,8 @@ usec_per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) *
 proc_cpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
 # What the running stack is, from its own contract (deploy/native/lib/config.sh, status.sh):
-# stack_env KEY: one line of its stack.env (ports, paths, URLs written once at `up`).
-stack_env() { "$stack" env | sed -n "s/^$1=//p" | tr -d '"'; }
+# stack_env KEY: one fact of its stack.env (ports, paths, URLs written once at `up`).
+stack_env() { "$stack" env "$1"; }
 # status_field FIELD [SVC]: "svc value" for each service (or the value for SVC) of
 # `stack status --json`, e.g. throttled_periods, restarts, cgroups.memory.
 status_field() {

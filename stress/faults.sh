@@ -65,9 +65,8 @@ trap '[ "$stack_up" = 0 ] || "$stack" down >/dev/null 2>&1 || true' EXIT
 trap 'exit 143' INT TERM
 
 # nginx's worker processes (a reload replaces them: the evidence that it happened).
-# The stack's facts by name: a service's pid from `stack status --json`, a path from `stack env`.
+# A service's pid, from `stack status --json` (the stack's facts are read by name).
 svc_pid() { "$stack" status --json | python3 -c 'import json, sys; print(next(s["pid"] for s in json.load(sys.stdin)["services"] if s["name"] == sys.argv[1]))' "$1"; }
-stack_fact() { "$stack" env | sed -n "s/^$1=//p"; }
 lb_processes() { pgrep -P "$1" | sort | tr '\n' ' '; }  # nginx's worker processes, by its master's pid
 
 fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had its effect
@@ -167,7 +166,7 @@ print(", ".join(s["name"] + " " + str(s["restarts"]) for s in json.load(open(sys
     "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
   else
     say "$s: the database did not come back within ${DB_BACK_S}s of the end of the load"
-    cp "$(stack_fact STACK_LOG_DIR)/db.log" "$dir/db.log" 2>/dev/null || true
+    cp "$("$stack" env STACK_LOG_DIR)/db.log" "$dir/db.log" 2>/dev/null || true
     : > "$dir/ledger.csv"; echo '[]' > "$dir/audit.json"; check_args=(--db-down)
   fi
   "$stack" down >/dev/null; stack_up=0

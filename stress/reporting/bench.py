@@ -11,11 +11,7 @@ from .charts import DualAxes
 from .pages import write_saturation_page
 from .quantiles import histogram_quantile, nearest_rank
 from .server import load_samples, phases_of, server_panels
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+from .summary import read_json
 
 
 def step_passed(s):

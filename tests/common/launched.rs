@@ -93,12 +93,7 @@ impl Launched {
 
     /// One fact of stack.env (STACK_URL, STACK_OPS_URL, STACK_PG_PORT_W2, …).
     pub fn fact(&self, key: &str) -> String {
-        let env = self.ok(&["env"]);
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("stack.env has no {key}:\n{env}"))
-            .trim_matches('"')
-            .to_string()
+        self.ok(&["env", key])
     }
 
     pub fn url(&self) -> String {

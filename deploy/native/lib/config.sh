@@ -120,3 +120,11 @@ write_stack_env() {
     echo "STACK_CGROUP_NAME=$NAME"
   } > "$DIR/stack.env"
 }
+
+# stack_env [KEY]: the running stack's stack.env, or one value of it (unquoted).
+stack_env() {
+  [ -f "$DIR/stack.env" ] || die "no stack on port $PORT"
+  [ -n "${1:-}" ] || { cat "$DIR/stack.env"; return; }
+  grep -q "^$1=" "$DIR/stack.env" || die "stack.env has no $1"
+  sed -n "s/^$1=//p" "$DIR/stack.env" | tr -d '"'
+}

@@ -77,9 +77,15 @@ impl Router {
     /// The node to send a request for `client` to: its worker, or the coordinator for a
     /// client the routes do not know (which also asks for a reload).
     pub(super) fn node_for(&self, client: ClientId) -> Arc<Node> {
-        let routes = self.routes.read().expect("not poisoned").clone();
-        match routes.clients.get(&client.get()) {
-            Some(node) => node.clone(),
+        let routed = self
+            .routes
+            .read()
+            .expect("not poisoned")
+            .clients
+            .get(&client.get())
+            .cloned();
+        match routed {
+            Some(node) => node,
             None => {
                 self.stale.store(true, Ordering::Relaxed);
                 self.coordinator.clone()
