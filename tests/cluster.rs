@@ -3,7 +3,9 @@
 //! validations through nginx; a worker killed mid-load (every process of it, SIGKILL)
 //! loses nothing that was answered 200 and stores nothing that was refused, and every answer
 //! the clients got meanwhile, statements included, is explained by one serial order in real
-//! time (`crebito_loader::check`); `down` leaves nothing behind.
+//! time (`crebito_loader::check`); a shard moved under load (the direct path's guard makes
+//! the requests that met the old copy re-sent, not lost); the coordinator frozen costs
+//! nobody; `down` leaves nothing behind.
 
 mod common;
 
@@ -110,59 +112,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         ..Answers::default()
     }));
     let deadline = Instant::now() + Duration::from_secs(8);
-    let mut tasks = Vec::new();
-    for task in 0..8u32 {
-        let (api, answers) = (api.clone(), answers.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u32;
-            while Instant::now() < deadline {
-                n += 1;
-                let client = 6 + (task * 7 + n) % EXTRA_CLIENTS;
-                let invoke_ns = ns();
-                if n.is_multiple_of(4) {
-                    let (status, body) = api.extrato(client).await;
-                    let op = Op {
-                        client,
-                        invoke_ns,
-                        complete_ns: ns(),
-                        tx: None,
-                        status: status.as_u16(),
-                        body: (status == 200).then_some(body),
-                    };
-                    answers.lock().unwrap().history.push(op);
-                    continue;
-                }
-                let descricao = format!("k{task}n{n}");
-                let tipo = if n.is_multiple_of(3) { "c" } else { "d" };
-                let valor = 1 + n % 700;
-                let (status, body) = api
-                    .post_json(
-                        client,
-                        json!({"valor": valor, "tipo": tipo, "descricao": descricao}),
-                    )
-                    .await;
-                let op = Op {
-                    client,
-                    invoke_ns,
-                    complete_ns: ns(),
-                    tx: Some(Tx {
-                        tipo: tipo.into(),
-                        valor: i64::from(valor),
-                        descricao: descricao.clone(),
-                    }),
-                    status: status.as_u16(),
-                    body: (status == 200).then_some(body),
-                };
-                let mut answers = answers.lock().unwrap();
-                answers.history.push(op);
-                answers
-                    .by_status
-                    .entry(status.as_u16())
-                    .or_default()
-                    .push((client, descricao));
-            }
-        }));
-    }
+    let tasks = load(&api, &answers, "a", deadline, ns);
     // Kill the worker once the load is well under way (polled: 200 answers recorded).
     while answers.lock().unwrap().history.len() < 200 {
         assert!(Instant::now() < deadline, "the load did not start");
@@ -172,9 +122,11 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     for t in tasks {
         t.await.unwrap();
     }
-    let answers = Arc::try_unwrap(answers).ok().unwrap().into_inner().unwrap();
-    let count = |s: u16| answers.by_status.get(&s).map_or(0, Vec::len);
-    assert!(count(200) > 100, "load ran: {:?}", answers.by_status.keys());
+    {
+        let answers = answers.lock().unwrap();
+        let count = |s: u16| answers.by_status.get(&s).map_or(0, Vec::len);
+        assert!(count(200) > 100, "load ran: {:?}", answers.by_status.keys());
+    }
     let w1 = cluster.service("w1");
     assert!(
         w1["up"] == true && w1["restarts"] == 1,
@@ -185,7 +137,13 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     // statements) was for a client whose shard lives on w1; w2's clients were served
     // straight by w2 throughout.
     let w1_addr = format!("127.0.0.1:{}", cluster.fact("STACK_PG_PORT_W1"));
-    for op in answers.history.iter().filter(|op| op.status >= 500) {
+    for op in answers
+        .lock()
+        .unwrap()
+        .history
+        .iter()
+        .filter(|op| op.status >= 500)
+    {
         assert_eq!(
             placement[&op.client], w1_addr,
             "a {} for client {}, whose worker was not the one killed",
@@ -233,6 +191,44 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             );
         }
     }
+
+    // A shard moved under load: one of the load's clients on worker 2 moved to worker 1
+    // (`block_writes`: Citus blocks writes to it while it copies) while every client takes
+    // requests. Requests that reached worker 2 during the move waited on the guard's lock,
+    // found the shard gone and were re-sent through the coordinator (counted by
+    // `crebito_pg_shard_moved_total`); the audit below covers these answers too.
+    let (w1_port, w2_port) = (
+        cluster.fact("STACK_PG_PORT_W1"),
+        cluster.fact("STACK_PG_PORT_W2"),
+    );
+    let w2 = format!("127.0.0.1:{w2_port}");
+    let busy = (6..=5 + EXTRA_CLIENTS)
+        .find(|id| placement[id] == w2)
+        .expect("a load client on worker 2");
+    let moved_before = metric(&cluster, "crebito_pg_shard_moved_total ")
+        .await
+        .iter()
+        .sum::<u64>();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let tasks = load(&api, &answers, "b", deadline, ns);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.psql(&format!(
+        "SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('clientes', {busy}),
+                '127.0.0.1', {w2_port}, '127.0.0.1', {w1_port}, shard_transfer_mode := 'block_writes')"
+    ));
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let refused = metric(&cluster, "crebito_pg_shard_moved_total ")
+        .await
+        .iter()
+        .sum::<u64>()
+        - moved_before;
+    assert!(
+        refused > 0,
+        "no request met the moved shard on worker 2 (client {busy})"
+    );
+    let answers = Arc::try_unwrap(answers).ok().unwrap().into_inner().unwrap();
 
     // Every 200 stored exactly once; every 422 and 503 not at all; 504 at most once.
     let stored: HashMap<String, i64> = cluster
@@ -304,11 +300,6 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     // "Newest first" across a shard move: a contest client on worker 2 (whose identity range
     // is above worker 1's) moved to worker 1 with citus_move_shard_placement; transactions
     // applied after the move are still listed before the older ones.
-    let (w1_port, w2_port) = (
-        cluster.fact("STACK_PG_PORT_W1"),
-        cluster.fact("STACK_PG_PORT_W2"),
-    );
-    let w2 = format!("127.0.0.1:{w2_port}");
     let moved = (1..=5)
         .find(|id| placement[id] == w2)
         .expect("a contest client on worker 2");
@@ -319,7 +310,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         assert_eq!(status, 200);
     }
     let on_w1 = format!("crebito_pg_routed_clients{{node=\"127.0.0.1:{w1_port}\"}}");
-    let before_move = routed(&cluster, &on_w1).await;
+    let before_move = metric(&cluster, &on_w1).await;
     cluster.psql(&format!(
         "SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('clientes', {moved}),
                 '127.0.0.1', {w2_port}, '127.0.0.1', {w1_port}, shard_transfer_mode := 'block_writes')"
@@ -329,7 +320,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     // frozen too, the moved client is still served.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let now = routed(&cluster, &on_w1).await;
+        let now = metric(&cluster, &on_w1).await;
         if now.iter().zip(&before_move).all(|(n, b)| n > b) {
             break;
         }
@@ -414,9 +405,9 @@ impl Drop for Frozen<'_> {
     }
 }
 
-/// Each instance's `crebito_pg_routed_clients` line for one node (through nginx's
-/// operations server).
-async fn routed(cluster: &Cluster, line: &str) -> Vec<u64> {
+/// Each instance's value of a metric line (through nginx's operations server), e.g. its
+/// `crebito_pg_routed_clients` for one node.
+async fn metric(cluster: &Cluster, line: &str) -> Vec<u64> {
     let ops = cluster.fact("STACK_OPS_URL");
     let mut out = Vec::new();
     for api in ["api1", "api2"] {
@@ -433,4 +424,70 @@ async fn routed(cluster: &Cluster, line: &str) -> Vec<u64> {
         out.push(n);
     }
     out
+}
+
+/// Requests on every load client until `deadline`, from 8 tasks: POSTs with unique
+/// descriptions (tagged `phase`), and every fourth request a statement; every answer is
+/// recorded in `answers`.
+fn load(
+    api: &Api,
+    answers: &Arc<Mutex<Answers>>,
+    phase: &'static str,
+    deadline: Instant,
+    ns: impl Fn() -> u64 + Copy + Send + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for task in 0..8u32 {
+        let (api, answers) = (api.clone(), answers.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while Instant::now() < deadline {
+                n += 1;
+                let client = 6 + (task * 7 + n) % EXTRA_CLIENTS;
+                let invoke_ns = ns();
+                if n.is_multiple_of(4) {
+                    let (status, body) = api.extrato(client).await;
+                    let op = Op {
+                        client,
+                        invoke_ns,
+                        complete_ns: ns(),
+                        tx: None,
+                        status: status.as_u16(),
+                        body: (status == 200).then_some(body),
+                    };
+                    answers.lock().unwrap().history.push(op);
+                    continue;
+                }
+                let descricao = format!("k{task}n{n}{phase}");
+                let tipo = if n.is_multiple_of(3) { "c" } else { "d" };
+                let valor = 1 + n % 700;
+                let (status, body) = api
+                    .post_json(
+                        client,
+                        json!({"valor": valor, "tipo": tipo, "descricao": descricao}),
+                    )
+                    .await;
+                let op = Op {
+                    client,
+                    invoke_ns,
+                    complete_ns: ns(),
+                    tx: Some(Tx {
+                        tipo: tipo.into(),
+                        valor: i64::from(valor),
+                        descricao: descricao.clone(),
+                    }),
+                    status: status.as_u16(),
+                    body: (status == 200).then_some(body),
+                };
+                let mut answers = answers.lock().unwrap();
+                answers.history.push(op);
+                answers
+                    .by_status
+                    .entry(status.as_u16())
+                    .or_default()
+                    .push((client, descricao));
+            }
+        }));
+    }
+    tasks
 }

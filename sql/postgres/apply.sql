@@ -7,10 +7,12 @@
 -- check and the new balance can never be based on a stale saldo. The INSERT runs only
 -- if the UPDATE matched, numbered by the client's counter that the UPDATE bumped. Result: one row; saldo/limite NULL when refused, and `known`
 -- (evaluated only then) tells an unknown client from one over the limit.
+-- The comment `shard guard` in the WHERE clause marks where the Citus layout's direct path
+-- puts its guard on a worker's own shard (src/store/postgres/shard.rs); here, just a comment.
 WITH u AS (
     UPDATE clientes
        SET saldo = saldo + $2::int8, ultima_seq = ultima_seq + 1
-     WHERE id = $1::int4
+     WHERE /* shard guard */ id = $1::int4
        AND CASE WHEN $2::int8 < 0 THEN saldo + $2::int8 >= -limite
                 ELSE saldo <= 9223372036854775807 - $2::int8 END
     RETURNING saldo, limite, ultima_seq

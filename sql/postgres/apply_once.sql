@@ -10,6 +10,8 @@
 -- violation (23505), undoing its UPDATE too; the caller asks again and gets the replay.
 -- Result: one row: saldo, limite, known (as in apply.sql), then the stored answer's columns
 -- (NULL when the key is new).
+-- The comment `shard guard` in the WHERE clause marks where the Citus layout's direct path
+-- puts its guard on a worker's own shard (src/store/postgres/shard.rs); here, just a comment.
 WITH prev AS (
     SELECT pedido, aplicada, saldo, limite
       FROM idempotencia
@@ -17,7 +19,7 @@ WITH prev AS (
 ), u AS (
     UPDATE clientes
        SET saldo = saldo + $2::int8, ultima_seq = ultima_seq + 1
-     WHERE id = $1::int4
+     WHERE /* shard guard */ id = $1::int4
        AND NOT EXISTS (SELECT 1 FROM prev)
        AND CASE WHEN $2::int8 < 0 THEN saldo + $2::int8 >= -limite
                 ELSE saldo <= 9223372036854775807 - $2::int8 END

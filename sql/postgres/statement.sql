@@ -2,6 +2,8 @@
 -- $1 cliente_id. No row: unknown client. One row with NULL transaction columns: none yet.
 -- The subquery filters on $1 rather than on c.id (the same value): on a Citus cluster that
 -- makes the whole query a one-shard router plan instead of one task per shard.
+-- The comment `shard guard` in the WHERE clause marks where the Citus layout's direct path
+-- puts its guard on a worker's own shard (src/store/postgres/shard.rs); here, just a comment.
 SELECT c.saldo,
        c.limite,
        t.valor::int8,
@@ -16,5 +18,5 @@ SELECT c.saldo,
          ORDER BY seq DESC
          LIMIT 10
   ) t ON true
- WHERE c.id = $1::int4
+ WHERE /* shard guard */ c.id = $1::int4
  ORDER BY t.seq DESC

@@ -73,6 +73,31 @@ BEGIN
 END
 $fn$;
 
+-- The guard of the direct path (src/store/postgres/shard.rs): a statement that an instance
+-- runs on a worker's own shard tables, bypassing Citus's planner, first calls
+-- crebito_shard_guard(<the client's clientes shard>). It takes the lock Citus's own routed
+-- statements take on the shard's metadata (ShareLock, `lock_shard_metadata`), which a shard
+-- move or split takes exclusively on every node before it switches the placement over
+-- (`BlockWritesToShardList`, operations/shard_transfer.c); then, under that lock, it checks
+-- that the placement is still on this node. So either the move waits until the statement
+-- commits (and carries its write along), or the statement sees the move done and fails with
+-- SQLSTATE CR001, rolled back whole, and the instance re-sends it through the coordinator.
+-- PL/pgSQL, volatile: the placement is read with a snapshot taken after the lock.
+CREATE OR REPLACE FUNCTION crebito_shard_guard(p_shard int8) RETURNS bool
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    PERFORM lock_shard_metadata(5, ARRAY[p_shard]);
+    IF NOT EXISTS (SELECT 1
+                     FROM pg_dist_placement AS p, pg_dist_local_group AS g
+                    WHERE p.shardid = p_shard AND p.groupid = g.groupid) THEN
+        RAISE EXCEPTION 'shard % is not on this node (moved)', p_shard
+              USING ERRCODE = 'CR001';
+    END IF;
+    RETURN true;
+END
+$fn$;
+
 -- Citus propagates every new function to the workers by itself; what makes it *delegate*
 -- calls is the distribution argument, set once here.
 DO $$

@@ -17,24 +17,27 @@
 //!
 //! By job: this file answers requests; [`node`] owns one server's connections (round robin,
 //! reconnect, what a failure means); [`route`] sends each client's requests to the Citus
-//! worker holding it; [`migrate`] sets the database up; [`purge`] forgets expired
-//! idempotency keys. Every SQL text is a file in `sql/postgres/`.
+//! worker holding it, where [`shard`]'s statements run on the shard's own tables;
+//! [`migrate`] sets the database up; [`purge`] forgets expired idempotency keys. Every SQL
+//! text is a file in `sql/postgres/`.
 
 mod migrate;
 mod node;
 mod purge;
 mod route;
+mod shard;
 
 use std::sync::Arc;
 
-use tokio_postgres::Config;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Config, Row};
 
 use super::{KeyPolicy, Ledger, LedgerError, Once, Seed, StatementRows};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
 use node::{Node, Role};
 use route::Router;
+use shard::Kind;
 
 /// How the tables are stored: the store's own notion, onto which the CLI's profile
 /// (`durable` / `contest`) is mapped by `startup`.
@@ -106,80 +109,126 @@ impl PgLedger {
         Ok(PgLedger { owner, router })
     }
 
-    /// The server a request for `client` goes to.
-    fn node_for(&self, client: ClientId) -> Arc<Node> {
-        match &self.router {
-            Some(router) => router.node_for(client),
-            None => self.owner.clone(),
+    /// Runs one of the three statements for `client` where its data lives: on its worker's
+    /// shard tables in the Citus layout (if the shard has just moved away, nothing was applied
+    /// there and it is re-sent through the coordinator), else on the only server or the
+    /// coordinator.
+    async fn query(
+        &self,
+        client: ClientId,
+        kind: Kind,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Failed> {
+        if let Some((router, (node, shard))) = self
+            .router
+            .as_ref()
+            .and_then(|r| Some((r, r.route(client)?)))
+        {
+            let (slot, conn) = node.conn()?;
+            let ran = match conn.on_shard(&shard, kind).await {
+                Ok(prepared) => conn.client.query(&prepared, params).await,
+                Err(e) if shard::is_moved(&e) => Err(e),
+                Err(e) => {
+                    // Not prepared, so not run: certainly not applied.
+                    let _ = node.failed(slot, &conn, e);
+                    return Err(Failed::Ledger(LedgerError::Unavailable));
+                }
+            };
+            match ran {
+                Ok(rows) => return Ok(rows),
+                Err(e) if shard::is_moved(&e) => router.shard_moved(&node, &shard),
+                Err(e) => return Err(Failed::new(&node, slot, &conn, e)),
+            }
+        }
+        let (slot, conn) = self.owner.conn()?;
+        conn.client
+            .query(conn.prepared(kind), params)
+            .await
+            .map_err(|e| Failed::new(&self.owner, slot, &conn, e))
+    }
+}
+
+/// Why [`PgLedger::query`] failed.
+enum Failed {
+    /// A unique violation: for `apply_once`, a racing request stored the key first.
+    Unique,
+    Ledger(LedgerError),
+}
+
+impl Failed {
+    fn new(node: &Arc<Node>, slot: usize, conn: &node::Conn, e: tokio_postgres::Error) -> Failed {
+        if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            return Failed::Unique;
+        }
+        Failed::Ledger(node.failed(slot, conn, e))
+    }
+}
+
+impl From<LedgerError> for Failed {
+    fn from(e: LedgerError) -> Failed {
+        Failed::Ledger(e)
+    }
+}
+
+impl From<Failed> for LedgerError {
+    /// A unique violation rolled the statement back whole: not applied.
+    fn from(f: Failed) -> LedgerError {
+        match f {
+            Failed::Unique => LedgerError::Unavailable,
+            Failed::Ledger(e) => e,
         }
     }
 }
 
 impl Ledger for PgLedger {
     async fn apply(&self, client: ClientId, t: &Transaction) -> Result<Balance, LedgerError> {
-        let node = self.node_for(client);
-        let (slot, conn) = node.conn()?;
         let args = TxArgs::new(client, t);
-        let row = conn
-            .client
-            .query_one(&conn.apply, &args.params())
-            .await
-            .map_err(|e| node.failed(slot, &conn, e))?;
-        decode_apply(&row)
+        let rows = self.query(client, Kind::Apply, &args.params()).await?;
+        decode_apply(one(&rows)?)
     }
 
     async fn apply_once(&self, client: ClientId, t: &Transaction, key: &IdempotencyKey) -> Once {
         let fingerprint = t.fingerprint();
+        let args = TxArgs::new(client, t);
+        let [id, delta, amount, kind, description] = args.params();
+        let params: [&(dyn ToSql + Sync); 7] = [
+            id,
+            delta,
+            amount,
+            kind,
+            description,
+            &key.as_str(),
+            &fingerprint,
+        ];
         // Twice at most: a unique violation on the key means a racing request with the same
         // key committed first, and this statement was rolled back whole; asked again, it finds
         // the key and replays that request's answer.
-        let node = self.node_for(client);
-        for attempt in 0..2 {
-            let (slot, conn) = match node.conn() {
-                Ok(c) => c,
-                Err(e) => {
-                    return Once::fresh(Err(e));
-                }
-            };
-            let args = TxArgs::new(client, t);
-            let [id, delta, amount, kind, description] = args.params();
-            let params: [&(dyn ToSql + Sync); 7] = [
-                id,
-                delta,
-                amount,
-                kind,
-                description,
-                &key.as_str(),
-                &fingerprint,
-            ];
-            let row = conn.client.query_one(&conn.apply_once, &params).await;
-            let row = match row {
-                Ok(row) => row,
-                Err(e) if attempt == 0 && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
-                Err(e) => {
-                    return Once::fresh(Err(node.failed(slot, &conn, e)));
-                }
-            };
-            if let Some(pedido) = row.get::<_, Option<&str>>(3) {
-                let balance = row
-                    .get::<_, Option<i64>>(5)
-                    .zip(row.get::<_, Option<i64>>(6))
-                    .map(|(saldo, limite)| Balance { saldo, limite });
-                return Once::stored(pedido == fingerprint, row.get(4), balance);
-            }
-            return Once::fresh(decode_apply(&row));
+        let mut rows = self.query(client, Kind::ApplyOnce, &params).await;
+        if matches!(rows, Err(Failed::Unique)) {
+            rows = self.query(client, Kind::ApplyOnce, &params).await;
         }
-        Once::fresh(Err(LedgerError::Unavailable))
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return Once::fresh(Err(e.into())),
+        };
+        let row = match one(&rows) {
+            Ok(row) => row,
+            Err(e) => return Once::fresh(Err(e)),
+        };
+        if let Some(pedido) = row.get::<_, Option<&str>>(3) {
+            let balance = row
+                .get::<_, Option<i64>>(5)
+                .zip(row.get::<_, Option<i64>>(6))
+                .map(|(saldo, limite)| Balance { saldo, limite });
+            return Once::stored(pedido == fingerprint, row.get(4), balance);
+        }
+        Once::fresh(decode_apply(row))
     }
 
     async fn statement(&self, client: ClientId) -> Result<Statement, LedgerError> {
-        let node = self.node_for(client);
-        let (slot, conn) = node.conn()?;
-        let rows = conn
-            .client
-            .query(&conn.statement, &[&client.get()])
-            .await
-            .map_err(|e| node.failed(slot, &conn, e))?;
+        let rows = self
+            .query(client, Kind::Statement, &[&client.get()])
+            .await?;
         let mut statement = StatementRows::new(client);
         for row in &rows {
             let balance = Balance {
@@ -240,6 +289,11 @@ impl<'a> TxArgs<'a> {
             &self.description,
         ]
     }
+}
+
+/// The one row apply.sql and apply_once.sql return.
+fn one(rows: &[Row]) -> Result<&Row, LedgerError> {
+    rows.first().ok_or(LedgerError::Unavailable)
 }
 
 /// The first three columns of apply.sql and apply_once.sql: the new balance, or why not.

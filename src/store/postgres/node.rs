@@ -5,12 +5,14 @@
 //! server it talks to: the only server, or a Citus coordinator and each worker
 //! (`route.rs`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use tokio_postgres::{Client, Config, NoTls, Statement as Prepared};
 
+use super::shard::{Kind, Shard};
 use super::{Layout, LedgerError, Options};
 
 const APPLY: &str = include_str!("../../../sql/postgres/apply.sql");
@@ -24,9 +26,42 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(15);
 
 pub(super) struct Conn {
     pub(super) client: Client,
-    pub(super) apply: Prepared,
-    pub(super) apply_once: Prepared,
-    pub(super) statement: Prepared,
+    apply: Prepared,
+    apply_once: Prepared,
+    statement: Prepared,
+    /// The Citus direct path's statements (shard.rs), by shard and kind, each prepared on
+    /// this connection the first time it is needed.
+    shards: RwLock<HashMap<(i64, Kind), Prepared>>,
+}
+
+impl Conn {
+    /// The statement of this kind, prepared when the connection opened.
+    pub(super) fn prepared(&self, kind: Kind) -> &Prepared {
+        match kind {
+            Kind::Apply => &self.apply,
+            Kind::ApplyOnce => &self.apply_once,
+            Kind::Statement => &self.statement,
+        }
+    }
+
+    /// The statement of this kind on `shard`'s own tables, prepared on first use (one extra
+    /// round trip per shard, kind and connection, then none).
+    pub(super) async fn on_shard(
+        &self,
+        shard: &Shard,
+        kind: Kind,
+    ) -> Result<Prepared, tokio_postgres::Error> {
+        let key = (shard.id, kind);
+        if let Some(p) = self.shards.read().expect("not poisoned").get(&key) {
+            return Ok(p.clone());
+        }
+        let p = self.client.prepare(shard.sql(kind)).await?;
+        self.shards
+            .write()
+            .expect("not poisoned")
+            .insert(key, p.clone());
+        Ok(p)
+    }
 }
 
 struct Slot {
@@ -204,6 +239,7 @@ async fn prepare(client: Client, layout: Layout) -> Result<Conn, tokio_postgres:
         apply,
         apply_once,
         statement,
+        shards: RwLock::new(HashMap::new()),
     })
 }
 

@@ -1,15 +1,16 @@
 //! Shard-aware routing, the Citus layout: each client's requests go straight to the worker
-//! holding its shard, where the delegated call and the statement run locally — no
-//! coordinator on the request path, no second hop. The coordinator is only asked what must
-//! go there: the migration, and where the shards are (`client_nodes.sql`).
+//! holding its shard, where they run on the shard's own tables (shard.rs) — no coordinator
+//! on the request path, no second hop, no Citus planning. The coordinator is only asked
+//! what must go there: the migration, and where the shards are (`client_nodes.sql`).
 //!
 //! The routes are loaded at start and reloaded when Citus says something moved (a
 //! fingerprint of its placements and nodes, `placement_version.sql`, polled every
-//! [`POLL`]), or when a request names a client the routes do not know. Stale routes are
-//! slower, never wrong: a worker asked about a client it does not hold forwards the call
-//! (every node carries Citus's metadata since Citus 11), and a client the routes do not know
-//! is sent to the coordinator. A worker that is down costs its own clients a quick
-//! `Unavailable` (its connections are gone) or `Unknown` (lost mid-request), nobody else's.
+//! [`POLL`]), when a request names a client the routes do not know, or when a worker says
+//! a shard is no longer there. Stale routes are slower, never wrong: the guard of every
+//! direct statement refuses a shard that has moved (rolled back, re-sent through the
+//! coordinator, which routes it through Citus), and a client the routes do not know is sent
+//! to the coordinator. A worker that is down costs its own clients a quick `Unavailable`
+//! (its connections are gone) or `Unknown` (lost mid-request), nobody else's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use std::time::Duration;
 use tokio_postgres::Config;
 
 use super::node::{Node, Role, connect_raw};
+use super::shard::Shard;
 use super::{ClientId, Options};
 
 const PLACEMENT_VERSION: &str = include_str!("../../../sql/postgres/citus/placement_version.sql");
@@ -33,7 +35,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Routes {
     version: String,
-    clients: HashMap<i32, Arc<Node>>,
+    /// Each client's worker and shard.
+    clients: HashMap<i32, (Arc<Node>, Arc<Shard>)>,
     /// Every worker seen, by host:port: kept across reloads, so a reload reuses open
     /// connections.
     nodes: HashMap<String, Arc<Node>>,
@@ -46,6 +49,8 @@ pub(super) struct Router {
     routes: RwLock<Arc<Routes>>,
     stale: AtomicBool,
     reloads: AtomicU64,
+    /// Requests a worker refused because their shard had moved (re-sent via the coordinator).
+    moved: AtomicU64,
 }
 
 impl Router {
@@ -68,15 +73,16 @@ impl Router {
             })),
             stale: AtomicBool::new(false),
             reloads: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
         });
         router.reload().await?;
         tokio::spawn(keep_current(Arc::downgrade(&router)));
         Ok(router)
     }
 
-    /// The node to send a request for `client` to: its worker, or the coordinator for a
-    /// client the routes do not know (which also asks for a reload).
-    pub(super) fn node_for(&self, client: ClientId) -> Arc<Node> {
+    /// The worker and shard of `client`; none for a client the routes do not know (the
+    /// store asks the coordinator, and a reload is due).
+    pub(super) fn route(&self, client: ClientId) -> Option<(Arc<Node>, Arc<Shard>)> {
         let routed = self
             .routes
             .read()
@@ -84,13 +90,18 @@ impl Router {
             .clients
             .get(&client.get())
             .cloned();
-        match routed {
-            Some(node) => node,
-            None => {
-                self.stale.store(true, Ordering::Relaxed);
-                self.coordinator.clone()
-            }
+        if routed.is_none() {
+            self.stale.store(true, Ordering::Relaxed);
         }
+        routed
+    }
+
+    /// A worker refused a request because the client's shard is no longer there: the routes
+    /// are reloaded at the next poll.
+    pub(super) fn shard_moved(&self, node: &Node, shard: &Shard) {
+        tracing::info!(node = %node.name, shard = shard.id, "shard no longer on its routed worker; re-sent through the coordinator");
+        self.moved.fetch_add(1, Ordering::Relaxed);
+        self.stale.store(true, Ordering::Relaxed);
     }
 
     /// Prometheus lines: reloads so far, and how many clients each node serves.
@@ -102,9 +113,13 @@ impl Router {
             "# HELP crebito_pg_route_reloads_total Times the client-to-worker routes were (re)loaded from Citus's metadata.\n\
              # TYPE crebito_pg_route_reloads_total counter\n\
              crebito_pg_route_reloads_total {}\n\
+             # HELP crebito_pg_shard_moved_total Requests a worker refused because their shard had moved away, re-sent through the coordinator.\n\
+             # TYPE crebito_pg_shard_moved_total counter\n\
+             crebito_pg_shard_moved_total {}\n\
              # HELP crebito_pg_routed_clients Clients whose requests go straight to this Citus node.\n\
              # TYPE crebito_pg_routed_clients gauge",
-            self.reloads.load(Ordering::Relaxed)
+            self.reloads.load(Ordering::Relaxed),
+            self.moved.load(Ordering::Relaxed)
         );
         let mut names: Vec<&String> = routes.nodes.keys().collect();
         names.sort();
@@ -113,7 +128,7 @@ impl Router {
             let n = routes
                 .clients
                 .values()
-                .filter(|c| Arc::ptr_eq(c, node))
+                .filter(|(c, _)| Arc::ptr_eq(c, node))
                 .count();
             let _ = writeln!(out, "crebito_pg_routed_clients{{node=\"{name}\"}} {n}");
         }
@@ -132,6 +147,7 @@ impl Router {
         let current = self.routes.read().expect("not poisoned").clone();
         let mut nodes = current.nodes.clone();
         let mut clients = HashMap::with_capacity(rows.len());
+        let mut shards: HashMap<i64, Arc<Shard>> = HashMap::new();
         for row in &rows {
             let (id, host, port): (i32, String, i32) = (row.get(0), row.get(1), row.get(2));
             let name = format!("{host}:{port}");
@@ -139,7 +155,13 @@ impl Router {
                 let node = self.open_worker(&name, &host, port).await;
                 nodes.insert(name.clone(), node);
             }
-            clients.insert(id, nodes[&name].clone());
+            let shard = shards
+                .entry(row.get(3))
+                .or_insert_with(|| {
+                    Arc::new(Shard::new(row.get(3), [row.get(4), row.get(5), row.get(6)]))
+                })
+                .clone();
+            clients.insert(id, (nodes[&name].clone(), shard));
         }
         tracing::info!(
             clients = clients.len(),
