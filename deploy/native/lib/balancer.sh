@@ -19,11 +19,12 @@ rewrite() {
   [ "$(cksum < "$1")" != "$before" ] || die "could not rewrite $(basename "$1"): no line matches '$2'"
 }
 
-# deploy/nginx.conf for this stack: the shared socket directory, the public and operations
-# ports, and the knobs (LB_PROCESSES, NGINX_BALANCE, UPSTREAM, STACK_TRACE).
+# deploy/nginx.conf (or NGINX_CONF, a variant of it) for this stack: the shared socket
+# directory, the public and operations ports, and the knobs (LB_PROCESSES, NGINX_BALANCE,
+# UPSTREAM, STACK_TRACE).
 nginx_conf() {
   local conf=$1 i
-  cp "${repo:?}/deploy/nginx.conf" "$conf"
+  cp "${NGINX_CONF:-${repo:?}/deploy/nginx.conf}" "$conf"
   rewrite "$conf" "/run/crebito" "$DIR/run"
   rewrite "$conf" "listen 9999 " "listen 127.0.0.1:$PORT "
   rewrite "$conf" "listen 127.0.0.1:9998;" "listen 127.0.0.1:$(port_of ops);"

@@ -31,6 +31,7 @@
 #                   (Debian's haproxy; templates in deploy/native/templates/)
 #   LB_PROCESSES    nginx worker processes, or HAProxy threads (default: nginx.conf's, 2)
 #   NGINX_BALANCE   "round_robin" (default, as the contest rules ask) or "least_conn"
+#   NGINX_CONF      a variant of deploy/nginx.conf to run instead (bench/nginx-knobs.sh)
 #   UPSTREAM        "unix" (default, as in Compose) or "tcp": the balancer reaches the
 #                   instances on loopback TCP (ports below)
 #   STACK_TRACE     "1": nginx logs each request's times to log/access.log and PostgreSQL

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# nginx's work per connection, one setting at a time: each KNOB is deploy/nginx.conf with one
+# change (a substitution that must match, so a changed nginx.conf fails here loudly), run by
+# bench/topology.sh (NGINX_CONF=…) against the unchanged file, alternating, in one sitting.
+#
+#   bench/nginx-knobs.sh [KNOB …]   (SCALE, DURATION_SCALE, ROUNDS, PORT as bench/topology.sh)
+#
+# Knobs (default: all):
+#   deferred          listen … deferred: TCP_DEFER_ACCEPT, nginx is woken when the request
+#                     has arrived, not at the handshake
+#   keepalive0        keepalive_timeout 0: answer with "Connection: close" and close first
+#                     (the official test opens a connection per request anyway)
+#   single_accept     multi_accept off: one accept per wakeup instead of draining the queue
+#   no_reuseport      one listening socket shared by the workers instead of one each
+# Any other argument is passed through as a topology.sh variant (e.g. "DB_CPUS=0.6 LB_CPUS=0.5").
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+[ $# -gt 0 ] || set -- deferred keepalive0 single_accept no_reuseport
+work=$(mktemp -d)
+on_exit "rm -rf '$work'"
+
+# knob NAME: the sed expression of one knob.
+knob() {
+  case "$1" in
+    deferred) printf '%s\n' 's#^\(        listen 9999 .*\);#\1 deferred;#' ;;
+    keepalive0) printf '%s\n' 's#^    keepalive_timeout 5s;#    keepalive_timeout 0;#' ;;
+    single_accept) printf '%s\n' 's#^    multi_accept on;#    multi_accept off;#' ;;
+    no_reuseport) printf '%s\n' 's#^\(        listen 9999 .*\) reuseport;#\1;#' ;;
+    *) return 1 ;;
+  esac
+}
+
+variants=("-")
+for arg in "$@"; do
+  if expr=$(knob "$arg"); then
+    sed "$expr" "$repo/deploy/nginx.conf" > "$work/$arg.conf"
+    ! cmp -s "$repo/deploy/nginx.conf" "$work/$arg.conf" || { echo "knob $arg: nginx.conf has no line it changes" >&2; exit 1; }
+    variants+=("NGINX_CONF=$work/$arg.conf")
+  else
+    variants+=("$arg")
+  fi
+done
+# Labels in the table are the variants; name the knobs' files by knob so they read as such.
+"$here/topology.sh" "${variants[@]}" | sed "s#NGINX_CONF=$work/\([a-z0-9_]*\)\.conf#\1#g"
