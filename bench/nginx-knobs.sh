@@ -12,6 +12,7 @@
 #                     (the official test opens a connection per request anyway)
 #   single_accept     multi_accept off: one accept per wakeup instead of draining the queue
 #   no_reuseport      one listening socket shared by the workers instead of one each
+#   inflight:N        the in-flight bound (limit_conn) at N instead of 512: queue longer vs refuse
 # Any other argument is passed through as a topology.sh variant (e.g. "DB_CPUS=0.6 LB_CPUS=0.5").
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -26,6 +27,7 @@ knob() {
     keepalive0) printf '%s\n' 's#^    keepalive_timeout 5s;#    keepalive_timeout 0;#' ;;
     single_accept) printf '%s\n' 's#^    multi_accept on;#    multi_accept off;#' ;;
     no_reuseport) printf '%s\n' 's#^\(        listen 9999 .*\) reuseport;#\1;#' ;;
+    inflight:[0-9]*) printf '%s\n' "s#^        limit_conn inflight 512;#        limit_conn inflight ${1#inflight:};#" ;;
     *) return 1 ;;
   esac
 }
@@ -33,9 +35,10 @@ knob() {
 variants=("-")
 for arg in "$@"; do
   if expr=$(knob "$arg"); then
-    sed "$expr" "$repo/deploy/nginx.conf" > "$work/$arg.conf"
-    ! cmp -s "$repo/deploy/nginx.conf" "$work/$arg.conf" || { echo "knob $arg: nginx.conf has no line it changes" >&2; exit 1; }
-    variants+=("NGINX_CONF=$work/$arg.conf")
+    file="$work/${arg/:/_}.conf"
+    sed "$expr" "$repo/deploy/nginx.conf" > "$file"
+    ! cmp -s "$repo/deploy/nginx.conf" "$file" || { echo "knob $arg: nginx.conf has no line it changes" >&2; exit 1; }
+    variants+=("NGINX_CONF=$file")
   else
     variants+=("$arg")
   fi
