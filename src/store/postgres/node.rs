@@ -15,9 +15,6 @@ use tokio_postgres::{Client, Config, NoTls, Statement as Prepared};
 use super::shard::{Kind, Shard};
 use super::{Layout, LedgerError, Options};
 
-const APPLY: &str = include_str!("../../../sql/postgres/apply.sql");
-const STATEMENT: &str = include_str!("../../../sql/postgres/statement.sql");
-const APPLY_ONCE: &str = include_str!("../../../sql/postgres/apply_once.sql");
 const CITUS_APPLY: &str = include_str!("../../../sql/postgres/citus/apply.sql");
 const CITUS_APPLY_ONCE: &str = include_str!("../../../sql/postgres/citus/apply_once.sql");
 
@@ -228,12 +225,12 @@ pub(super) async fn connect_with_patience(
 
 async fn prepare(client: Client, layout: Layout) -> Result<Conn, tokio_postgres::Error> {
     let (apply, apply_once) = match layout {
-        Layout::Single => (APPLY, APPLY_ONCE),
+        Layout::Single => (Kind::Apply.sql(), Kind::ApplyOnce.sql()),
         Layout::Citus => (CITUS_APPLY, CITUS_APPLY_ONCE),
     };
     let apply = client.prepare(apply).await?;
     let apply_once = client.prepare(apply_once).await?;
-    let statement = client.prepare(STATEMENT).await?;
+    let statement = client.prepare(Kind::Statement.sql()).await?;
     Ok(Conn {
         client,
         apply,

@@ -155,10 +155,11 @@ impl Router {
                 let node = self.open_worker(&name, &host, port).await;
                 nodes.insert(name.clone(), node);
             }
+            let shard_id: i64 = row.get(3);
             let shard = shards
-                .entry(row.get(3))
+                .entry(shard_id)
                 .or_insert_with(|| {
-                    Arc::new(Shard::new(row.get(3), [row.get(4), row.get(5), row.get(6)]))
+                    Arc::new(Shard::new(shard_id, [row.get(4), row.get(5), row.get(6)]))
                 })
                 .clone();
             clients.insert(id, (nodes[&name].clone(), shard));

@@ -18,10 +18,6 @@
 
 use tokio_postgres::error::SqlState;
 
-const APPLY: &str = include_str!("../../../sql/postgres/apply.sql");
-const APPLY_ONCE: &str = include_str!("../../../sql/postgres/apply_once.sql");
-const STATEMENT: &str = include_str!("../../../sql/postgres/statement.sql");
-
 /// Where the guard goes in each statement.
 const GUARD_MARK: &str = "/* shard guard */";
 
@@ -31,12 +27,24 @@ const TABLES: [&str; 3] = ["clientes", "transacoes", "idempotencia"];
 /// The SQLSTATE `crebito_shard_guard` raises when the shard is no longer on the node.
 pub(super) const MOVED: &str = "CR001";
 
-/// Which of a shard's statements.
+/// Which of the three statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Kind {
     Apply,
     ApplyOnce,
     Statement,
+}
+
+impl Kind {
+    /// The single server's text of the statement: what the single layout prepares, and what
+    /// each shard's statement is rewritten from.
+    pub(super) fn sql(self) -> &'static str {
+        match self {
+            Kind::Apply => include_str!("../../../sql/postgres/apply.sql"),
+            Kind::ApplyOnce => include_str!("../../../sql/postgres/apply_once.sql"),
+            Kind::Statement => include_str!("../../../sql/postgres/statement.sql"),
+        }
+    }
 }
 
 /// One shard's statements, ready to be prepared on its worker's connections.
@@ -53,7 +61,8 @@ impl Shard {
     /// The statements for shard `id`, whose tables are named `names` on its worker (in the
     /// order of [`TABLES`], as `shard_name()` gives them).
     pub(super) fn new(id: i64, names: [&str; 3]) -> Shard {
-        let rewrite = |sql: &str| {
+        let rewrite = |kind: Kind| {
+            let sql = kind.sql();
             let mut out = sql.replacen(
                 GUARD_MARK,
                 &format!("(SELECT crebito_shard_guard({id}::int8)) AND"),
@@ -66,9 +75,9 @@ impl Shard {
         };
         Shard {
             id,
-            apply: rewrite(APPLY),
-            apply_once: rewrite(APPLY_ONCE),
-            statement: rewrite(STATEMENT),
+            apply: rewrite(Kind::Apply),
+            apply_once: rewrite(Kind::ApplyOnce),
+            statement: rewrite(Kind::Statement),
         }
     }
 
@@ -109,7 +118,8 @@ mod tests {
 
     #[test]
     fn every_statement_carries_one_guard_mark() {
-        for sql in [APPLY, APPLY_ONCE, STATEMENT] {
+        for kind in [Kind::Apply, Kind::ApplyOnce, Kind::Statement] {
+            let sql = kind.sql();
             assert_eq!(sql.matches(GUARD_MARK).count(), 1, "{sql}");
         }
     }
