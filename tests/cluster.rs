@@ -101,6 +101,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
             descricao: "extra".into(),
         }),
         status: 200,
+        unknown: false,
         body: Some(body),
     };
 
@@ -453,6 +454,7 @@ fn load(
                         complete_ns: ns(),
                         tx: None,
                         status: status.as_u16(),
+                        unknown: false,
                         body: (status == 200).then_some(body),
                     };
                     answers.lock().unwrap().history.push(op);
@@ -477,6 +479,7 @@ fn load(
                         descricao: descricao.clone(),
                     }),
                     status: status.as_u16(),
+                    unknown: false,
                     body: (status == 200).then_some(body),
                 };
                 let mut answers = answers.lock().unwrap();

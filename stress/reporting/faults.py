@@ -3,7 +3,9 @@ the ledger the database kept, and what each final answer claimed.
 
 Vocabulary (docs/src/architecture.md, "Glossary"): an answer is "not applied" (4xx, and
 503: refused before reaching the store) or "ambiguous" (outcome unknown: no answer, 500,
-502, 504); only ambiguous answers can hide a lost or doubled transaction."""
+502, 504); only ambiguous answers can hide a lost or doubled transaction. A POST whose
+keyed retries ended on a 503 after an ambiguous attempt is still ambiguous: that 503 says
+only that its own attempt was refused (the loader's `unknown` column)."""
 
 import csv
 import json
@@ -19,7 +21,9 @@ RULES = ("lost", "dup", "refused_stored", "unexplained_stored", "balance_violati
 def audit_posts(posts, stored):
     """The ledger rules over the POST log [{descricao, status, first_status, …}] and the
     stored descricao counts {descricao: n}."""
-    status = lambda p: int(p["status"])
+    # What the client finally knows; an unknown POST counts as having no answer (older POST
+    # logs lack the column: their final status is all there is).
+    status = lambda p: 0 if p.get("unknown") == "true" else int(p["status"])
     first = lambda p: int(p["first_status"])
     amb_first = [p for p in posts if first(p) in AMBIGUOUS]
     by_first = {}

@@ -105,6 +105,16 @@ class FaultsAudit(unittest.TestCase):
         r = faults.audit_posts([self.post("d", 503)], {"d": 1})
         self.assertEqual(r["refused_stored"], 1)
 
+    def test_503_after_an_ambiguous_attempt_is_still_ambiguous(self):
+        # 504 first (applied, as it turned out), then 503s until the retries ran out.
+        post = self.post("d", 503, first=504, unknown="true")
+        r = faults.audit_posts([post], {"d": 1})
+        self.assertEqual((r["refused_stored"], r["ambiguous"], r["ambiguous_first_attempt_applied"]), (0, 1, 1))
+        # Reported, not failed: what the keyed retries are for.
+        self.assertTrue(faults.scenario_passed(dict(r, database_recovered=True, balance_violations=0)))
+        r = faults.audit_posts([dict(post, unknown="false")], {"d": 1})
+        self.assertEqual(r["refused_stored"], 1)
+
     def test_failed_first_attempt_times_are_nearest_rank(self):
         posts = [self.post(str(i), 200, first=504, first_ms=str(i), at_ms=str(i * 10)) for i in range(1, 101)]
         posts.append(self.post("late", 200, first_ms="1", at_ms="5000"))

@@ -617,6 +617,7 @@ mod tests {
                 descricao: d.into(),
             }),
             status,
+            unknown: false,
             body: saldo.map(|s| json!({"limite": LIMIT, "saldo": s})),
         }
     }
@@ -641,6 +642,7 @@ mod tests {
             complete_ns: complete_ms * MS,
             tx: None,
             status: 200,
+            unknown: false,
             body: Some(
                 json!({"saldo": {"total": total, "limite": LIMIT, "data_extrato": "x"}, "ultimas_transacoes": list}),
             ),
@@ -742,6 +744,12 @@ mod tests {
             ("c", 3, "n"),
         ]);
         assert!(rules(&h, &l2).contains(&"a"), "503 stored");
+        assert!(rules(&h, &l).is_empty());
+        // A 503 that ended the retries of an attempt answered 504 says nothing of that
+        // attempt: the POST is unknown, and stored or not, both ledgers are explained.
+        h[7].unknown = true;
+        assert_eq!(h[7].fate(), Fate::Unknown);
+        assert!(rules(&h, &l2).is_empty(), "{:?}", rules(&h, &l2));
         assert!(rules(&h, &l).is_empty());
     }
 

@@ -19,6 +19,11 @@ pub struct Op {
     pub tx: Option<Tx>,
     /// The final answer's HTTP status; 0 when none came (timeout, broken connection).
     pub status: u16,
+    /// An earlier attempt was ambiguous and no later answer settled it (the last was a 503:
+    /// that attempt refused, the earlier one possibly applied): the outcome is unknown
+    /// whatever `status` says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
     /// The final answer's body when it was a 200: `{"limite", "saldo"}` for a POST, the
     /// whole statement for a GET.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +65,9 @@ pub enum Fate {
 
 impl Op {
     pub fn fate(&self) -> Fate {
+        if self.unknown {
+            return Fate::Unknown;
+        }
         match self.status {
             200 => Fate::Applied,
             400..=499 | 503 => Fate::NotApplied,

@@ -97,6 +97,9 @@ struct Record {
     first_us: u64,
     /// The final answer was a replay (`Idempotent-Replayed: true`) of an earlier attempt's.
     replayed: bool,
+    /// The POST's outcome is still unknown after its last attempt: an attempt was ambiguous
+    /// and no later answer settled it (a 503 does not: `request::unknown_after`).
+    unknown: bool,
     attempts: u32,
     post: Option<Post>,
 }
@@ -188,6 +191,7 @@ fn main() {
                     let first_us = started.elapsed().as_micros() as u64;
                     let first_ambiguous = answer.outcome.ambiguous(answer.status);
                     let first_status = answer.status;
+                    let mut unknown = request::unknown_after(false, answer.outcome, answer.status);
                     let mut attempts = 1;
                     while idempotent
                         && post.is_some()
@@ -196,6 +200,7 @@ fn main() {
                     {
                         tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;
                         answer = request::send(target, &req, scenario, timeout, keep).await;
+                        unknown = request::unknown_after(unknown, answer.outcome, answer.status);
                         attempts += 1;
                     }
                     let since_start =
@@ -215,6 +220,7 @@ fn main() {
                         first_status,
                         first_us,
                         replayed: answer.replayed,
+                        unknown,
                         attempts,
                         post,
                     };
@@ -257,13 +263,13 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         f,
-        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status,replayed,at_ms,first_ms"
+        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status,replayed,unknown,at_ms,first_ms"
     )?;
     for r in records {
         let Some(p) = &r.post else { continue };
         writeln!(
             f,
-            "{},{},{},{},{},{},{},{},{},{},{:.3},{:.3}",
+            "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3}",
             std::str::from_utf8(&p.descricao).expect("ascii"),
             p.client,
             if p.credit { 'c' } else { 'd' },
@@ -277,6 +283,7 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
             r.first_ambiguous,
             r.first_status,
             r.replayed,
+            r.unknown,
             r.invoke_ns as f64 / 1e6,
             r.first_us as f64 / 1e3
         )?;
@@ -306,6 +313,7 @@ fn write_history(path: &std::path::Path, records: &[Record]) -> std::io::Result<
                     .to_string(),
             }),
             status: r.status,
+            unknown: r.unknown,
             body,
         };
         serde_json::to_writer(&mut f, &op)?;
@@ -403,7 +411,7 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
         "idempotent": args.idempotent,
         "clients": args.clients,
         "ambiguous_first_attempt": posts.iter().filter(|r| r.first_ambiguous).count(),
-        "ambiguous": posts.iter().filter(|r| r.outcome.ambiguous(r.status)).count(),
+        "ambiguous": posts.iter().filter(|r| r.unknown).count(),
         "retried": posts.iter().filter(|r| r.attempts > 1).count(),
         "timeline": timeline,
     })

@@ -45,6 +45,20 @@ impl Outcome {
     pub fn retryable(self, status: u16) -> bool {
         self.ambiguous(status) || status == 503
     }
+
+    /// Whether this answer to a keyed retry settles what an earlier, ambiguous attempt left
+    /// unknown. A 200 (fresh or replayed) or a 4xx does: the key is stored with the
+    /// transaction, so a retry either replays it or runs it afresh. A 503 does not: it says
+    /// only that *this* attempt was refused, nothing of the earlier one.
+    pub fn settles(self, status: u16) -> bool {
+        !self.ambiguous(status) && status != 503
+    }
+}
+
+/// The client's knowledge of one POST after one more answer: unknown from the first
+/// ambiguous answer until a later one settles it ([`Outcome::settles`]).
+pub fn unknown_after(unknown: bool, outcome: Outcome, status: u16) -> bool {
+    outcome.ambiguous(status) || (unknown && !outcome.settles(status))
 }
 
 /// One POST's transaction, for the ledger audit against the client's own log.
@@ -294,5 +308,24 @@ mod tests {
         assert!(r.contains(&format!("Content-Length: {body_len}\r\n")));
         let g = String::from_utf8(render(Scenario::Extratos, 5, None, false)).unwrap();
         assert!(g.starts_with("GET /clientes/5/extrato HTTP/1.1\r\n") && g.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_503_after_an_ambiguous_attempt_leaves_the_post_unknown() {
+        use Outcome::{Connection, Ok, Status};
+        let unknown = |answers: &[(Outcome, u16)]| {
+            answers
+                .iter()
+                .fold(false, |u, &(o, s)| unknown_after(u, o, s))
+        };
+        // Refused outright: known, not applied.
+        assert!(!unknown(&[(Status, 503), (Status, 503)]));
+        // 504, then refusals until the retries ran out: the 504 may have applied it.
+        assert!(unknown(&[(Status, 504), (Status, 503), (Status, 503)]));
+        assert!(unknown(&[(Connection, 0), (Status, 503)]));
+        // Settled by a replay or a fresh answer; unsettled again by a later ambiguity.
+        assert!(!unknown(&[(Status, 504), (Status, 503), (Ok, 200)]));
+        assert!(!unknown(&[(Status, 504), (Ok, 422)]));
+        assert!(unknown(&[(Status, 503), (Status, 502)]));
     }
 }
