@@ -128,6 +128,20 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         let count = |s: u16| answers.by_status.get(&s).map_or(0, Vec::len);
         assert!(count(200) > 100, "load ran: {:?}", answers.by_status.keys());
     }
+    // The clients added after the instances started were found through the coordinator and
+    // joined the routes: each instance now sends every client straight to its worker.
+    let routed = metric(&cluster, "crebito_pg_routed_clients{").await;
+    assert_eq!(routed, [u64::from(5 + EXTRA_CLIENTS); 2], "routed clients per instance");
+    // A client that does not exist is a 404, not news: probing unknown ids for over two
+    // polls of the routes reloads nothing.
+    let reloads = metric(&cluster, "crebito_pg_route_reloads_total ").await;
+    for id in 0..25 {
+        let (status, _) = api.extrato(9000 + id).await;
+        assert_eq!(status, 404);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = metric(&cluster, "crebito_pg_route_reloads_total ").await;
+    assert_eq!(after, reloads, "unknown clients made the routes reload");
     let w1 = cluster.service("w1");
     assert!(
         w1["up"] == true && w1["restarts"] == 1,
@@ -406,8 +420,9 @@ impl Drop for Frozen<'_> {
     }
 }
 
-/// Each instance's value of a metric line (through nginx's operations server), e.g. its
-/// `crebito_pg_routed_clients` for one node.
+/// Each instance's value of the metric lines starting with `line` (through nginx's
+/// operations server), summed: e.g. its `crebito_pg_routed_clients` for one node, or (with
+/// `{` as the end of the prefix) for all of them.
 async fn metric(cluster: &Cluster, line: &str) -> Vec<u64> {
     let ops = cluster.fact("STACK_OPS_URL");
     let mut out = Vec::new();
@@ -420,8 +435,9 @@ async fn metric(cluster: &Cluster, line: &str) -> Vec<u64> {
             .unwrap();
         let n = text
             .lines()
-            .find_map(|l| l.strip_prefix(line))
-            .map_or(0, |v| v.trim().parse().unwrap());
+            .filter_map(|l| l.strip_prefix(line))
+            .map(|v| v.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
         out.push(n);
     }
     out

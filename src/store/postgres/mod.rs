@@ -141,10 +141,31 @@ impl PgLedger {
             }
         }
         let (slot, conn) = self.owner.conn()?;
-        conn.client
+        let rows = conn
+            .client
             .query(conn.prepared(kind), params)
             .await
-            .map_err(|e| Failed::new(&self.owner, slot, &conn, e))
+            .map_err(|e| Failed::new(&self.owner, slot, &conn, e))?;
+        // A client the routes miss but the coordinator knows: the routes are out of date.
+        if let Some(router) = &self.router
+            && router.route(client).is_none()
+            && client_exists(kind, &rows)
+        {
+            router.client_found();
+        }
+        Ok(rows)
+    }
+}
+
+/// Whether a statement's rows show its client exists: the statement has a row per entry
+/// (none for an unknown client); both applies answer one row whose `known` column is false
+/// only for an unknown client (NULL when applied).
+fn client_exists(kind: Kind, rows: &[Row]) -> bool {
+    match kind {
+        Kind::Statement => !rows.is_empty(),
+        Kind::Apply | Kind::ApplyOnce => rows
+            .first()
+            .is_some_and(|row| row.get::<_, Option<bool>>(2) != Some(false)),
     }
 }
 

@@ -5,8 +5,8 @@
 //!
 //! The routes are loaded at start and reloaded when Citus says something moved (a
 //! fingerprint of its placements and nodes, `placement_version.sql`, polled every
-//! [`POLL`]), when a request names a client the routes do not know, or when a worker says
-//! a shard is no longer there. Stale routes are slower, never wrong: the guard of every
+//! [`POLL`]), when the coordinator finds a client the routes do not know, or when a worker
+//! says a shard is no longer there. Stale routes are slower, never wrong: the guard of every
 //! direct statement refuses a shard that has moved (rolled back, re-sent through the
 //! coordinator, which routes it through Citus), and a client the routes do not know is sent
 //! to the coordinator. A worker that is down costs its own clients a quick `Unavailable`
@@ -81,19 +81,21 @@ impl Router {
     }
 
     /// The worker and shard of `client`; none for a client the routes do not know (the
-    /// store asks the coordinator, and a reload is due).
+    /// store asks the coordinator).
     pub(super) fn route(&self, client: ClientId) -> Option<(Arc<Node>, Arc<Shard>)> {
-        let routed = self
-            .routes
+        self.routes
             .read()
             .expect("not poisoned")
             .clients
             .get(&client.get())
-            .cloned();
-        if routed.is_none() {
-            self.stale.store(true, Ordering::Relaxed);
-        }
-        routed
+            .cloned()
+    }
+
+    /// The coordinator found a client the routes do not know (created since they were
+    /// loaded): a reload is due at the next poll. A client that does not exist (a 404)
+    /// is not news, so probing unknown ids never makes the routes reload.
+    pub(super) fn client_found(&self) {
+        self.stale.store(true, Ordering::Relaxed);
     }
 
     /// A worker refused a request because the client's shard is no longer there: the routes
@@ -229,8 +231,8 @@ impl Router {
     }
 }
 
-/// Every [`POLL`], reloads the routes if the placements changed or a request met an
-/// unknown client; ends with the ledger.
+/// Every [`POLL`], reloads the routes if the placements changed or the coordinator found a
+/// client they do not know; ends with the ledger.
 async fn keep_current(router: Weak<Router>) {
     loop {
         tokio::time::sleep(POLL).await;
