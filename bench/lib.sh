@@ -116,3 +116,32 @@ official_rounds() {
     python3 "$repo/stress/report.py" medians --out "$out/official/$v" "$out/official/$v"/run-*/summary.json >&2
   done
 }
+
+# nginx.conf variants, one setting each (bench/nginx-knobs.sh lists what they change).
+# knob NAME: the sed expression of one knob (fails for a name that is not a knob).
+knob() {
+  case "$1" in
+    deferred) printf '%s\n' 's#^\(        listen 9999 .*\);#\1 deferred;#' ;;
+    keepalive0) printf '%s\n' 's#^    keepalive_timeout 5s;#    keepalive_timeout 0;#' ;;
+    single_accept) printf '%s\n' 's#^    multi_accept on;#    multi_accept off;#' ;;
+    no_reuseport) printf '%s\n' 's#^\(        listen 9999 .*\) reuseport;#\1;#' ;;
+    lingering_off) printf '%s\n' 's#^        limit_conn inflight 512;#&\n        lingering_close off;#' ;;
+    inflight:[0-9]*) printf '%s\n' "s#^        limit_conn inflight 512;#        limit_conn inflight ${1#inflight:};#" ;;
+    *) return 1 ;;
+  esac
+}
+
+# knob_conf NAME DIR: deploy/nginx.conf with knob NAME applied, written in DIR; prints its
+# path. Returns 1 for a name that is not a knob, 2 (loudly) when nginx.conf no longer has
+# the line the knob changes.
+knob_conf() {
+  local expr file
+  expr=$(knob "$1") || return 1
+  file="$2/${1/:/_}.conf"
+  sed "$expr" "$repo/deploy/nginx.conf" > "$file"
+  if cmp -s "$repo/deploy/nginx.conf" "$file"; then
+    echo "knob $1: nginx.conf has no line it changes" >&2
+    return 2
+  fi
+  echo "$file"
+}

@@ -12,6 +12,9 @@
 #                     (the official test opens a connection per request anyway)
 #   single_accept     multi_accept off: one accept per wakeup instead of draining the queue
 #   no_reuseport      one listening socket shared by the workers instead of one each
+#   lingering_off     lingering_close off: close at once after the answer instead of
+#                     shutdown(SHUT_WR) and waiting for the client's FIN (nginx lingers on
+#                     almost every connection here: strace counts a shutdown per accept)
 #   inflight:N        the in-flight bound (limit_conn) at N instead of 512: queue longer vs refuse
 # Any other argument is passed through as a topology.sh variant (e.g. "DB_CPUS=0.6 LB_CPUS=0.5").
 # shellcheck source=lib.sh
@@ -20,25 +23,12 @@
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 
-# knob NAME: the sed expression of one knob.
-knob() {
-  case "$1" in
-    deferred) printf '%s\n' 's#^\(        listen 9999 .*\);#\1 deferred;#' ;;
-    keepalive0) printf '%s\n' 's#^    keepalive_timeout 5s;#    keepalive_timeout 0;#' ;;
-    single_accept) printf '%s\n' 's#^    multi_accept on;#    multi_accept off;#' ;;
-    no_reuseport) printf '%s\n' 's#^\(        listen 9999 .*\) reuseport;#\1;#' ;;
-    inflight:[0-9]*) printf '%s\n' "s#^        limit_conn inflight 512;#        limit_conn inflight ${1#inflight:};#" ;;
-    *) return 1 ;;
-  esac
-}
-
 variants=("-")
 for arg in "$@"; do
-  if expr=$(knob "$arg"); then
-    file="$work/${arg/:/_}.conf"
-    sed "$expr" "$repo/deploy/nginx.conf" > "$file"
-    ! cmp -s "$repo/deploy/nginx.conf" "$file" || { echo "knob $arg: nginx.conf has no line it changes" >&2; exit 1; }
+  if file=$(knob_conf "$arg" "$work"); then
     variants+=("NGINX_CONF=$file")
+  elif [ $? -eq 2 ]; then
+    exit 1
   else
     variants+=("$arg")
   fi

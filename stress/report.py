@@ -85,6 +85,7 @@ def parser():
     rw = sub.add_parser("row")
     for a in ["--loader", "--label", "--cpu", "--throttled"]:
         rw.add_argument(a, required=True)
+    rw.add_argument("--lb-cpu", type=float, required=True, help="the balancer's CPU seconds over the run")
     return p
 
 

@@ -203,13 +203,15 @@ def hops(args):
 
 
 def row(args):
-    """One markdown table row from a fast-loader summary (bench/topology.sh)."""
+    """One markdown table row from a fast-loader summary (bench/topology.sh), with the
+    balancer's CPU per request (its cgroup's seconds over the run / the run's requests)."""
     s = read_json(args.loader)
     lat = s["latency_ms"]
     ko = f"{s['ko']}" + (f" {s['ko_by_cause']}" if s["ko"] else "")
+    lb_us = round(args.lb_cpu * 1e6 / max(s["requests"], 1))
     print(
         f"| {args.label} | {s['sla_pct']} % | {ko} | {lat['p50']} | {lat['p99']} | {lat['max']} | "
-        f"{s['throughput_rps']} | {args.cpu} | {args.throttled} |"
+        f"{s['throughput_rps']} | {args.cpu} | {lb_us} | {args.throttled} |"
     )
     return 0
 

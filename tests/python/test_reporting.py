@@ -234,6 +234,32 @@ class Cost(unittest.TestCase):
         self.assertEqual(row[7], "**750** |")  # the loader left out
 
 
+class TopologyRow(unittest.TestCase):
+    def test_the_balancers_cpu_per_request(self):
+        import argparse
+        import contextlib
+        import io
+        import json
+        import tempfile
+
+        loader = {
+            "ko": 0,
+            "sla_pct": 100.0,
+            "latency_ms": {"p50": 1.0, "p99": 2.0, "max": 3.0},
+            "throughput_rps": 4000.0,
+            "requests": 200000,
+        }
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(loader, f)
+        out = io.StringIO()
+        args = argparse.Namespace(loader=f.name, label="-", cpu="48.0", throttled="1 / 0 / 0 / 9", lb_cpu=17.0)
+        with contextlib.redirect_stdout(out):
+            bench.row(args)
+        os.unlink(f.name)
+        cells = out.getvalue().strip().split(" | ")
+        self.assertEqual(cells[7:9], ["48.0", "85"])  # 17 s over 200 000 requests: 85 µs each
+
+
 class RenderText(unittest.TestCase):
     def test_the_sampler_cost_is_shown(self):
         s = Summary.client(Summary(), posts_ok=0)
