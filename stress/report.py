@@ -42,6 +42,7 @@ def parser():
     s.add_argument("--sampler", help="stress/sample.py's own cost (sampler.json)")
     s.add_argument("--load-start", help="epoch seconds when the load started")
     s.add_argument("--check", help="crebito-check's report on the run's history (check.json)")
+    s.add_argument("--crebito-bin", help="the server binary, when the caller chose it (CREBITO_BIN)")
     pl = sub.add_parser("plot")
     pl.add_argument("--out", required=True)
     pl.add_argument("--title", default="crebito saturation")

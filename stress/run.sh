@@ -82,6 +82,10 @@ say() { printf 'stress: %s\n' "$*" >&2; }
 if [ "$loader" = k6 ] && ! command -v k6 >/dev/null 2>&1; then
   PATH="$("$repo/scripts/pytools"):$PATH"  # k6 in the project's .venv
 fi
+# A server binary the caller chose is named in each summary (its version and sha256): the
+# summary's commit is this tree's, which need not be the binary's.
+given_bin=()
+[ -z "${CREBITO_BIN:-}" ] || given_bin=(--crebito-bin "$CREBITO_BIN")
 if [ -z "${CREBITO_BIN:-}" ]; then
   say "building crebito (cargo build --release)"
   (cd "$repo" && cargo build --release --locked -q)
@@ -223,7 +227,7 @@ run_once() {
   fi
   [ ! -f "$dir/floor.json" ] || client+=(--floor "$dir/floor.json")
   [ ! -f "$dir/check.json" ] || client+=(--check "$dir/check.json")
-  python3 "$here/report.py" summarize "${client[@]}" --audit "$dir/audit.json" \
+  python3 "$here/report.py" summarize "${client[@]}" "${given_bin[@]}" --audit "$dir/audit.json" \
     --out "$dir" --scale "$s" --duration-scale "$d" \
     --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" \
     --server "$dir/server.jsonl" --sampler "$dir/sampler.json" --load-start "$(cat "$dir/load-start.txt")" >&2

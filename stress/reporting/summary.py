@@ -3,6 +3,7 @@ ledger audit, the server's side; as summary.json, summary.txt and report.html. A
 medians over repeated runs and the pass/fail check stress/run.sh asks for."""
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -36,6 +37,15 @@ def git_commit(repo):
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except OSError:
         return "unknown"
+
+
+def binary(path):
+    """A server binary the run did not build from the tree: its version and sha256 (never
+    its path, which is this machine's)."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    out = subprocess.run([path, "--version"], capture_output=True, text=True)
+    return {"version": out.stdout.strip() or "unknown", "sha256": digest}
 
 
 def read_json(path):
@@ -121,6 +131,7 @@ def summarize(args):
     summary = build(client, audit_rows, cpu, float(args.scale), float(args.duration_scale), float(args.load_seconds))
     summary |= {
         "commit": git_commit(args.repo),
+        **({"server_binary": binary(args.crebito_bin)} if getattr(args, "crebito_bin", None) else {}),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release()},
     }
@@ -163,7 +174,12 @@ def latency_row(name, lat, ko, requests):
 def render_text(s):
     lat, a = s["latency_ms"], s["audit"]
     lines = [
-        f"crebito stress run — commit {s['commit']}, {s['date']}",
+        f"crebito stress run — commit {s['commit']}, {s['date']}"
+        + (
+            f" (server: a given binary, {s['server_binary']['version']}, sha256 {s['server_binary']['sha256']})"
+            if "server_binary" in s
+            else ""
+        ),
         f"machine: {s['machine']['cpu']}, {s['machine']['cores']} cores, kernel {s['machine']['kernel']}",
         f"profile: SCALE={s['scale']} DURATION_SCALE={s['duration_scale']}, loader {s.get('loader', 'k6')}",
         "",

@@ -268,3 +268,24 @@ class RenderText(unittest.TestCase):
         self.assertNotIn("sampler", summary.render_text(s))
         s["sampler"] = {"cpu_s": 0.6, "seconds": 60.0, "cores": 0.01}
         self.assertIn("the sampler itself: 0.6 CPU-s over 60.0 s (1.0 % of a core)", summary.render_text(s))
+
+    def test_a_given_server_binary_is_named_by_version_and_digest(self):
+        import hashlib
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "crebito")
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\necho crebito 0.1.9\n")
+            os.chmod(path, 0o755)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()[:16]
+            b = summary.binary(path)
+        self.assertEqual(b, {"version": "crebito 0.1.9", "sha256": digest})
+        self.assertNotIn(d, str(b))  # never this machine's path
+        s = Summary.client(Summary(), posts_ok=0)
+        s = summary.build(s, [], {"db": 1.0}, 1.0, 0.25, 60.0)
+        s |= {"commit": "c", "date": "d", "machine": {"cpu": "x", "cores": 2, "kernel": "k"}, "passed": True}
+        self.assertNotIn("given binary", summary.render_text(s))
+        s["server_binary"] = b
+        self.assertIn(f"(server: a given binary, crebito 0.1.9, sha256 {digest})", summary.render_text(s))
