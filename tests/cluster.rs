@@ -131,7 +131,11 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
     // The clients added after the instances started were found through the coordinator and
     // joined the routes: each instance now sends every client straight to its worker.
     let routed = metric(&cluster, "crebito_pg_routed_clients{").await;
-    assert_eq!(routed, [u64::from(5 + EXTRA_CLIENTS); 2], "routed clients per instance");
+    assert_eq!(
+        routed,
+        [u64::from(5 + EXTRA_CLIENTS); 2],
+        "routed clients per instance"
+    );
     // A client that does not exist is a 404, not news: probing unknown ids for over two
     // polls of the routes reloads nothing.
     let reloads = metric(&cluster, "crebito_pg_route_reloads_total ").await;
