@@ -61,6 +61,15 @@ class DocNumbers(unittest.TestCase):
         self.assertEqual(len(self.misses("[34 752 answered](../reports/run/medians.txt)\n")[0]), 1)
         self.assertEqual(self.misses("[34,751 answered](../reports/run/medians.txt)\n")[0], [])
 
+    def test_a_link_wrapped_over_lines_is_checked(self):
+        misses, checked = self.misses("text [34 751\nanswered, p99 4.21](../reports/run/medians.txt)\n")
+        self.assertEqual(checked, 2)
+        self.assertEqual(len(misses), 1)
+        self.assertIn("4.21", misses[0])
+        self.assertIn("page.md:1", misses[0])
+        # Never across a paragraph: "[x" and "](…)" two paragraphs apart are not a link.
+        self.assertEqual(self.misses("[a 5\n\nb 6](../reports/run/medians.txt)\n"), ([], 0))
+
     def test_a_missing_report_fails(self):
         misses, _ = self.misses("[3 runs](../reports/run/gone.txt)\n")
         self.assertIn("not a file", misses[0])
