@@ -59,6 +59,30 @@ async fn oversized_bodies_are_413(app: TestApp) {
         chunk.len()
     );
     assert_eq!(status_of(&raw(&app, req.as_bytes()).await), Some(413));
+    // An oversized body still arriving when the server decides: it is read to the end (and
+    // dropped) before the 413, so every byte the client sends is taken and the answer
+    // arrives. Closing on unread bytes resets the connection: the client's next write fails
+    // (behind nginx, streaming the body upstream, that was a 502).
+    let body = "x".repeat(12_000);
+    let head = format!(
+        "POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(host(&app)).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body.as_bytes()[..1000]).await.unwrap();
+    for part in body.as_bytes()[1000..].chunks(5500) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(part)
+            .await
+            .expect("the server takes the whole body before refusing it");
+    }
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out))
+        .await
+        .expect("answered")
+        .expect("read to the end");
+    assert_eq!(status_of(&String::from_utf8_lossy(&out)), Some(413));
     let (status, _) = app
         .post_json(
             1,
