@@ -119,13 +119,10 @@ impl PgLedger {
         kind: Kind,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, Failed> {
-        if let Some((router, (node, shard))) = self
-            .router
-            .as_ref()
-            .and_then(|r| Some((r, r.route(client)?)))
-        {
+        let routed = self.router.as_ref().map(|r| (r, r.route(client)));
+        if let Some((router, Some((node, shard)))) = &routed {
             let (slot, conn) = node.conn()?;
-            let ran = match conn.on_shard(&shard, kind).await {
+            let ran = match conn.on_shard(shard, kind).await {
                 Ok(prepared) => conn.client.query(&prepared, params).await,
                 Err(e) if shard::is_moved(&e) => Err(e),
                 Err(e) => {
@@ -136,8 +133,8 @@ impl PgLedger {
             };
             match ran {
                 Ok(rows) => return Ok(rows),
-                Err(e) if shard::is_moved(&e) => router.shard_moved(&node, &shard),
-                Err(e) => return Err(Failed::new(&node, slot, &conn, e)),
+                Err(e) if shard::is_moved(&e) => router.shard_moved(node, shard),
+                Err(e) => return Err(Failed::new(node, slot, &conn, e)),
             }
         }
         let (slot, conn) = self.owner.conn()?;
@@ -147,8 +144,7 @@ impl PgLedger {
             .await
             .map_err(|e| Failed::new(&self.owner, slot, &conn, e))?;
         // A client the routes miss but the coordinator knows: the routes are out of date.
-        if let Some(router) = &self.router
-            && router.route(client).is_none()
+        if let Some((router, None)) = routed
             && client_exists(kind, &rows)
         {
             router.client_found();
@@ -158,14 +154,14 @@ impl PgLedger {
 }
 
 /// Whether a statement's rows show its client exists: the statement has a row per entry
-/// (none for an unknown client); both applies answer one row whose `known` column is false
-/// only for an unknown client (NULL when applied).
+/// (none for an unknown client); both applies answer one row, which [`decode_apply`] reads
+/// as "unknown client" for exactly that case.
 fn client_exists(kind: Kind, rows: &[Row]) -> bool {
     match kind {
         Kind::Statement => !rows.is_empty(),
         Kind::Apply | Kind::ApplyOnce => rows
             .first()
-            .is_some_and(|row| row.get::<_, Option<bool>>(2) != Some(false)),
+            .is_some_and(|row| !matches!(decode_apply(row), Err(LedgerError::UnknownClient))),
     }
 }
 
