@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -206,38 +206,24 @@ enum Body {
     Unreadable,
 }
 
-/// Reads a body of at most `max_body` bytes within `body_timeout`. A larger one is still
-/// read, and dropped, up to the drain limit ([`DRAIN_LIMIT`]), so that the refusal is not
-/// lost to a reset. A body in one frame (every small one) is kept without a copy.
+/// Reads a body of at most `max_body` bytes within `body_timeout` (http-body-util's
+/// `Limited` and `collect`). A larger one is still read, and dropped, up to about the drain
+/// limit ([`DRAIN_LIMIT`]), so that the refusal is not lost to a reset.
 async fn read_body(mut body: Incoming, limits: &Limits) -> Body {
     let read = async {
-        let (mut data, mut seen) = (Bytes::new(), 0usize);
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else {
-                return Body::Unreadable;
-            };
-            let Ok(chunk) = frame.into_data() else {
-                continue; // trailers
-            };
-            seen += chunk.len();
-            if seen > limits.drain_limit() {
-                return Body::TooLarge;
+        match Limited::new(&mut body, limits.max_body).collect().await {
+            Ok(collected) => Body::Read(collected.to_bytes()),
+            Err(e) if e.is::<LengthLimitError>() => {
+                let mut seen = limits.max_body;
+                while seen <= limits.drain_limit() {
+                    match body.frame().await {
+                        Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+                        _ => break,
+                    }
+                }
+                Body::TooLarge
             }
-            if seen > limits.max_body {
-                data = Bytes::new();
-            } else if data.is_empty() {
-                data = chunk;
-            } else {
-                let mut joined = Vec::with_capacity(seen);
-                joined.extend_from_slice(&data);
-                joined.extend_from_slice(&chunk);
-                data = joined.into();
-            }
-        }
-        if seen > limits.max_body {
-            Body::TooLarge
-        } else {
-            Body::Read(data)
+            Err(_) => Body::Unreadable,
         }
     };
     tokio::time::timeout(limits.body_timeout, read)

@@ -71,7 +71,7 @@ async fn oversized_bodies_are_413(app: TestApp) {
     let mut s = TcpStream::connect(host(&app)).await.unwrap();
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&body.as_bytes()[..1000]).await.unwrap();
-    for part in body.as_bytes()[1000..].chunks(5500) {
+    for part in body.as_bytes()[1000..].chunks(3700) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         s.write_all(part)
             .await
