@@ -5,7 +5,8 @@
 #
 #   stress/faults.sh [--scenarios "pg-restart pg-crash api-kill api-term nginx-reload pg-freeze all
 #                                  power-loss disk-full"]
-#                    [--scale S] [--duration-scale D] [--at SECONDS] [--cuts N] [--out DIR]
+#                    [--scale S] [--duration-scale D] [--at SECONDS] [--cuts N] [--freeze SECONDS]
+#                    [--out DIR]
 #
 # Scenarios (the fault fires --at seconds into the load; "all" spreads every fault over the run;
 # the default is every scenario but power-loss and disk-full):
@@ -14,7 +15,7 @@
 #   api-kill      one crebito instance SIGKILLed; the supervisor restarts it
 #   api-term      one crebito instance SIGTERMed: in-flight requests finish, then it restarts
 #   nginx-reload  nginx -s reload (SIGHUP) under load
-#   pg-freeze     every PostgreSQL process SIGSTOPped for 5 s, then SIGCONT
+#   pg-freeze     every PostgreSQL process SIGSTOPped for --freeze seconds (default 5), then SIGCONT
 #   power-loss    PostgreSQL's data on LazyFS, --cuts power cuts (default 3, every --at/2 s):
 #                 every write not fsynced is dropped, PostgreSQL restarts on what reached the
 #                 "disk". Runs twice: power-loss-durable (must lose nothing answered 200) and
@@ -34,6 +35,7 @@ scale=2
 dscale=0.375   # 45 s ramp + 45 s plateau: ~90 s of load
 at=40
 cuts=3
+freeze=5
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
     --duration-scale) dscale=$2; shift 2 ;;
     --at) at=$2; shift 2 ;;
     --cuts) cuts=$2; shift 2 ;;
+    --freeze) freeze=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "stress/faults.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -83,7 +86,7 @@ fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had
       "$stack" signal lb HUP
       local _; for _ in $(seq 100); do [ "$(lb_processes "$lb")" != "$before" ] && break; sleep 0.05; done
       [ "$(lb_processes "$lb")" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
-    pg-freeze) "$stack" signal db STOP all; sleep 5; "$stack" signal db CONT all ;;
+    pg-freeze) "$stack" signal db STOP all; sleep "$freeze"; "$stack" signal db CONT all ;;
     power-loss) "$stack" power-cut ;;
     disk-full)
       say "    free bytes after the fill: $("$stack" disk-fill)"; sleep 10; "$stack" disk-free ;;
@@ -109,6 +112,7 @@ schedule() { # scenario dir: the faults, at their times, in the background of th
   fi
 }
 DB_BACK_S=30
+RETRY_FOR_S=30
 db_back() { local _; for _ in $(seq $(( DB_BACK_S * 10 ))); do "$stack" psql -Atqc "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 fault_of() { case "$1" in power-loss-*) echo power-loss ;; *) echo "$1" ;; esac; }
 expected_of() {
@@ -145,7 +149,10 @@ for s in $runs; do
   "$stack" up >/dev/null; stack_up=1
   : > "$dir/fired.txt"
   schedule "$s" "$dir" & faults_pid=$!
-  "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" --idempotent --retries 6 \
+  # Keyed retries for up to RETRY_FOR_S after each POST's first attempt (200 ms, doubling to
+  # 1 s between them): longer than the stack takes to heal, so every outcome gets settled.
+  "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" \
+    --idempotent --retries 1000 --retry-for "$RETRY_FOR_S" \
     --out "$dir/loader.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" > /dev/null
   # A fault that did not fire (or had no effect) fails the scenario: report.py compares
   # fired.txt with what was scheduled.

@@ -103,6 +103,7 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         status: 200,
         unknown: false,
         body: Some(body),
+        attempts: Vec::new(),
     };
 
     // Load on every client while worker 1 is killed (all its processes, SIGKILL) and
@@ -492,6 +493,7 @@ fn load(
                         status: status.as_u16(),
                         unknown: false,
                         body: (status == 200).then_some(body),
+                        attempts: Vec::new(),
                     };
                     answers.lock().unwrap().history.push(op);
                     continue;
@@ -517,6 +519,7 @@ fn load(
                     status: status.as_u16(),
                     unknown: false,
                     body: (status == 200).then_some(body),
+                    attempts: Vec::new(),
                 };
                 let mut answers = answers.lock().unwrap();
                 answers.history.push(op);

@@ -285,7 +285,7 @@ fn every_fault_in_one_run_loses_nothing_and_keyed_retries_leave_nothing_ambiguou
         "refused_stored",
         "unexplained_stored",
         "balance_violations",
-        "first_503_replayed",
+        "replayed_after_refusals",
     ] {
         assert_eq!(report[key], 0, "{key}");
     }
@@ -359,7 +359,7 @@ fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_cont
         "refused_stored",
         "unexplained_stored",
         "balance_violations",
-        "first_503_replayed",
+        "replayed_after_refusals",
         "ambiguous",
     ] {
         assert_eq!(durable[key], 0, "durable: {key}");
@@ -414,7 +414,7 @@ fn a_full_disk_refuses_writes_quickly_loses_nothing_and_heals_by_itself() {
         "refused_stored",
         "unexplained_stored",
         "balance_violations",
-        "first_503_replayed",
+        "replayed_after_refusals",
         "ambiguous",
     ] {
         assert_eq!(report[key], 0, "{key}");

@@ -5,17 +5,55 @@ Vocabulary (docs/src/architecture.md, "Glossary"): an answer is "not applied" (4
 503: refused before reaching the store) or "ambiguous" (outcome unknown: no answer, 500,
 502, 504); only ambiguous answers can hide a lost or doubled transaction. A POST whose
 keyed retries ended on a 503 after an ambiguous attempt is still ambiguous: that 503 says
-only that its own attempt was refused (the loader's `unknown` column)."""
+only that its own attempt was refused (the loader's `unknown` column).
+
+Every attempt's answer is in the log (`answers`), so a replay is judged by the attempt that
+stored it: a keyed retry answered as a replay says an earlier attempt was stored, which only
+an ambiguous attempt may have been. A replay whose earlier attempts were all refused (503 or
+4xx) means one of those "not applied" answers was false: `replayed_after_refusals`, a rule of
+the audit. (A first 503 followed by a 504 that stored it, then a replay, is explained:
+`first_503_replayed` counts those, for the record.)"""
 
 import csv
 import json
+import re
 
 from .quantiles import nearest_rank
 from .score import balance_violations
 
 NOT_APPLIED = {400, 404, 408, 413, 422, 503}  # certainly not applied
-AMBIGUOUS = {0, 500, 502, 504}  # no answer, or "outcome unknown"
-RULES = ("lost", "dup", "refused_stored", "unexplained_stored", "balance_violations", "first_503_replayed")
+RULES = ("lost", "dup", "refused_stored", "unexplained_stored", "balance_violations", "replayed_after_refusals")
+ATTEMPT = re.compile(r"^(\d+)(r?)@([0-9.]+)\+([0-9.]+)$")
+
+
+def ambiguous(status):
+    """The loader's rule (crebito_loader::history::ambiguous): no answer, or a 5xx but 503."""
+    return status == 0 or (500 <= status < 600 and status != 503)
+
+
+def attempts(p):
+    """A POST's attempts from the log's `answers` column: [(status, replayed, sent_ms,
+    took_ms)], in order; None for logs older than the column."""
+    if not p.get("answers"):
+        return None
+    out = []
+    for token in p["answers"].split():
+        m = ATTEMPT.match(token)
+        if not m:
+            raise ValueError(f"{p['descricao']}: unreadable attempt {token!r}")
+        out.append((int(m[1]), m[2] == "r", float(m[3]), float(m[4])))
+    return out
+
+
+def replayed_after_refusals(p):
+    """Whether the POST's first replayed answer came after nothing but refusals (the loader's
+    crebito_loader::history::replay_of_refused). Logs without `answers` can only be judged by
+    the first and last answers: a first 503 and a final replay."""
+    tries = attempts(p)
+    if tries is None:
+        return int(p["first_status"]) == 503 and p.get("replayed") == "true"
+    first = next((i for i, (_, replayed, _, _) in enumerate(tries) if replayed), None)
+    return first is not None and not any(ambiguous(s) for s, _, _, _ in tries[:first])
 
 
 def audit_posts(posts, stored):
@@ -25,7 +63,7 @@ def audit_posts(posts, stored):
     # logs lack the column: their final status is all there is).
     status = lambda p: 0 if p.get("unknown") == "true" else int(p["status"])
     first = lambda p: int(p["first_status"])
-    amb_first = [p for p in posts if first(p) in AMBIGUOUS]
+    amb_first = [p for p in posts if ambiguous(first(p))]
     by_first = {}
     for p in amb_first:
         by_first[first(p)] = by_first.get(first(p), 0) + 1
@@ -38,22 +76,24 @@ def audit_posts(posts, stored):
         "refused_stored": sum(1 for p in posts if status(p) in NOT_APPLIED and p["descricao"] in stored),
         "unexplained_stored": len(set(stored) - {p["descricao"] for p in posts}),
         "refused_503_first_attempt": sum(1 for p in posts if first(p) == 503),
-        # A first 503 ("not applied") whose keyed retry came back as a replay had in fact been
-        # applied: that would falsify "503 = not applied".
+        # A first 503 whose keyed retries ended in a replay: stored by a later, ambiguous
+        # attempt (explained) or by a refused one (the rule below).
         "first_503_replayed": sum(1 for p in posts if first(p) == 503 and p.get("replayed") == "true"),
+        # A replay after nothing but refusals: a "not applied" answer was false.
+        "replayed_after_refusals": sum(1 for p in posts if replayed_after_refusals(p)),
         "ambiguous_first_attempt": len(amb_first),
         "ambiguous_first_attempt_by_status": {
             ("no answer" if k == 0 else str(k)): v for k, v in sorted(by_first.items())
         },
         "ambiguous_first_attempt_applied": sum(1 for p in amb_first if p["descricao"] in stored),
         "retried": sum(1 for p in posts if int(p["attempts"]) > 1),
-        "ambiguous": sum(1 for p in posts if status(p) in AMBIGUOUS),
+        "ambiguous": sum(1 for p in posts if ambiguous(status(p))),
     }
     # Never a hang: how long the first attempts that were refused or left unknown took to be
     # answered; and the stack healed by itself: first attempts answered 200 after the last one
     # that was not (older POST logs lack the timing columns).
     if posts and "first_ms" in posts[0]:
-        failed = [p for p in posts if first(p) in AMBIGUOUS | {503}]
+        failed = [p for p in posts if ambiguous(first(p)) or first(p) == 503]
         times = [float(p["first_ms"]) for p in failed]
         out["first_attempt_failed_ms"] = {
             "max": round(max(times), 1) if times else None,
@@ -150,13 +190,13 @@ def faults_table(args):
         with open(p) as f:
             rows.append(json.load(f))
     out = [
-        "| fault | POSTs | 200 | 422 | 1st attempt 503 (not applied; of those replayed as applied) | 1st attempt ambiguous (by status) | of those, stored in the end | ambiguous after keyed retries | lost | dup | refused but stored | balance violations | history (operations, strict serializable) | 1st-attempt 503/504 answered in (p99 / max ms) | 1st-attempt 200s after the last 503/504 (at s) | restarts | result |",
+        "| fault | POSTs | 200 | 422 | 1st attempt 503 (not applied; of those later replayed; replayed after refusals only: a false 503) | 1st attempt ambiguous (by status) | of those, stored in the end | ambiguous after keyed retries | lost | dup | refused but stored | balance violations | history (operations, strict serializable) | 1st-attempt 503/504 answered in (p99 / max ms) | 1st-attempt 200s after the last 503/504 (at s) | restarts | result |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         by = ", ".join(f"{v} × {k}" for k, v in r["ambiguous_first_attempt_by_status"].items()) or "–"
         out.append(
-            f"| {r['scenario']} | {r['posts']} | {r['answered_200']} | {r['answered_422']} | {r['refused_503_first_attempt']} ({r.get('first_503_replayed', '–')}) | {r['ambiguous_first_attempt']} ({by}) | "
+            f"| {r['scenario']} | {r['posts']} | {r['answered_200']} | {r['answered_422']} | {r['refused_503_first_attempt']} ({r.get('first_503_replayed', '–')}; {r.get('replayed_after_refusals', '–')}) | {r['ambiguous_first_attempt']} ({by}) | "
             f"{r['ambiguous_first_attempt_applied']} | {r['ambiguous']} | {r['lost']} | {r['dup']} | {r['refused_stored']} | "
             f"{r['balance_violations']} | "
             + (

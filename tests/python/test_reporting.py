@@ -115,6 +115,35 @@ class FaultsAudit(unittest.TestCase):
         r = faults.audit_posts([dict(post, unknown="false")], {"d": 1})
         self.assertEqual(r["refused_stored"], 1)
 
+    def test_a_replay_is_judged_by_the_attempt_that_stored_it(self):
+        # First 503 (not applied), then a 504 (stored, as it turned out), then the replay:
+        # the 504 explains it. Counted for the record, not failed.
+        explained = self.post(
+            "d", 200, first=503, replayed="true", answers="503@10.0+1.2 504@210.0+3000.1 200r@3610.5+2.0"
+        )
+        r = faults.audit_posts([explained], {"d": 1})
+        self.assertEqual((r["first_503_replayed"], r["replayed_after_refusals"]), (1, 0))
+        self.assertTrue(
+            faults.scenario_passed(dict(r, database_recovered=True, balance_violations=0, strict_serializable=True))
+        )
+        # 503, 503, replay: a "not applied" answer was false.
+        lied = dict(explained, answers="503@10.0+1.2 503@210.0+0.9 200r@610.5+2.0")
+        r = faults.audit_posts([lied], {"d": 1})
+        self.assertEqual(r["replayed_after_refusals"], 1)
+        self.assertFalse(
+            faults.scenario_passed(dict(r, database_recovered=True, balance_violations=0, strict_serializable=True))
+        )
+        # A replay of a refused debit (422) after a lost connection is explained too.
+        r = faults.audit_posts(
+            [self.post("e", 422, first=0, replayed="true", answers="0@1.0+60000.0 422r@60201.0+1.0")], {}
+        )
+        self.assertEqual(r["replayed_after_refusals"], 0)
+        # A log without `answers` falls back to the first and last answers.
+        old = self.post("d", 200, first=503, replayed="true")
+        self.assertEqual(faults.audit_posts([old], {"d": 1})["replayed_after_refusals"], 1)
+        with self.assertRaises(ValueError):
+            faults.attempts(dict(old, answers="503@x"))
+
     def test_failed_first_attempt_times_are_nearest_rank(self):
         posts = [self.post(str(i), 200, first=504, first_ms=str(i), at_ms=str(i * 10)) for i in range(1, 101)]
         posts.append(self.post("late", 200, first_ms="1", at_ms="5000"))

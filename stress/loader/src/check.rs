@@ -8,6 +8,8 @@
 //!
 //! - (a) every 200 POST is in the order exactly once; every "not applied" answer (4xx, 503)
 //!   is not; an unknown outcome (no answer, 502, 504) may be either; no row without a request;
+//!   a keyed retry answered as a replay follows an attempt that could have stored it (an
+//!   ambiguous one), never only refusals;
 //! - (b) each 200 POST's `saldo` is the sum of the order's prefix ending at it, its `limite`
 //!   the client's;
 //! - (c) real time: a transaction acknowledged before another was invoked comes first;
@@ -26,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::history::{Fate, Ledger, Op, Row};
+use crate::history::{self, Fate, Ledger, Op, Row};
 
 /// One broken rule, with the requests involved.
 #[derive(Debug, Clone, Serialize)]
@@ -80,11 +82,26 @@ pub fn describe(op: &Op) -> String {
         0 => "no answer".to_string(),
         s => s.to_string(),
     };
-    let when = format!(
+    let mut when = format!(
         "invoked {} completed {} -> {answer}",
         seconds(op.invoke_ns),
         seconds(op.complete_ns)
     );
+    if !op.attempts.is_empty() {
+        let each: Vec<String> = op
+            .attempts
+            .iter()
+            .map(|a| {
+                let status = match a.status {
+                    0 => "no answer".to_string(),
+                    s => s.to_string(),
+                };
+                let replay = if a.replayed { " replayed" } else { "" };
+                format!("{status}{replay} at {}", seconds(a.sent_ns))
+            })
+            .collect();
+        when.push_str(&format!(" (attempts: {})", each.join(", ")));
+    }
     match &op.tx {
         Some(tx) => format!(
             "POST client {} {} {} {:?}, {when}",
@@ -398,6 +415,17 @@ impl<'a> Client<'a> {
     fn check_post(&self, op: &'a Op, found: &mut Found) {
         let tx = op.tx.as_ref().expect("a POST");
         let at = self.position.get(tx.descricao.as_str()).copied();
+        if let Some(i) = history::replay_of_refused(&op.attempts) {
+            found.add(
+                self.id,
+                "a",
+                format!(
+                    "attempt {} was a replay, but every attempt before it was told \"not applied\"",
+                    i + 1
+                ),
+                &[op],
+            );
+        }
         match (op.fate(), at) {
             (Fate::Applied, None) => found.add(
                 self.id,
@@ -619,6 +647,7 @@ mod tests {
             status,
             unknown: false,
             body: saldo.map(|s| json!({"limite": LIMIT, "saldo": s})),
+            attempts: Vec::new(),
         }
     }
 
@@ -646,6 +675,7 @@ mod tests {
             body: Some(
                 json!({"saldo": {"total": total, "limite": LIMIT, "data_extrato": "x"}, "ultimas_transacoes": list}),
             ),
+            attempts: Vec::new(),
         }
     }
 
@@ -751,6 +781,33 @@ mod tests {
         assert_eq!(h[7].fate(), Fate::Unknown);
         assert!(rules(&h, &l2).is_empty(), "{:?}", rules(&h, &l2));
         assert!(rules(&h, &l).is_empty());
+    }
+
+    fn attempt(status: u16, replayed: bool) -> history::Attempt {
+        history::Attempt {
+            sent_ns: 0,
+            took_ns: 0,
+            status,
+            replayed,
+        }
+    }
+
+    #[test]
+    fn a_replay_after_nothing_but_refusals_is_caught_and_after_an_ambiguous_attempt_is_not() {
+        // "a" (stored, answered 200) was in fact retried: 503, 504, then a replay.
+        let (mut h, l) = good();
+        h[0].attempts = vec![attempt(503, false), attempt(504, false), attempt(200, true)];
+        assert!(rules(&h, &l).is_empty(), "{:?}", check(&h, &l).violations);
+        // 503, 503, replay: the store says a 503 attempt stored it.
+        h[0].attempts = vec![attempt(503, false), attempt(503, false), attempt(200, true)];
+        let r = check(&h, &l);
+        assert_eq!(rules(&h, &l), ["a"]);
+        assert!(r.violations[0].what.contains("attempt 3 was a replay"));
+        assert!(
+            r.violations[0].requests[0].contains("(attempts: 503 at 0.000000 s, 503 at"),
+            "{:?}",
+            r.violations[0].requests
+        );
     }
 
     #[test]

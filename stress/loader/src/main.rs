@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::json;
 
-use crebito_loader::history::{Op, Tx};
+use crebito_loader::history::{self, Attempt, Op, Tx};
 use request::{Outcome, Post};
 use schedule::Scenario;
 
@@ -53,7 +53,8 @@ struct Args {
     out: Option<std::path::PathBuf>,
     /// Write every POST (descricao, client, tipo, valor, final status, outcome, attempts, the
     /// first attempt's status, whether the final answer was a keyed replay, when the first
-    /// attempt was sent and how long it took to be answered, in ms) as CSV.
+    /// attempt was sent and how long it took to be answered, in ms, and every attempt's
+    /// answer: `answers`, see `write_post_log`) as CSV.
     #[arg(long)]
     post_log: Option<std::path::PathBuf>,
     /// Write the history (every request: client, invocation and completion instants, the
@@ -61,11 +62,17 @@ struct Args {
     #[arg(long)]
     history: Option<std::path::PathBuf>,
     /// Send an Idempotency-Key (the descricao) with every POST, and retry ambiguous answers
-    /// (timeout, broken connection, a 5xx other than 503) and 503s with the same key, up to --retries times.
+    /// (timeout, broken connection, a 5xx other than 503) and 503s with the same key, up to
+    /// --retries times within --retry-for seconds of the first attempt, waiting 200 ms, then
+    /// twice as long each time, at most 1 s.
     #[arg(long)]
     idempotent: bool,
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    /// Seconds after a POST's first attempt past which it is not retried any more: how long a
+    /// client keeps asking before it gives up with the outcome unknown.
+    #[arg(long, default_value_t = 60.0)]
+    retry_for: f64,
     /// Clients to spread the load over: ids 1 to N (the contest's five by default; more for
     /// a stack seeded with `crebito migrate --extra-clients N-5`, e.g. a sharded cluster).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -89,18 +96,11 @@ struct Record {
     scenario: Scenario,
     outcome: Outcome,
     status: u16,
-    /// The first attempt's answer was ambiguous (timeout, connection, 5xx but 503), and its status
-    /// (0: no answer).
-    first_ambiguous: bool,
-    first_status: u16,
-    /// How long the first attempt took to be answered (or to fail).
-    first_us: u64,
-    /// The final answer was a replay (`Idempotent-Replayed: true`) of an earlier attempt's.
-    replayed: bool,
+    /// Every attempt's answer, in order (at least one).
+    answers: Vec<Attempt>,
     /// The POST's outcome is still unknown after its last attempt: an attempt was ambiguous
-    /// and no later answer settled it (a 503 does not: `request::unknown_after`).
+    /// and no later answer settled it (a 503 does not: `history::unknown_after`).
     unknown: bool,
-    attempts: u32,
     post: Option<Post>,
 }
 
@@ -163,6 +163,7 @@ fn main() {
         let (records, in_flight) = (records.clone(), in_flight.clone());
         let (target, timeout) = (args.target, Duration::from_secs(args.timeout));
         let (idempotent, retries) = (args.idempotent, args.retries);
+        let retry_for = Duration::from_secs_f64(args.retry_for.max(0.0));
         let keep = args.history.is_some();
         let clients = args.clients;
         let mut rng = Rng(args.seed | 1);
@@ -185,26 +186,34 @@ fn main() {
                 let records = records.clone();
                 let in_flight = in_flight.clone();
                 handle.spawn(async move {
-                    let started = Instant::now();
-                    let req = request::render(scenario, client, post.as_ref(), idempotent);
-                    let mut answer = request::send(target, &req, scenario, timeout, keep).await;
-                    let first_us = started.elapsed().as_micros() as u64;
-                    let first_ambiguous = answer.outcome.ambiguous(answer.status);
-                    let first_status = answer.status;
-                    let mut unknown = request::unknown_after(false, answer.outcome, answer.status);
-                    let mut attempts = 1;
-                    while idempotent
-                        && post.is_some()
-                        && answer.outcome.retryable(answer.status)
-                        && attempts <= retries
-                    {
-                        tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;
-                        answer = request::send(target, &req, scenario, timeout, keep).await;
-                        unknown = request::unknown_after(unknown, answer.outcome, answer.status);
-                        attempts += 1;
-                    }
                     let since_start =
                         |t: Instant| t.saturating_duration_since(start).as_nanos() as u64;
+                    let started = Instant::now();
+                    let req = request::render(scenario, client, post.as_ref(), idempotent);
+                    let mut answers = Vec::with_capacity(1);
+                    let mut unknown = false;
+                    let mut answer = loop {
+                        let sent = Instant::now();
+                        let answer = request::send(target, &req, scenario, timeout, keep).await;
+                        answers.push(Attempt {
+                            sent_ns: since_start(sent),
+                            took_ns: sent.elapsed().as_nanos() as u64,
+                            status: answer.status,
+                            replayed: answer.replayed,
+                        });
+                        unknown = history::unknown_after(unknown, answer.status);
+                        let tried = answers.len() as u32;
+                        let pause = backoff(tried);
+                        if !(idempotent
+                            && post.is_some()
+                            && answer.outcome.retryable(answer.status)
+                            && tried <= retries
+                            && started.elapsed() + pause <= retry_for)
+                        {
+                            break answer;
+                        }
+                        tokio::time::sleep(pause).await;
+                    };
                     let record = Record {
                         client,
                         invoke_ns: since_start(started),
@@ -216,12 +225,8 @@ fn main() {
                         scenario,
                         outcome: answer.outcome,
                         status: answer.status,
-                        first_ambiguous,
-                        first_status,
-                        first_us,
-                        replayed: answer.replayed,
+                        answers,
                         unknown,
-                        attempts,
                         post,
                     };
                     records.lock().expect("not poisoned").push(record);
@@ -259,17 +264,44 @@ fn main() {
     println!("{text}");
 }
 
+impl Record {
+    fn first(&self) -> &Attempt {
+        &self.answers[0]
+    }
+
+    fn last(&self) -> &Attempt {
+        self.answers.last().expect("at least one attempt")
+    }
+}
+
+/// The POST log: one CSV line per POST. `answers` holds every attempt, in order, separated
+/// by spaces, each `STATUS[r]@SENT+TOOK`: the status (0: no answer), `r` when it was a keyed
+/// replay, when it was sent and how long it took, in ms since the run's start (e.g.
+/// `503@25012.345+1.203 504@25213.9+3001.2 200r@28415.0+2.1`).
 fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         f,
-        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status,replayed,unknown,at_ms,first_ms"
+        "descricao,client,tipo,valor,status,outcome,attempts,first_ambiguous,first_status,replayed,unknown,at_ms,first_ms,answers"
     )?;
     for r in records {
         let Some(p) = &r.post else { continue };
+        let answers: Vec<String> = r
+            .answers
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}{}@{:.3}+{:.3}",
+                    a.status,
+                    if a.replayed { "r" } else { "" },
+                    a.sent_ns as f64 / 1e6,
+                    a.took_ns as f64 / 1e6
+                )
+            })
+            .collect();
         writeln!(
             f,
-            "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3}",
+            "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{}",
             std::str::from_utf8(&p.descricao).expect("ascii"),
             p.client,
             if p.credit { 'c' } else { 'd' },
@@ -279,13 +311,14 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
                 .expect("json")
                 .as_str()
                 .expect("str"),
-            r.attempts,
-            r.first_ambiguous,
-            r.first_status,
-            r.replayed,
+            r.answers.len(),
+            history::ambiguous(r.first().status),
+            r.first().status,
+            r.last().replayed,
             r.unknown,
             r.invoke_ns as f64 / 1e6,
-            r.first_us as f64 / 1e3
+            r.first().took_ns as f64 / 1e6,
+            answers.join(" ")
         )?;
     }
     f.flush()
@@ -315,6 +348,11 @@ fn write_history(path: &std::path::Path, records: &[Record]) -> std::io::Result<
             status: r.status,
             unknown: r.unknown,
             body,
+            attempts: if r.answers.len() > 1 {
+                r.answers.clone()
+            } else {
+                Vec::new()
+            },
         };
         serde_json::to_writer(&mut f, &op)?;
         f.write_all(b"\n")?;
@@ -410,11 +448,17 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
         "loader_cpu_us_per_request": if n > 0 { (cpu * 1e6 / n as f64 * 10.0).round() / 10.0 } else { 0.0 },
         "idempotent": args.idempotent,
         "clients": args.clients,
-        "ambiguous_first_attempt": posts.iter().filter(|r| r.first_ambiguous).count(),
+        "ambiguous_first_attempt": posts.iter().filter(|r| history::ambiguous(r.first().status)).count(),
         "ambiguous": posts.iter().filter(|r| r.unknown).count(),
-        "retried": posts.iter().filter(|r| r.attempts > 1).count(),
+        "retried": posts.iter().filter(|r| r.answers.len() > 1).count(),
         "timeline": timeline,
     })
+}
+
+/// How long to wait before retrying a POST tried `tried` times: 200 ms, then twice as long
+/// each time, at most 1 s (a stack that heals is asked again soon after).
+fn backoff(tried: u32) -> Duration {
+    Duration::from_millis((100u64 << tried.min(4)).min(1000))
 }
 
 /// CPU seconds (user + system) this process has used.
@@ -455,6 +499,12 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 100_000);
+    }
+
+    #[test]
+    fn retries_back_off_to_one_second() {
+        let waits: Vec<u64> = (1..=6).map(|t| backoff(t).as_millis() as u64).collect();
+        assert_eq!(waits, [200, 400, 800, 1000, 1000, 1000]);
     }
 
     #[test]

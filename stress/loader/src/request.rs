@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::schedule::Scenario;
+use crebito_loader::history;
 
 /// What the client concluded from one attempt, as Gatling would count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -34,10 +35,9 @@ pub enum Outcome {
 
 impl Outcome {
     /// "Ambiguous": the effect of a POST with this outcome is unknown to the client (no
-    /// complete answer, or a 5xx other than 503). A 503 says "not applied" (the glossary in
-    /// docs/src/architecture.md): refused, not ambiguous.
+    /// complete answer, or a 5xx other than 503: [`history::ambiguous`], the one rule).
     pub fn ambiguous(self, status: u16) -> bool {
-        matches!(self, Outcome::Timeout | Outcome::Connection) || (status >= 500 && status != 503)
+        matches!(self, Outcome::Timeout | Outcome::Connection) || history::ambiguous(status)
     }
 
     /// Worth sending again with the same Idempotency-Key: ambiguous, or refused with 503
@@ -45,20 +45,6 @@ impl Outcome {
     pub fn retryable(self, status: u16) -> bool {
         self.ambiguous(status) || status == 503
     }
-
-    /// Whether this answer to a keyed retry settles what an earlier, ambiguous attempt left
-    /// unknown. A 200 (fresh or replayed) or a 4xx does: the key is stored with the
-    /// transaction, so a retry either replays it or runs it afresh. A 503 does not: it says
-    /// only that *this* attempt was refused, nothing of the earlier one.
-    pub fn settles(self, status: u16) -> bool {
-        !self.ambiguous(status) && status != 503
-    }
-}
-
-/// The client's knowledge of one POST after one more answer: unknown from the first
-/// ambiguous answer until a later one settles it ([`Outcome::settles`]).
-pub fn unknown_after(unknown: bool, outcome: Outcome, status: u16) -> bool {
-    outcome.ambiguous(status) || (unknown && !outcome.settles(status))
 }
 
 /// One POST's transaction, for the ledger audit against the client's own log.
@@ -311,21 +297,10 @@ mod tests {
     }
 
     #[test]
-    fn a_503_after_an_ambiguous_attempt_leaves_the_post_unknown() {
-        use Outcome::{Connection, Ok, Status};
-        let unknown = |answers: &[(Outcome, u16)]| {
-            answers
-                .iter()
-                .fold(false, |u, &(o, s)| unknown_after(u, o, s))
-        };
-        // Refused outright: known, not applied.
-        assert!(!unknown(&[(Status, 503), (Status, 503)]));
-        // 504, then refusals until the retries ran out: the 504 may have applied it.
-        assert!(unknown(&[(Status, 504), (Status, 503), (Status, 503)]));
-        assert!(unknown(&[(Connection, 0), (Status, 503)]));
-        // Settled by a replay or a fresh answer; unsettled again by a later ambiguity.
-        assert!(!unknown(&[(Status, 504), (Status, 503), (Ok, 200)]));
-        assert!(!unknown(&[(Status, 504), (Ok, 422)]));
-        assert!(unknown(&[(Status, 503), (Status, 502)]));
+    fn no_answer_is_always_status_0_so_the_status_alone_says_ambiguous() {
+        for o in [Outcome::Timeout, Outcome::Connection] {
+            assert!(o.ambiguous(0) && o.retryable(0) && history::ambiguous(0));
+        }
+        assert_eq!(judge(Scenario::Debitos, b"garbage").status, 0);
     }
 }
