@@ -57,6 +57,12 @@ pub struct StoreArgs {
     #[arg(long, env = "CREBITO_PG_CONNECTIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub pg_connections: u16,
 
+    /// PostgreSQL only: the most writes one transaction carries (group commit). A write that
+    /// finds its connection idle goes at once, alone; writes that arrive while one is in
+    /// flight leave together, one COMMIT and one WAL flush for all. 1 turns batching off.
+    #[arg(long, env = "CREBITO_PG_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub pg_batch: u16,
+
     /// PostgreSQL only: `single` (one server) or `citus` (a Citus coordinator: the tables are
     /// distributed by client and each request runs on the one worker that owns the client;
     /// docs: "Scaling out").

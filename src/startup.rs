@@ -80,6 +80,7 @@ impl Store {
                     },
                     seed,
                     connections: args.pg_connections,
+                    batch: args.pg_batch,
                     keys,
                 };
                 PgLedger::connect(url, options)

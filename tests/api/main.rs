@@ -2,6 +2,7 @@
 //! Every test in `contract`, `concurrency`, `idempotency` and `robustness` runs once per store
 //! (SQLite, PostgreSQL, PostgreSQL with the Citus layout on a two-worker cluster).
 
+mod batch;
 mod citus;
 #[path = "../common/mod.rs"]
 mod common;

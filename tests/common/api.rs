@@ -128,6 +128,32 @@ impl Api {
         (status, r.text().await.unwrap())
     }
 
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
+    /// The sum of the series whose text starts with `series` and whose metric name is
+    /// exactly `series`'s: `crebito_pg_batch_waiting`, or one series narrowed by labels,
+    /// `crebito_pg_batch_size_bucket{node="owner",le="4"}`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let name = &series[..series.find('{').unwrap_or(series.len())];
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(series))
+            .filter(|l| l.find([' ', '{']).is_some_and(|end| &l[..end] == name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// The client's balance (`saldo.total`), asserting the statement answered 200.
     pub async fn saldo(&self, id: u32) -> i64 {
         let (status, body) = self.extrato(id).await;

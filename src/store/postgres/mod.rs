@@ -21,6 +21,7 @@
 //! [`migrate`] sets the database up; [`purge`] forgets expired idempotency keys. Every SQL
 //! text is a file in `sql/postgres/`.
 
+mod batch;
 mod migrate;
 mod node;
 mod purge;
@@ -30,14 +31,14 @@ mod shard;
 use std::sync::Arc;
 
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, Row};
 
 use super::{KeyPolicy, Ledger, LedgerError, Once, Seed, StatementRows};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
+use batch::{Done, Write};
 use node::{Node, Role};
 use route::Router;
-use shard::Kind;
+use shard::{Kind, Shard};
 
 /// How the tables are stored: the store's own notion, onto which the CLI's profile
 /// (`durable` / `contest`) is mapped by `startup`.
@@ -67,6 +68,8 @@ pub struct Options {
     pub seed: Seed,
     /// Connections kept open (each pipelines many concurrent queries).
     pub connections: u16,
+    /// The most writes per transaction (batch.rs); 1: each write its own.
+    pub batch: u16,
     pub keys: KeyPolicy,
 }
 
@@ -109,48 +112,139 @@ impl PgLedger {
         Ok(PgLedger { owner, router })
     }
 
-    /// Runs one of the three statements for `client` where its data lives: on its worker's
-    /// shard tables in the Citus layout (if the shard has just moved away, nothing was applied
-    /// there and it is re-sent through the coordinator), else on the only server or the
-    /// coordinator.
-    async fn query(
-        &self,
-        client: ClientId,
-        kind: Kind,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, Failed> {
+    /// Runs `request` where its client's data lives: on its worker's shard tables in the
+    /// Citus layout (if the shard has just moved away, nothing was applied there and it is
+    /// re-sent through the coordinator), else on the only server or the coordinator. Writes
+    /// go through the connection's group commit (batch.rs); one whose batch rolled back runs
+    /// again alone.
+    async fn query(&self, request: Request<'_>) -> Result<Vec<Row>, Failed> {
+        let client = request.client();
         let routed = self.router.as_ref().map(|r| (r, r.route(client)));
         if let Some((router, Some((node, shard)))) = &routed {
-            let (slot, conn) = node.conn()?;
-            let ran = match conn.on_shard(shard, kind).await {
-                Ok(prepared) => conn.client.query(&prepared, params).await,
-                Err(e) if shard::is_moved(&e) => Err(e),
-                Err(e) => {
-                    // Not prepared, so not run: certainly not applied.
-                    let _ = node.failed(slot, &conn, e);
-                    return Err(Failed::Ledger(LedgerError::Unavailable));
-                }
-            };
-            match ran {
-                Ok(rows) => return Ok(rows),
-                Err(e) if shard::is_moved(&e) => router.shard_moved(node, shard),
-                Err(e) => return Err(Failed::new(node, slot, &conn, e)),
+            let mut step = self.run_on(node, Some(shard), request, false).await;
+            if matches!(step, Step::Again) {
+                step = self.run_on(node, Some(shard), request, true).await;
+            }
+            match step {
+                Step::Done(result) => return result,
+                Step::Moved => router.shard_moved(node, shard),
+                // Not reached: a write run alone has no batch to roll back.
+                Step::Again => return Err(Failed::Ledger(LedgerError::Unavailable)),
             }
         }
-        let (slot, conn) = self.owner.conn()?;
-        let rows = conn
-            .client
-            .query(conn.prepared(kind), params)
-            .await
-            .map_err(|e| Failed::new(&self.owner, slot, &conn, e))?;
+        let mut step = self.run_on(&self.owner, None, request, false).await;
+        if matches!(step, Step::Again) {
+            step = self.run_on(&self.owner, None, request, true).await;
+        }
+        let rows = match step {
+            Step::Done(result) => result?,
+            Step::Moved | Step::Again => return Err(Failed::Ledger(LedgerError::Unavailable)),
+        };
         // A client the routes miss but the coordinator knows: the routes are out of date.
         if let Some((router, None)) = routed
-            && client_exists(kind, &rows)
+            && client_exists(request.kind(), &rows)
         {
             router.client_found();
         }
         Ok(rows)
     }
+
+    /// Runs `request` on one of `node`'s connections, on `shard`'s own tables when given.
+    async fn run_on(
+        &self,
+        node: &Arc<Node>,
+        shard: Option<&Shard>,
+        request: Request<'_>,
+        alone: bool,
+    ) -> Step {
+        let (slot, conn) = match node.conn() {
+            Ok(c) => c,
+            Err(e) => return Step::Done(Err(e.into())),
+        };
+        let kind = request.kind();
+        let statement = match prepared(&conn, shard, kind).await {
+            Ok(p) => p,
+            Err(e) if shard::is_moved(&e) => return Step::Moved,
+            Err(e) => {
+                // Not prepared, so not run: certainly not applied.
+                let _ = node.failed(slot, &conn, e);
+                return Step::Done(Err(Failed::Ledger(LedgerError::Unavailable)));
+            }
+        };
+        let done = match request {
+            Request::Statement(client) => match conn.query(&statement, &[&client.get()]).await {
+                Ok(rows) => Done::Rows(rows),
+                Err(e) => Done::Error(e),
+            },
+            Request::Write(client, t, key) => {
+                let lock = match prepared(&conn, shard, Kind::Lock).await {
+                    Ok(p) => p,
+                    Err(e) if shard::is_moved(&e) => return Step::Moved,
+                    Err(e) => {
+                        let _ = node.failed(slot, &conn, e);
+                        return Step::Done(Err(Failed::Ledger(LedgerError::Unavailable)));
+                    }
+                };
+                let order = (shard.map_or(0, |s| s.id), client.get());
+                let write = Write::new(client, t, key);
+                batch::write(&conn, order, statement, &lock, write, alone).await
+            }
+        };
+        match done {
+            Done::Rows(rows) => Step::Done(Ok(rows)),
+            Done::Error(e) if shard.is_some() && shard::is_moved(&e) => Step::Moved,
+            Done::Error(e) => Step::Done(Err(Failed::new(node, slot, &conn, e))),
+            Done::Again => Step::Again,
+            // A closed connection's slot is retired by the next `conn()`.
+            Done::Lost(e) => Step::Done(Err(Failed::Ledger(e))),
+        }
+    }
+}
+
+/// The statement of this kind on `conn`: the node's own, or `shard`'s (prepared on first use).
+async fn prepared(
+    conn: &node::Conn,
+    shard: Option<&Shard>,
+    kind: Kind,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    match shard {
+        None => Ok(conn.prepared(kind).clone()),
+        Some(shard) => conn.on_shard(shard, kind).await,
+    }
+}
+
+/// One request of the API, as the store runs it.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    /// A client's statement (statement.sql).
+    Statement(ClientId),
+    /// A transaction, with its idempotency key if it has one (apply.sql, apply_once.sql).
+    Write(ClientId, &'a Transaction, Option<&'a IdempotencyKey>),
+}
+
+impl Request<'_> {
+    fn client(&self) -> ClientId {
+        match self {
+            Request::Statement(c) | Request::Write(c, ..) => *c,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Request::Statement(_) => Kind::Statement,
+            Request::Write(_, _, None) => Kind::Apply,
+            Request::Write(_, _, Some(_)) => Kind::ApplyOnce,
+        }
+    }
+}
+
+/// Where a request got on one node.
+enum Step {
+    Done(Result<Vec<Row>, Failed>),
+    /// Its shard is no longer on that worker: nothing applied there.
+    Moved,
+    /// Its batch rolled back: nothing applied; run it again alone.
+    Again,
 }
 
 /// Whether a statement's rows show its client exists: the statement has a row per entry
@@ -159,6 +253,7 @@ impl PgLedger {
 fn client_exists(kind: Kind, rows: &[Row]) -> bool {
     match kind {
         Kind::Statement => !rows.is_empty(),
+        Kind::Lock => false,
         Kind::Apply | Kind::ApplyOnce => rows
             .first()
             .is_some_and(|row| !matches!(decode_apply(row), Err(LedgerError::UnknownClient))),
@@ -199,30 +294,18 @@ impl From<Failed> for LedgerError {
 
 impl Ledger for PgLedger {
     async fn apply(&self, client: ClientId, t: &Transaction) -> Result<Balance, LedgerError> {
-        let args = TxArgs::new(client, t);
-        let rows = self.query(client, Kind::Apply, &args.params()).await?;
+        let rows = self.query(Request::Write(client, t, None)).await?;
         decode_apply(one(&rows)?)
     }
 
     async fn apply_once(&self, client: ClientId, t: &Transaction, key: &IdempotencyKey) -> Once {
-        let fingerprint = t.fingerprint();
-        let args = TxArgs::new(client, t);
-        let [id, delta, amount, kind, description] = args.params();
-        let params: [&(dyn ToSql + Sync); 7] = [
-            id,
-            delta,
-            amount,
-            kind,
-            description,
-            &key.as_str(),
-            &fingerprint,
-        ];
+        let request = Request::Write(client, t, Some(key));
         // Twice at most: a unique violation on the key means a racing request with the same
         // key committed first, and this statement was rolled back whole; asked again, it finds
         // the key and replays that request's answer.
-        let mut rows = self.query(client, Kind::ApplyOnce, &params).await;
+        let mut rows = self.query(request).await;
         if matches!(rows, Err(Failed::Unique)) {
-            rows = self.query(client, Kind::ApplyOnce, &params).await;
+            rows = self.query(request).await;
         }
         let rows = match rows {
             Ok(rows) => rows,
@@ -237,15 +320,13 @@ impl Ledger for PgLedger {
                 .get::<_, Option<i64>>(5)
                 .zip(row.get::<_, Option<i64>>(6))
                 .map(|(saldo, limite)| Balance { saldo, limite });
-            return Once::stored(pedido == fingerprint, row.get(4), balance);
+            return Once::stored(pedido == t.fingerprint(), row.get(4), balance);
         }
         Once::fresh(decode_apply(row))
     }
 
     async fn statement(&self, client: ClientId) -> Result<Statement, LedgerError> {
-        let rows = self
-            .query(client, Kind::Statement, &[&client.get()])
-            .await?;
+        let rows = self.query(Request::Statement(client)).await?;
         let mut statement = StatementRows::new(client);
         for row in &rows {
             let balance = Balance {
@@ -262,49 +343,19 @@ impl Ledger for PgLedger {
 
     async fn ping(&self) -> Result<(), LedgerError> {
         let (slot, conn) = self.owner.conn()?;
-        conn.client
-            .simple_query("")
+        conn.ping()
             .await
-            .map(drop)
             .map_err(|e| self.owner.failed(slot, &conn, e))
     }
 
     fn render_metrics(&self, out: &mut String) {
+        let workers = self.router.as_ref().map(|r| r.nodes()).unwrap_or_default();
+        let mut nodes = vec![(self.owner.name.as_str(), &*self.owner.stats)];
+        nodes.extend(workers.iter().map(|n| (n.name.as_str(), &*n.stats)));
+        batch::render(out, &nodes);
         if let Some(router) = &self.router {
             router.render_metrics(out);
         }
-    }
-}
-
-/// The parameters apply.sql and apply_once.sql share, $1 to $5: the client, the signed
-/// delta, the amount, the kind and the description.
-struct TxArgs<'a> {
-    id: i32,
-    delta: i64,
-    amount: i32,
-    kind: &'a str,
-    description: &'a str,
-}
-
-impl<'a> TxArgs<'a> {
-    fn new(client: ClientId, t: &'a Transaction) -> TxArgs<'a> {
-        TxArgs {
-            id: client.get(),
-            delta: t.delta(),
-            amount: t.amount.get(),
-            kind: t.kind.as_str(),
-            description: t.description.as_str(),
-        }
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 5] {
-        [
-            &self.id,
-            &self.delta,
-            &self.amount,
-            &self.kind,
-            &self.description,
-        ]
     }
 }
 

@@ -15,8 +15,8 @@ pub(super) async fn purge_keys(owner: std::sync::Weak<Node>, keys: KeyPolicy) {
         drop(node);
         if let Some(conn) = conn {
             let secs = keys.retention.as_secs_f64();
-            match conn.client.execute(PURGE_KEYS, &[&secs]).await {
-                Ok(n) => tracing::debug!(purged = n, "expired idempotency keys"),
+            match conn.query_text(PURGE_KEYS, &[&secs]).await {
+                Ok(_) => tracing::debug!("expired idempotency keys purged"),
                 Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
             }
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
-use super::node::{Node, Role, connect_raw};
+use super::node::{Conn, Node, Role, connect_raw};
 use super::shard::Shard;
 use super::{ClientId, Options};
 
@@ -107,6 +107,14 @@ impl Router {
     }
 
     /// Prometheus lines: reloads so far, and how many clients each node serves.
+    /// Every worker's node, by name.
+    pub(super) fn nodes(&self) -> Vec<Arc<Node>> {
+        let routes = self.routes.read().expect("not poisoned").clone();
+        let mut nodes: Vec<Arc<Node>> = routes.nodes.values().cloned().collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes
+    }
+
     pub(super) fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let routes = self.routes.read().expect("not poisoned").clone();
@@ -144,8 +152,8 @@ impl Router {
             self.stale.store(true, Ordering::Relaxed);
             return Ok(());
         };
-        let version: String = conn.client.query_one(PLACEMENT_VERSION, &[]).await?.get(0);
-        let rows = conn.client.query(CLIENT_NODES, &[]).await?;
+        let version = placement_version(&conn).await?;
+        let rows = conn.query_text(CLIENT_NODES, &[]).await?;
         let current = self.routes.read().expect("not poisoned").clone();
         let mut nodes = current.nodes.clone();
         let mut clients = HashMap::with_capacity(rows.len());
@@ -186,7 +194,7 @@ impl Router {
         let Ok((_, conn)) = self.coordinator.conn() else {
             return Ok(false);
         };
-        let version: String = conn.client.query_one(PLACEMENT_VERSION, &[]).await?.get(0);
+        let version = placement_version(&conn).await?;
         Ok(version != self.routes.read().expect("not poisoned").version)
     }
 
@@ -229,6 +237,12 @@ impl Router {
             Node::connecting(name.to_string(), config, self.options, Role::Worker)
         })
     }
+}
+
+/// The fingerprint of Citus's placements and nodes (placement_version.sql: one row).
+async fn placement_version(conn: &Conn) -> Result<String, tokio_postgres::Error> {
+    let rows = conn.query_text(PLACEMENT_VERSION, &[]).await?;
+    Ok(rows.first().map(|r| r.get(0)).unwrap_or_default())
 }
 
 /// Every [`POLL`], reloads the routes if the placements changed or the coordinator found a

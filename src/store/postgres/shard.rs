@@ -27,12 +27,13 @@ const TABLES: [&str; 3] = ["clientes", "transacoes", "idempotencia"];
 /// The SQLSTATE `crebito_shard_guard` raises when the shard is no longer on the node.
 pub(super) const MOVED: &str = "CR001";
 
-/// Which of the three statements.
+/// Which statement: the three requests', and a batch's lock (batch.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Kind {
     Apply,
     ApplyOnce,
     Statement,
+    Lock,
 }
 
 impl Kind {
@@ -43,8 +44,13 @@ impl Kind {
             Kind::Apply => include_str!("../../../sql/postgres/apply.sql"),
             Kind::ApplyOnce => include_str!("../../../sql/postgres/apply_once.sql"),
             Kind::Statement => include_str!("../../../sql/postgres/statement.sql"),
+            Kind::Lock => include_str!("../../../sql/postgres/lock.sql"),
         }
     }
+
+    /// Every kind, in one place (each is prepared per shard).
+    #[cfg(test)]
+    pub(super) const ALL: [Kind; 4] = [Kind::Apply, Kind::ApplyOnce, Kind::Statement, Kind::Lock];
 }
 
 /// One shard's statements, ready to be prepared on its worker's connections.
@@ -55,6 +61,7 @@ pub(super) struct Shard {
     apply: String,
     apply_once: String,
     statement: String,
+    lock: String,
 }
 
 impl Shard {
@@ -78,6 +85,7 @@ impl Shard {
             apply: rewrite(Kind::Apply),
             apply_once: rewrite(Kind::ApplyOnce),
             statement: rewrite(Kind::Statement),
+            lock: rewrite(Kind::Lock),
         }
     }
 
@@ -86,6 +94,7 @@ impl Shard {
             Kind::Apply => &self.apply,
             Kind::ApplyOnce => &self.apply_once,
             Kind::Statement => &self.statement,
+            Kind::Lock => &self.lock,
         }
     }
 }
@@ -118,7 +127,7 @@ mod tests {
 
     #[test]
     fn every_statement_carries_one_guard_mark() {
-        for kind in [Kind::Apply, Kind::ApplyOnce, Kind::Statement] {
+        for kind in Kind::ALL {
             let sql = kind.sql();
             assert_eq!(sql.matches(GUARD_MARK).count(), 1, "{sql}");
         }
@@ -132,7 +141,7 @@ mod tests {
             "idempotencia_102072",
         ];
         let shard = Shard::new(102008, names);
-        for kind in [Kind::Apply, Kind::ApplyOnce, Kind::Statement] {
+        for kind in Kind::ALL {
             let sql = shard.sql(kind);
             assert!(!sql.contains(GUARD_MARK), "{sql}");
             assert_eq!(
