@@ -12,8 +12,11 @@
 # every scale and variant on a fresh stack, the variants' order alternating between rounds.
 # Per run (OUT/runs.jsonl): the loader's SLA, KO and latency, CPU µs per request for each
 # service, throttled periods, and from pg_stat_wal / pg_stat_database the WAL records, bytes,
-# full-page images, writes and flushes per committed transaction, and the share of HOT updates
-# on clientes. OUT/durability.md: the medians per variant and scale.
+# full-page images, writes and flushes per committed transaction and per POST, commits per
+# POST, the writes per transaction the instances sent (group commit, crebito_pg_batch_size),
+# and the share of HOT updates on clientes. OUT/durability.md: the medians per variant and
+# scale, under the disk's own flush time measured in the same sitting (pg_test_fsync on the
+# file system the stacks' data is on: a durable commit waits for one such flush).
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out=${1:?usage: bench/durability.sh OUT [NAME:VARIANT …]}; shift
@@ -35,9 +38,17 @@ pg_counters() {
     FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
 }
 cpus() { for s in db api1 api2 lb; do printf '"%s": %s, ' "$s" "$(stack_cpu "$s")"; done; }
+# Writes and transactions the two instances sent (crebito_pg_batch_size's sum and count).
+batches() {
+  local ops; ops=$(stack_env STACK_OPS_URL)
+  { curl -fsS "$ops/metrics/api1"; curl -fsS "$ops/metrics/api2"; } | awk '
+    /^crebito_pg_batch_size_sum/ { w += $NF } /^crebito_pg_batch_size_count/ { t += $NF }
+    END { printf "{\"writes\": %d, \"transactions\": %d}", w, t }'
+}
 
 : > "$out/runs.jsonl"
 machine "SCALES ${SCALES:-1 8}, DURATION_SCALE ${DURATION_SCALE:-0.25}, ROUNDS ${ROUNDS:-2}" > "$out/machine.txt"
+disk_flush "${STACK_DIR:-/tmp}" >> "$out/machine.txt"
 for r in $(seq "${ROUNDS:-2}"); do
   variants=("$@")
   if [ $((r % 2)) = 0 ]; then # the other order on even rounds
@@ -51,17 +62,18 @@ for r in $(seq "${ROUNDS:-2}"); do
       "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "${DURATION_SCALE:-0.25}" \
         --out "$out/loader.json" >/dev/null
       sleep 2 # the backends' statistics reach the shared counters within a second of going idle
-      w1=$(pg_counters); c1="{ $(cpus) \"_\": 0 }"
+      w1=$(pg_counters); c1="{ $(cpus) \"_\": 0 }"; b1=$(batches)
       thr=$(status_field throttled_periods | awk '{ printf "%s\"%s\": %s", sep, $1, $2; sep = ", " }')
       "$stack" down >/dev/null 2>&1
-      python3 - "$name" "$v" "$scale" "$r" "$w0" "$w1" "$c0" "$c1" "{$thr}" "$out/loader.json" >> "$out/runs.jsonl" <<'EOF'
+      python3 - "$name" "$v" "$scale" "$r" "$w0" "$w1" "$c0" "$c1" "{$thr}" "$out/loader.json" "$b1" >> "$out/runs.jsonl" <<'EOF'
 import json, sys
-name, variant, scale, rnd, w0, w1, c0, c1, thr, loader = sys.argv[1:]
-w0, w1, c0, c1, thr = (json.loads(x) for x in (w0, w1, c0, c1, thr))
+name, variant, scale, rnd, w0, w1, c0, c1, thr, loader, b1 = sys.argv[1:]
+w0, w1, c0, c1, thr, b1 = (json.loads(x) for x in (w0, w1, c0, c1, thr, b1))
 ld = json.load(open(loader))
 d = {k: w1[k] - w0[k] for k in w1}
 tx = max(d["xact_commit"], 1)
 reqs = ld["requests"]
+posts = ld["per_scenario"]["debitos"]["requests"] + ld["per_scenario"]["creditos"]["requests"]
 print(json.dumps({
     "variant": name, "settings": variant, "scale": float(scale), "round": int(rnd),
     "requests": reqs, "ko": ld["ko"], "sla_pct": round(100 * ld["ok_under_250ms"] / reqs, 2),
@@ -70,6 +82,10 @@ print(json.dumps({
     "throttled": thr,
     "commits": d["xact_commit"],
     "wal_per_commit": {k: round(d[k] / tx, 3) for k in ("wal_records", "wal_fpi", "wal_bytes", "wal_write", "wal_sync")},
+    "posts": posts,
+    "commits_per_post": round(d["xact_commit"] / posts, 3),
+    "wal_per_post": {k: round(d[k] / posts, 3) for k in ("wal_bytes", "wal_sync")},
+    "writes_per_transaction": round(b1["writes"] / b1["transactions"], 2) if b1["transactions"] else None,
     "hot_update_pct": round(100 * d["n_tup_hot_upd"] / d["n_tup_upd"], 1) if d["n_tup_upd"] else None,
 }))
 EOF
@@ -85,8 +101,8 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 med = lambda xs: round(statistics.median(xs), 2)
 print(sys.argv[2] + "\n")
 print("Medians over the rounds (bench/durability.sh; runs.jsonl has every run).\n")
-print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | HOT updates % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | writes / transaction | commits / POST | WAL flushes / POST | WAL bytes / POST | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | HOT updates % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 keys = []
 for r in runs:
     if (r["variant"], r["scale"]) not in keys:
@@ -99,6 +115,8 @@ for v, s in sorted(keys, key=lambda k: (k[1], keys.index(k))):
     print(f"| {v} | {s:g} | {len(rs)} | {med([r['sla_pct'] for r in rs])} | {med([r['ko'] for r in rs]):g} | "
           f"{med([r['p50_ms'] for r in rs])} | {med([r['p99_ms'] for r in rs])} | {med([r['max_ms'] for r in rs])} | "
           f"{cpu('db')} / {med([r['cpu_us_per_request']['api1'] + r['cpu_us_per_request']['api2'] for r in rs])} / {cpu('lb')} | "
+          f"{med([r['writes_per_transaction'] or 0 for r in rs])} | {med([r['commits_per_post'] for r in rs])} | "
+          f"{med([r['wal_per_post']['wal_sync'] for r in rs])} | {med([r['wal_per_post']['wal_bytes'] for r in rs])} | "
           f"{wal('wal_bytes')} | {wal('wal_records')} | {wal('wal_fpi')} | {wal('wal_sync')} | {med(hot) if hot else '–'} |")
 print("\nSettings:\n")
 seen = {}

@@ -28,6 +28,18 @@ out_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 # need CMD PACKAGE: fail early, naming what to install.
 need() { command -v "$1" >/dev/null || { echo "$1 not found: sudo apt-get install $2" >&2; exit 1; }; }
 
+# disk_flush DIR: the disk's flush time under DIR, as PostgreSQL's pg_test_fsync measures it
+# (one 8 kB write then fdatasync, the way a commit flushes the WAL): one line, with µs per
+# flush. A durability figure is quoted with it, as a latency figure with the loader's floor.
+disk_flush() {
+  local bin f line
+  bin=$("$stack" pg-bin) || return 1
+  mkdir -p "$1"; f=$(mktemp -p "$1" pg_test_fsync.XXXXXX)
+  line=$("$bin/pg_test_fsync" -s "${FSYNC_SECONDS:-2}" -f "$f" 2>/dev/null | awk '$1 == "fdatasync" { print; exit }')
+  rm -f "$f"
+  echo "disk flush (pg_test_fsync, one 8 kB write + fdatasync, on the stacks' $(stat -f -c %T "$1") file system): $(awk '{ print $(NF-1) }' <<<"$line") µs"
+}
+
 # The first line of every table: which machine produced it.
 machine() { echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores${1:+; $1}"; }
 

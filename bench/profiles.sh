@@ -1,37 +1,58 @@
 #!/usr/bin/env bash
-# The durable profile against the contest profile, side by side in one sitting, on the native
-# contest stack: what keeping the money through a power cut costs under the contest's load.
+# Profiles side by side in one sitting, on the native contest stack: what keeping the money
+# through a power cut costs under the contest's load, with and without group commit.
 #
-#   bench/profiles.sh OUT     (ROUNDS=3, SAT_STEPS="8 12 16 20 24", SAT_DURATION_SCALE=0.2)
+#   bench/profiles.sh OUT [NAME:ASSIGNMENTS …]
+#       (ROUNDS=3, SAT_STEPS="8 12 16 20 24", SAT_DURATION_SCALE=0.2, SAT=1)
 #
+# A variant is NAME:ASSIGNMENTS, the environment deploy/native/stack runs under ("-" for
+# deploy/.env as is), as in bench/durability.sh. Default:
+#   contest-unbatched:CREBITO_PG_BATCH=1   the contest profile as it was before group commit
+#   contest:-                              the contest profile with group commit
+#   durable:PG_DURABLE=1 CREBITO_PG_PROFILE=durable
+#                                          fsync, full-page writes, synchronous commit on,
+#                                          logged tables, group commit
 # 1. The official profile with k6, full length, ROUNDS rounds. Each round measures k6's floor
-#    once (k6 against a constant nginx), then runs both profiles against it, each on a fresh
-#    stack, the order alternating between rounds: OUT/official/{contest,durable}/run-N and
-#    each profile's medians.txt (stress/run.sh --floor / --floor-from, report.py medians).
-# 2. Saturation with the fast loader (stress/run.sh --saturate) for each profile, SAT_STEPS,
-#    stopping at the first step that fails the SLA: OUT/saturation/{contest,durable}.
-# The profiles: "contest" is deploy/.env as is (PG_CONTEST_FLAGS, UNLOGGED tables);
-# "durable" is PG_DURABLE=1 CREBITO_PG_PROFILE=durable (PG_DURABLE_FLAGS, logged tables).
+#    once (k6 against a constant nginx), then runs every variant against it, each on a fresh
+#    stack, the order reversed every other round: OUT/official/NAME/run-N and each variant's
+#    medians.txt (stress/run.sh --floor / --floor-from, report.py medians).
+# 2. With SAT=1, saturation with the fast loader (stress/run.sh --saturate) for each variant,
+#    SAT_STEPS, stopping at the first step that fails the SLA: OUT/saturation/NAME.
+# OUT/machine.txt: the machine and the disk's flush time in this sitting (pg_test_fsync).
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-out=$(out_dir "${1:?usage: bench/profiles.sh OUT}")
+out=$(out_dir "${1:?usage: bench/profiles.sh OUT [NAME:ASSIGNMENTS …]}"); shift
+[ $# -gt 0 ] || set -- "contest-unbatched:CREBITO_PG_BATCH=1" "contest:-" \
+  "durable:PG_DURABLE=1 CREBITO_PG_PROFILE=durable"
 export PORT="${PORT:-19992}"
 build_release
 
-with_profile() { # PROFILE COMMAND…
-  local p=$1; shift
-  case "$p" in
-    contest) env -u PG_DURABLE CREBITO_PG_PROFILE=contest "$@" ;;
-    durable) env PG_DURABLE=1 CREBITO_PG_PROFILE=durable "$@" ;;
-  esac
+declare -A settings
+names=()
+for nv in "$@"; do
+  name=${nv%%:*}; v=${nv#*:}; [ "$v" = - ] && v=""
+  settings[$name]=$v; names+=("$name")
+done
+
+with_variant() { # NAME COMMAND…
+  local name=$1; shift
+  eval "env ${settings[$name]} \"\$@\""
 }
 
-profiles=(contest durable)
-official_rounds "$out" "${ROUNDS:-3}" with_profile "${profiles[@]}"
+{
+  machine "ROUNDS ${ROUNDS:-3}, SAT_STEPS ${SAT_STEPS:-8 12 16 20 24}, SAT_DURATION_SCALE ${SAT_DURATION_SCALE:-0.2}"
+  disk_flush "${STACK_DIR:-/tmp}"
+  for name in "${names[@]}"; do echo "variant $name: ${settings[$name]:-deploy/.env as is}"; done
+} > "$out/machine.txt"
+cat "$out/machine.txt" >&2
 
-for p in "${profiles[@]}"; do
-  with_profile "$p" "$repo/stress/run.sh" --saturate --steps "${SAT_STEPS:-8 12 16 20 24}" \
-    --duration-scale "${SAT_DURATION_SCALE:-0.2}" --out "$out/saturation/$p" ||
-    echo "profiles: $p saturation stopped (see its saturation.json)" >&2
-done
+official_rounds "$out" "${ROUNDS:-3}" with_variant "${names[@]}"
+
+if [ "${SAT:-1}" = 1 ]; then
+  for name in "${names[@]}"; do
+    with_variant "$name" "$repo/stress/run.sh" --saturate --steps "${SAT_STEPS:-8 12 16 20 24}" \
+      --duration-scale "${SAT_DURATION_SCALE:-0.2}" --out "$out/saturation/$name" ||
+      echo "profiles: $name saturation stopped (see its saturation.json)" >&2
+  done
+fi
 echo "profiles: $out/official/*/medians.txt, $out/saturation/*/saturation.json" >&2

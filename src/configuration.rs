@@ -47,6 +47,12 @@ pub struct StoreArgs {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://crebito.db")]
     pub database_url: DatabaseUrl,
 
+    /// SQLite only: `full` (each group commit is fsynced before its answers leave: a power
+    /// cut takes nothing answered 200) or `normal` (WAL synced at checkpoints only: a crash of
+    /// the process loses nothing, a power cut may lose the last commits).
+    #[arg(long, env = "CREBITO_SQLITE_SYNC", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_sync: SqliteSync,
+
     /// PostgreSQL only: `durable` (logged tables, the server's own durability) or `contest`
     /// (UNLOGGED tables, for a server run with fsync/synchronous_commit off).
     #[arg(long, env = "CREBITO_PG_PROFILE", value_enum, default_value_t = PgProfile::Durable)]
@@ -68,6 +74,13 @@ pub struct StoreArgs {
     /// docs: "Scaling out").
     #[arg(long, env = "CREBITO_PG_LAYOUT", value_enum, default_value_t = PgLayout::Single)]
     pub pg_layout: PgLayout,
+
+    /// `--pg-layout citus` only: `direct` (each client's requests go straight to the worker
+    /// holding it) or `coordinator` (every request through the coordinator, which delegates
+    /// it to that worker: for instances that can reach only the coordinator, and the path
+    /// `direct` falls back to after a shard move).
+    #[arg(long, env = "CREBITO_PG_ROUTE", value_enum, default_value_t = PgRoute::Direct)]
+    pub pg_route: PgRoute,
 
     /// Clients seeded after the contest's five: ids 6 to 5 + N, each with the limit of
     /// `--extra-clients-limit`. Off by default, so the contest data set stays exact; a
@@ -168,6 +181,24 @@ pub enum PgLayout {
     Single,
     /// Tables distributed by client id on a Citus cluster, co-located.
     Citus,
+}
+
+/// SQLite only: when a commit reaches the disk (SQLite's `synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    /// `FULL`: every commit fsynced before it is answered.
+    Full,
+    /// `NORMAL`: in WAL mode, synced at checkpoints.
+    Normal,
+}
+
+/// `--pg-layout citus` only: where a request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PgRoute {
+    /// To the worker holding the client, from Citus's shard metadata.
+    Direct,
+    /// To the coordinator, which delegates it.
+    Coordinator,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::configuration::{DatabaseUrl, ListenAddr, PgLayout, PgProfile, ServeArgs, StoreArgs};
+use crate::configuration::{
+    DatabaseUrl, ListenAddr, PgLayout, PgProfile, PgRoute, ServeArgs, SqliteSync, StoreArgs,
+};
 use crate::http::{App, ConnLimits, Limits, Listener, Metrics, serve};
 use crate::store::postgres::{Layout, Options, Persistence, PgLedger};
 use crate::store::sqlite::SqliteLedger;
@@ -56,8 +58,9 @@ impl Store {
         match &args.database_url {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.clone();
+                let durable = args.sqlite_sync == SqliteSync::Full;
                 let opened = tokio::task::spawn_blocking(move || {
-                    SqliteLedger::open(&path, seed, keys).map_err(|e| (path, e))
+                    SqliteLedger::open(&path, seed, keys, durable).map_err(|e| (path, e))
                 })
                 .await
                 .expect("opening SQLite does not panic");
@@ -78,6 +81,7 @@ impl Store {
                         PgLayout::Single => Layout::Single,
                         PgLayout::Citus => Layout::Citus,
                     },
+                    direct: args.pg_route == PgRoute::Direct,
                     seed,
                     connections: args.pg_connections,
                     batch: args.pg_batch,

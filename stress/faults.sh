@@ -3,8 +3,8 @@
 # the fast loader (every POST with an Idempotency-Key, ambiguous answers retried with it), a
 # scheduled fault, then a ledger audit against the client's own log of every POST.
 #
-#   stress/faults.sh [--scenarios "pg-restart pg-crash api-kill api-term nginx-reload pg-freeze all
-#                                  power-loss disk-full"]
+#   stress/faults.sh [--scenarios "pg-restart pg-crash pg-kill-batches api-kill api-term nginx-reload
+#                                  pg-freeze all power-loss disk-full"]
 #                    [--scale S] [--duration-scale D] [--at SECONDS] [--cuts N] [--freeze SECONDS]
 #                    [--out DIR]
 #
@@ -12,15 +12,20 @@
 # the default is every scenario but power-loss and disk-full):
 #   pg-restart    PostgreSQL fast shutdown (SIGINT to the postmaster); the supervisor restarts it
 #   pg-crash      PostgreSQL postmaster SIGKILLed, durable profile: every 200 must survive
+#   pg-kill-batches  every PostgreSQL process SIGKILLed at a moment the instances are sending
+#                 group commits (batches of several writes seen on /metrics just before),
+#                 durable profile: each member's answer must hold
 #   api-kill      one crebito instance SIGKILLed; the supervisor restarts it
 #   api-term      one crebito instance SIGTERMed: in-flight requests finish, then it restarts
 #   nginx-reload  nginx -s reload (SIGHUP) under load
 #   pg-freeze     every PostgreSQL process SIGSTOPped for --freeze seconds (default 5), then SIGCONT
 #   power-loss    PostgreSQL's data on LazyFS, --cuts power cuts (default 3, every --at/2 s):
 #                 every write not fsynced is dropped, PostgreSQL restarts on what reached the
-#                 "disk". Runs twice: power-loss-durable (must lose nothing answered 200) and
-#                 power-loss-contest (the contest profile: its loss is measured, not failed);
-#                 either can be asked for alone
+#                 "disk". Runs three times: power-loss-durable (must lose nothing answered
+#                 200), power-loss-contest (the contest profile: its loss is measured, not
+#                 failed) and power-loss-sqlite (the embedded store, one crebito on its SQLite
+#                 file on LazyFS, deploy/native/embedded: must lose nothing); each can be asked
+#                 for alone
 #   disk-full     PostgreSQL's data on a small ext4 image, filled to the last byte --at seconds
 #                 in, freed 10 s later; durable profile: quick 503/504s, nothing lost, 200s again
 # Per scenario DIR/SCENARIO/faults.json; DIR/faults.md is the table. Exit 1 on any lost,
@@ -30,7 +35,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 stack="$repo/deploy/native/stack"
-scenarios="pg-restart pg-crash api-kill api-term nginx-reload pg-freeze all"
+embedded="$repo/deploy/native/embedded"
+scenarios="pg-restart pg-crash pg-kill-batches api-kill api-term nginx-reload pg-freeze all"
 scale=2
 dscale=0.375   # 45 s ramp + 45 s plateau: ~90 s of load
 at=40
@@ -63,8 +69,12 @@ loader="${LOADER_BIN:-$repo/target/release/crebito-loader}"
 check_bin="$(dirname "$loader")/crebito-check"
 [ -n "${LOADER_BIN:-}" ] || (cd "$repo" && cargo build --release --locked -q -p crebito-loader)
 
+# The store under test: the contest stack (PostgreSQL), or the embedded store alone.
+store=stack
 stack_up=0
-trap '[ "$stack_up" = 0 ] || "$stack" down >/dev/null 2>&1 || true' EXIT
+trap '[ "$stack_up" = 0 ] || store_down >/dev/null 2>&1 || true' EXIT
+store_up() { if [ "$store" = embedded ]; then EMBEDDED_FS=lazyfs "$embedded" up; else "$stack" up; fi >/dev/null; stack_up=1; }
+store_down() { if [ "$store" = embedded ]; then "$embedded" down; else "$stack" down; fi >/dev/null; stack_up=0; }
 trap 'exit 143' INT TERM
 
 # nginx's worker processes (a reload replaces them: the evidence that it happened).
@@ -78,6 +88,8 @@ fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had
   case "$1" in
     pg-restart) "$stack" signal db INT ;;
     pg-crash) "$stack" signal db KILL ;;
+    pg-kill-batches) batches_in_flight || { say "no group commit seen in 10 s"; return 1; }
+      "$stack" signal db KILL all ;;
     api-kill) "$stack" signal api1 KILL ;;
     api-term) "$stack" signal api2 TERM ;;
     nginx-reload)
@@ -87,7 +99,7 @@ fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had
       local _; for _ in $(seq 100); do [ "$(lb_processes "$lb")" != "$before" ] && break; sleep 0.05; done
       [ "$(lb_processes "$lb")" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
     pg-freeze) "$stack" signal db STOP all; sleep "$freeze"; "$stack" signal db CONT all ;;
-    power-loss) "$stack" power-cut ;;
+    power-loss) if [ "$store" = embedded ]; then "$embedded" power-cut; else "$stack" power-cut; fi ;;
     disk-full)
       say "    free bytes after the fill: $("$stack" disk-fill)"; sleep 10; "$stack" disk-free ;;
     *) say "unknown fault $1"; return 1 ;;
@@ -113,7 +125,29 @@ schedule() { # scenario dir: the faults, at their times, in the background of th
 }
 DB_BACK_S=30
 RETRY_FOR_S=30
-db_back() { local _; for _ in $(seq $(( DB_BACK_S * 10 ))); do "$stack" psql -Atqc "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+# Transactions of more than one write the instances have sent so far (crebito_pg_batch_size).
+batched() {
+  local ops; ops=$("$stack" env STACK_OPS_URL)
+  { curl -fsS "$ops/metrics/api1"; curl -fsS "$ops/metrics/api2"; } 2>/dev/null | awk '
+    /^crebito_pg_batch_size_bucket\{.*le="1"\}/ { one += $NF } /^crebito_pg_batch_size_count/ { all += $NF }
+    END { print all - one }'
+}
+# Returns once the instances were seen sending batches within the last 50 ms (10 s at most).
+batches_in_flight() {
+  local before now _
+  before=$(batched)
+  for _ in $(seq 200); do
+    sleep 0.05; now=$(batched)
+    [ "$now" -gt "$before" ] && { say "    group commits seen: $now so far"; return 0; }
+    before=$now
+  done
+  return 1
+}
+db_back() {
+  local _ probe=("$stack" psql -Atqc "SELECT 1")
+  [ "$store" = stack ] || probe=(curl -fsS -o /dev/null "$("$embedded" url)/healthz")
+  for _ in $(seq $(( DB_BACK_S * 10 ))); do "${probe[@]}" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1
+}
 fault_of() { case "$1" in power-loss-*) echo power-loss ;; *) echo "$1" ;; esac; }
 expected_of() {
   case "$1" in
@@ -122,15 +156,16 @@ expected_of() {
     *) echo "$1" ;;
   esac
 }
-ALL_FAULTS="pg-restart api-kill api-term nginx-reload pg-freeze pg-crash"
+# (pg-kill-batches before the freeze: it waits for group commits, which need load.)
+ALL_FAULTS="pg-restart api-kill api-term nginx-reload pg-kill-batches pg-freeze"
 
 summaries=()
 verdict=0
 runs=""
 for s in $scenarios; do
   case "$s" in
-    power-loss) runs="$runs power-loss-durable power-loss-contest" ;;
-    pg-restart|pg-crash|api-kill|api-term|nginx-reload|pg-freeze|all|power-loss-durable|power-loss-contest|disk-full) runs="$runs $s" ;;
+    power-loss) runs="$runs power-loss-durable power-loss-contest power-loss-sqlite" ;;
+    pg-restart|pg-crash|pg-kill-batches|api-kill|api-term|nginx-reload|pg-freeze|all|power-loss-durable|power-loss-contest|power-loss-sqlite|disk-full) runs="$runs $s" ;;
     *) echo "stress/faults.sh: unknown scenario $s (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -140,13 +175,19 @@ for s in $runs; do
   # The contest profile's power cut is there to measure what it loses.
   loss_expected=()
   case "$s" in
-    pg-crash|all|power-loss-durable|disk-full) export PG_DURABLE=1 CREBITO_PG_PROFILE=durable ;;
+    pg-crash|pg-kill-batches|all|power-loss-durable|disk-full) export PG_DURABLE=1 CREBITO_PG_PROFILE=durable ;;
     power-loss-contest) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest; loss_expected=(--loss-expected) ;;
     *) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest ;;
   esac
   case "$s" in power-loss-*) export PG_FS=lazyfs ;; disk-full) export PG_FS=small ;; *) unset PG_FS ;; esac
-  say "$s: fresh stack (profile $CREBITO_PG_PROFILE, data on ${PG_FS:-disk}), SCALE=$scale DURATION_SCALE=$dscale"
-  "$stack" up >/dev/null; stack_up=1
+  store=stack; profile=$CREBITO_PG_PROFILE
+  [ "$s" != power-loss-sqlite ] || { store=embedded; profile=sqlite; }
+  if [ "$store" = embedded ]; then
+    say "$s: fresh embedded store (SQLite on LazyFS), SCALE=$scale DURATION_SCALE=$dscale"
+  else
+    say "$s: fresh stack (profile $CREBITO_PG_PROFILE, data on ${PG_FS:-disk}), SCALE=$scale DURATION_SCALE=$dscale"
+  fi
+  store_up
   : > "$dir/fired.txt"
   schedule "$s" "$dir" & faults_pid=$!
   # Keyed retries for up to RETRY_FOR_S after each POST's first attempt (200 ms, doubling to
@@ -158,31 +199,37 @@ for s in $runs; do
   # fired.txt with what was scheduled.
   wait "$faults_pid" || say "$s: a fault failed to fire"
   expected=$(expected_of "$s")
-  "$stack" status > "$dir/stack-status.txt" || true
-  "$stack" status --json > "$dir/stack-status.json" || true
-  restarts=$(python3 -c '
+  if [ "$store" = embedded ]; then
+    n=$("$embedded" restarts); restarts=""; [ "$n" = 0 ] || restarts="crebito $n"
+  else
+    "$stack" status > "$dir/stack-status.txt" || true
+    "$stack" status --json > "$dir/stack-status.json" || true
+    restarts=$(python3 -c '
 import json, sys
 print(", ".join(s["name"] + " " + str(s["restarts"]) for s in json.load(open(sys.argv[1]))["services"] if s["restarts"]))
 ' "$dir/stack-status.json" 2>/dev/null || true)
+  fi
   # The database must be back by itself. If it is not (the contest profile after a power
   # cut can fail to start at all), nothing it held can be read: every answer counts as lost.
   check_args=(--check "$dir/check.json")
-  if db_back; then
+  if db_back && [ "$store" = embedded ]; then
+    "$embedded" export "$dir"
+  elif [ "$store" = stack ] && db_back; then
     "$stack" psql -Atq -c "COPY (SELECT descricao, count(*) FROM transacoes GROUP BY descricao) TO STDOUT WITH CSV" > "$dir/ledger.csv"
     "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
     "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
   else
     say "$s: the database did not come back within ${DB_BACK_S}s of the end of the load"
-    cp "$("$stack" env STACK_LOG_DIR)/db.log" "$dir/db.log" 2>/dev/null || true
+    [ "$store" = embedded ] || cp "$("$stack" env STACK_LOG_DIR)/db.log" "$dir/db.log" 2>/dev/null || true
     : > "$dir/ledger.csv"; echo '[]' > "$dir/audit.json"; check_args=(--db-down)
   fi
-  "$stack" down >/dev/null; stack_up=0
+  store_down
   # What every client saw while the fault happened, against one serial order in real time.
   [ ! -f "$dir/ledger.json" ] ||
     "$check_bin" --history "$dir/history.jsonl" --ledger "$dir/ledger.json" --out "$dir/check.json" 2>"$dir/check.log" >&2 || true
   python3 "$here/report.py" faults --scenario "$s" --posts "$dir/posts.csv" --ledger "$dir/ledger.csv" \
     --audit "$dir/audit.json" --loader "$dir/loader.json" --restarts "${restarts:-none}" "${check_args[@]}" \
-    --profile "$CREBITO_PG_PROFILE" --fired "$dir/fired.txt" --expected "$expected" ${loss_expected[@]+"${loss_expected[@]}"} --out "$dir/faults.json" || verdict=1
+    --profile "$profile" --fired "$dir/fired.txt" --expected "$expected" ${loss_expected[@]+"${loss_expected[@]}"} --out "$dir/faults.json" || verdict=1
   summaries+=("$dir/faults.json")
 done
 python3 "$here/report.py" faults-table --out "$out/faults.md" "${summaries[@]}"

@@ -286,6 +286,37 @@ fn healthcheck_exits_0_for_a_live_instance_and_1_otherwise() {
     assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
     let no_socket = run("unix:/nonexistent/crebito.sock");
     assert_eq!(no_socket.status.code(), Some(1));
+
+    // An instance that answers 503 (its store down) is unhealthy, and says why.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = refusing.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in refusing.incoming() {
+            let mut s = s.unwrap();
+            let _ = s.read(&mut [0u8; 1024]);
+            let _ = s.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 17\r\n\r\nstore unavailable",
+            );
+        }
+    });
+    let refused = run(&at);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("HTTP/1.1 503 Service Unavailable"), "{said}");
+
+    // One that accepts and never answers is unhealthy too, once the check's own 2 s are up:
+    // a hung instance must not hang its health check.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = hung.local_addr().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let silent = run(&at);
+    assert_eq!(silent.status.code(), Some(1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the health check waited {:?} on a silent instance",
+        started.elapsed()
+    );
+    drop(hung);
 }
 
 /// `--shutdown-grace` is a bound: a request still unfinished when it runs out is cut off
@@ -293,7 +324,14 @@ fn healthcheck_exits_0_for_a_live_instance_and_1_otherwise() {
 #[test]
 fn a_request_still_in_flight_when_the_grace_runs_out_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, address) = start(dir.path(), &[("CREBITO_SHUTDOWN_GRACE", "1")]);
+    // The body would be waited for 60 s: the grace, 1 s, is what ends it.
+    let (mut child, address) = start(
+        dir.path(),
+        &[
+            ("CREBITO_SHUTDOWN_GRACE", "1"),
+            ("CREBITO_REQUEST_TIMEOUT", "60"),
+        ],
+    );
     let mut s = TcpStream::connect(&address).unwrap();
     s.write_all(
         b"POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"valor\":",
@@ -304,8 +342,14 @@ fn a_request_still_in_flight_when_the_grace_runs_out_is_cut_off() {
     });
     let signalled = Instant::now();
     sigterm(&child);
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
-    // It waited for the grace (1 s), not for the body timeout (10 s): still, it waited.
+    // Within the grace and then some (a busy machine), well before the body's 60 s.
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(20)),
+        Some(0),
+        "not out {:?} after SIGTERM with a 1 s grace",
+        signalled.elapsed()
+    );
+    // It waited for the grace (1 s), not for the body timeout (60 s): still, it waited.
     assert!(
         signalled.elapsed() >= Duration::from_millis(900),
         "{:?}",
@@ -348,4 +392,72 @@ fn sigterm_while_a_request_waits_on_the_store_answers_it_then_exits() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.ends_with(r#"{"limite":100000,"saldo":3}"#), "{resp}");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+}
+
+/// The configuration tables (the README's, and the book's operating page) are `crebito
+/// serve`'s flags, both ways: every flag with its environment variable and default, none
+/// missing and none invented (a flag without a default is written with words, e.g. "one per
+/// core", never as a value). clap owns the facts; the docs are checked against it.
+#[test]
+fn the_configuration_tables_are_every_flag_of_serve_with_its_default() {
+    for page in ["README.md", "docs/src/operating.md"] {
+        configuration_table_matches_clap(page);
+    }
+}
+
+fn configuration_table_matches_clap(page: &str) {
+    use clap::CommandFactory;
+    let cli = crebito::configuration::Cli::command();
+    let serve = cli.find_subcommand("serve").expect("serve");
+    let mut flags = std::collections::BTreeMap::new();
+    for arg in serve.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" {
+            continue;
+        }
+        let env = arg
+            .get_env()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        flags.insert(format!("--{long}"), (env, default.first().cloned()));
+    }
+    let readme = std::fs::read_to_string(format!("{}/{page}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .expect("a Configuration section")
+        .split("\n\n")
+        .find(|block| block.trim_start().starts_with("| flag |"))
+        .expect("the table");
+    let code = |cell: &str| {
+        cell.trim()
+            .strip_prefix('`')
+            .and_then(|c| c.strip_suffix('`'))
+            .map(str::to_owned)
+    };
+    let mut documented = std::collections::BTreeMap::new();
+    for row in table.lines().skip(2) {
+        let cells: Vec<&str> = row.split('|').collect();
+        let (flag, env, default) = (cells[1].trim(), cells[2], cells[3]);
+        if flag.is_empty() {
+            continue; // RUST_LOG: an environment variable of tracing's, no flag
+        }
+        let flag = code(flag).unwrap_or_else(|| panic!("{row}"));
+        documented.insert(flag, (code(env).unwrap_or_default(), code(default)));
+    }
+    assert_eq!(
+        documented.keys().collect::<Vec<_>>(),
+        flags.keys().collect::<Vec<_>>(),
+        "{page}: the same flags"
+    );
+    for (flag, (env, default)) in &flags {
+        let (doc_env, doc_default) = &documented[flag];
+        assert_eq!(doc_env, env, "{page}: {flag}'s environment variable");
+        assert_eq!(doc_default, default, "{page}: {flag}'s default");
+    }
 }

@@ -85,28 +85,80 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
     let [db, api1, api2, _] = pids(stack)[..] else {
         panic!("four services")
     };
-    let db_args = cmdline(db).join(" ");
-    let db_cmd = svc("db")["command"].as_str().unwrap().to_string();
-    for flag in db_cmd.split(" -c ").skip(1) {
-        if flag.starts_with("listen_addresses=") {
-            continue; // Compose: none (a Unix socket); natively the launcher sets its own
-        }
-        assert!(
-            db_args.contains(&format!("-c {flag}")),
-            "postgres runs with {flag}: {db_args}"
-        );
-    }
+    // PostgreSQL's settings, parsed into name → value maps and compared both ways: what the
+    // submission sets, the native server runs, and nothing else but what the launcher must
+    // set for itself (its own port, socket directory and data directory, flags not `-c`).
+    let settings = |args: &[String]| -> std::collections::BTreeMap<String, String> {
+        args.windows(2)
+            .filter(|w| w[0] == "-c")
+            .map(|w| {
+                let (k, v) = w[1].split_once('=').expect("-c name=value");
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    };
+    let submitted: Vec<String> = svc("db")["command"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        settings(&cmdline(db)),
+        settings(&submitted),
+        "the native PostgreSQL runs exactly the submission's settings"
+    );
     for (pid, name) in [(api1, "api1"), (api2, "api2")] {
+        // crebito's settings: each CREBITO_* variable the submission sets, as the native
+        // command line's flag of the same name (clap reads one or the other), both ways.
         let args = cmdline(pid);
-        let env = &svc(name)["environment"];
-        for (flag, key) in [
-            ("--max-connections", "CREBITO_MAX_CONNECTIONS"),
-            ("--pg-connections", "CREBITO_PG_CONNECTIONS"),
-            ("--threads", "CREBITO_THREADS"),
-            ("--pg-profile", "CREBITO_PG_PROFILE"),
-        ] {
-            let at = args.iter().position(|a| a == flag).expect(flag);
-            assert_eq!(args[at + 1], env[key].as_str().unwrap(), "{name} {flag}");
+        let env = svc(name)["environment"].clone();
+        let submitted: std::collections::BTreeMap<String, String> = env
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap().to_string(),
+                    v.as_str().unwrap().to_string(),
+                )
+            })
+            .filter(|(k, _)| k.starts_with("CREBITO_"))
+            .collect();
+        let flag_of = |key: &str| {
+            format!(
+                "--{}",
+                key.trim_start_matches("CREBITO_")
+                    .to_lowercase()
+                    .replace('_', "-")
+            )
+        };
+        let native: std::collections::BTreeMap<String, String> = submitted
+            .keys()
+            .filter_map(|key| {
+                let at = args.iter().position(|a| *a == flag_of(key))?;
+                Some((key.clone(), args[at + 1].clone()))
+            })
+            .collect();
+        assert_eq!(
+            native, submitted,
+            "{name}: every submitted setting, as the native flag"
+        );
+        let flags: Vec<&String> = args.iter().filter(|a| a.starts_with("--")).collect();
+        // The native launcher's own: where to listen and which database (Compose gives
+        // the same through the command and DATABASE_URL), the layout and the extra clients
+        // (the contest's defaults, given explicitly).
+        let own = [
+            "--listen",
+            "--database-url",
+            "--pg-layout",
+            "--extra-clients",
+        ];
+        for f in flags {
+            assert!(
+                own.contains(&f.as_str()) || submitted.keys().any(|k| flag_of(k) == *f),
+                "{name}: {f} is not in the submission"
+            );
         }
     }
     let v2 = stack.status()["cgroup_version"] == 2;
@@ -292,12 +344,32 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
     };
 
     signal(libc::SIGSTOP);
+    // The freeze bit: every PostgreSQL process is stopped (state T) before the flood.
+    let stopped = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|rest| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    };
+    let frozen_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pg.iter().all(|&p| stopped(p)) {
+        assert!(
+            std::time::Instant::now() < frozen_by,
+            "PostgreSQL was not frozen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let mut clients = tokio::task::JoinSet::new();
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let thawed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for i in 0..CLIENTS {
         let port = stack.port;
-        let (written, answered) = (written.clone(), answered.clone());
+        let (written, answered, thawed) = (written.clone(), answered.clone(), thawed.clone());
         clients.spawn(async move {
             let body = format!(r#"{{"valor": 1, "tipo": "c", "descricao": "o{i:07}"}}"#);
             let req = format!(
@@ -310,25 +382,44 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
             written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut answer = String::new();
             s.read_to_string(&mut answer).await?;
+            let while_frozen = !thawed.load(std::sync::atomic::Ordering::SeqCst);
             answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok::<_, std::io::Error>((format!("o{i:07}"), answer))
+            Ok::<_, std::io::Error>((format!("o{i:07}"), answer, while_frozen))
         });
     }
     // Every request written, and every one beyond the bound refused while PostgreSQL is
     // still frozen (polled, up to 30 s; a bound that admits more never gets there).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while (written.load(std::sync::atomic::Ordering::SeqCst) < CLIENTS
-        || answered.load(std::sync::atomic::Ordering::SeqCst) + 512 < CLIENTS)
-        && std::time::Instant::now() < deadline
+    while written.load(std::sync::atomic::Ordering::SeqCst) < CLIENTS
+        || answered.load(std::sync::atomic::Ordering::SeqCst) + 512 < CLIENTS
     {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "within 30 s of a frozen PostgreSQL: {} of {CLIENTS} written, {} answered; \
+             the bound admits at most 512",
+            written.load(std::sync::atomic::Ordering::SeqCst),
+            answered.load(std::sync::atomic::Ordering::SeqCst)
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    assert!(
+        pg.iter().all(|&p| stopped(p)),
+        "still frozen when the refusals were counted"
+    );
+    thawed.store(true, std::sync::atomic::Ordering::SeqCst);
     signal(libc::SIGCONT);
 
     // What each client was told, by its unique descricao.
     let (mut ok, mut refused, mut unknown) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut refused_frozen = 0;
     while let Some(answer) = clients.join_next().await {
-        let (descricao, answer) = answer.unwrap().expect("every client gets an answer");
+        let (descricao, answer, while_frozen) =
+            answer.unwrap().expect("every client gets an answer");
+        if while_frozen {
+            // Nothing but the bound can answer while the store is frozen.
+            assert_eq!(answer.get(9..12), Some("503"), "{answer}");
+            refused_frozen += 1;
+        }
         match &answer.get(9..12) {
             Some("200") => ok.insert(descricao),
             Some("503") => {
@@ -347,6 +438,10 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
         };
     }
     assert_eq!(ok.len() + refused.len() + unknown.len(), CLIENTS);
+    assert!(
+        refused_frozen + 512 >= CLIENTS,
+        "the bound refused at once, while PostgreSQL was frozen: {refused_frozen} then"
+    );
     assert!(
         ok.len() + unknown.len() <= 512,
         "at most 512 in flight: {} admitted, {} refused",

@@ -255,7 +255,8 @@ fn assert_strict_serializable(dir: &std::path::Path, requests: u64) {
 
 /// The fault suite's short run: every fault of stress/faults.sh in one ~36 s run of the fast
 /// loader (PostgreSQL restarted, an instance SIGKILLed and one SIGTERMed, nginx reloaded,
-/// PostgreSQL frozen 5 s and finally crashed, in the durable profile). Fails on any lost,
+/// every PostgreSQL process SIGKILLed while the instances were sending group commits, and
+/// PostgreSQL frozen 5 s, in the durable profile). Fails on any lost,
 /// duplicated or refused-but-stored transaction, or a balance violation, audited against
 /// the client's own log of every POST; and the keyed retries leave nothing ambiguous.
 #[test]
@@ -300,8 +301,10 @@ fn every_fault_in_one_run_loses_nothing_and_keyed_retries_leave_nothing_ambiguou
     );
     assert_eq!(report["strict_serializable"], true);
     // Every scheduled fault fired, and left its evidence: PostgreSQL restarted twice (the
-    // restart and the crash), each instance once (the kill, the SIGTERM), nginx not at all
-    // (a reload replaces its workers: faults.sh checks that before recording it).
+    // restart and the kill), each instance once (the kill, the SIGTERM), nginx not at all
+    // (a reload replaces its workers: faults.sh checks that before recording it); the freeze
+    // is recorded only once every PostgreSQL process was seen stopped, and the kill only once
+    // group commits were seen being sent.
     assert_eq!(
         report["faults_fired"],
         serde_json::json!([
@@ -309,8 +312,8 @@ fn every_fault_in_one_run_loses_nothing_and_keyed_retries_leave_nothing_ambiguou
             "api-kill",
             "api-term",
             "nginx-reload",
-            "pg-freeze",
-            "pg-crash"
+            "pg-kill-batches",
+            "pg-freeze"
         ])
     );
     assert_eq!(report["faults_fired"], report["faults_expected"]);
@@ -331,7 +334,8 @@ fn faults_report(dir: &std::path::Path, scenario: &str) -> serde_json::Value {
 /// ~24 s load, each dropping every write PostgreSQL did not fsync. The durable profile keeps
 /// every transaction answered 200 and comes back by itself after each cut; the contest
 /// profile, run the same way, loses what it acknowledged — the evidence that the cut really
-/// drops unsynced writes (were it a no-op, the durable result would prove nothing).
+/// drops unsynced writes (were it a no-op, the durable result would prove nothing). The
+/// embedded store (SQLite, its default `synchronous = FULL`) keeps everything too.
 #[test]
 fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_contest_one() {
     let (status, out_dir) = run_stress(
@@ -352,7 +356,32 @@ fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_cont
     );
     let durable = faults_report(out_dir.path(), "power-loss-durable");
     let contest = faults_report(out_dir.path(), "power-loss-contest");
+    let sqlite = faults_report(out_dir.path(), "power-loss-sqlite");
     assert!(status.success(), "stress/faults.sh failed");
+    // The embedded store, one crebito on its SQLite file on LazyFS, cut the same way: each
+    // group commit fsynced before its answers (synchronous = FULL), so nothing answered 200
+    // is lost, and crebito comes back by itself on what reached the "disk" after each cut.
+    for key in [
+        "lost",
+        "dup",
+        "refused_stored",
+        "unexplained_stored",
+        "balance_violations",
+        "replayed_after_refusals",
+        "ambiguous",
+    ] {
+        assert_eq!(sqlite[key], 0, "sqlite: {key}");
+    }
+    assert_eq!(sqlite["profile"], "sqlite");
+    assert_eq!(sqlite["strict_serializable"], true);
+    assert_eq!(sqlite["database_recovered"], true);
+    assert_eq!(
+        sqlite["faults_fired"],
+        serde_json::json!(["power-loss", "power-loss"])
+    );
+    assert_eq!(sqlite["restarts"], "crebito 2");
+    assert!(sqlite["answered_200"].as_u64().unwrap() > 1000);
+    assert!(sqlite["first_attempt_200_after_it"].as_u64().unwrap() > 0);
     for key in [
         "lost",
         "dup",
@@ -434,6 +463,12 @@ fn a_full_disk_refuses_writes_quickly_loses_nothing_and_heals_by_itself() {
             .is_none(),
         "a write went unanswered: {:#}",
         report["ambiguous_first_attempt_by_status"]
+    );
+    // Refused at once: no write waited for the store's 3 s deadline to hear it failed.
+    let slowest = report["first_attempt_failed_ms"]["max"].as_f64().unwrap();
+    assert!(
+        slowest < 3000.0,
+        "a write on the full disk was answered after {slowest} ms: a timeout, not a refusal"
     );
     assert!(report["first_attempt_200_after_it"].as_u64().unwrap() > 0);
 }

@@ -94,13 +94,7 @@ fn the_submission_folder_follows_the_contest_rules() {
         cpus += cpu;
         memory += mem;
         for volume in strings(&svc["volumes"]) {
-            if let Some(file) = volume.strip_prefix("./") {
-                let file = file.split(':').next().unwrap();
-                assert!(
-                    dir.join(file).is_file(),
-                    "{name} mounts ./{file}: in the folder"
-                );
-            }
+            assert!(mount_is_allowed(volume, &dir), "{name} mounts {volume}");
         }
         match base {
             "postgres" => dbs.push(name),
@@ -219,4 +213,44 @@ fn nginx_accepts_the_submitted_config() {
             .arg("-g")
             .arg(format!("pid {}/nginx.pid;", work.path().display())),
     );
+}
+
+/// What a submitted service may mount: a named volume, or a file of the folder itself
+/// (`./file:…`) — nothing from outside it (an absolute path, `..`, `~`), which the organizers'
+/// machine would not have.
+fn mount_is_allowed(volume: &str, folder: &std::path::Path) -> bool {
+    let source = volume.split(':').next().unwrap_or_default();
+    match source.strip_prefix("./") {
+        Some(file) => {
+            !file.split('/').any(|part| part == ".." || part.is_empty())
+                && folder.join(file).is_file()
+        }
+        None => {
+            !source.is_empty()
+                && source
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }
+    }
+}
+
+#[test]
+fn a_mount_from_outside_the_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), "events {}").unwrap();
+    assert!(mount_is_allowed(
+        "./nginx.conf:/etc/nginx/nginx.conf:ro",
+        dir.path()
+    ));
+    assert!(mount_is_allowed("pgsocket:/var/run/postgresql", dir.path()));
+    for outside in [
+        "../deploy/nginx.conf:/etc/nginx/nginx.conf:ro",
+        "./../nginx.conf:/etc/nginx/nginx.conf",
+        "/etc/nginx/nginx.conf:/etc/nginx/nginx.conf",
+        "~/nginx.conf:/etc/nginx/nginx.conf",
+        "./missing.conf:/etc/nginx/nginx.conf",
+        ".:/data",
+    ] {
+        assert!(!mount_is_allowed(outside, dir.path()), "{outside}");
+    }
 }

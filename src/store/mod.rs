@@ -136,6 +136,29 @@ pub struct KeyPolicy {
     pub purge_every: std::time::Duration,
 }
 
+/// Purges of expired idempotency keys that ran (`crebito_key_purges_total`), counted by the
+/// store that runs them: the evidence, for an operator and for the tests, that a key
+/// outlived a purge inside its retention and went only after.
+#[derive(Debug, Default)]
+pub struct Purges(std::sync::atomic::AtomicU64);
+
+impl Purges {
+    pub fn ran(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP crebito_key_purges_total Purges of idempotency keys older than the retention that ran.\n\
+             # TYPE crebito_key_purges_total counter\n\
+             crebito_key_purges_total {}",
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+}
+
 /// The two operations of the API, one round trip (or one atomic step) each.
 pub trait Ledger: Send + Sync + 'static {
     /// Applies a transaction atomically and returns the new balance.

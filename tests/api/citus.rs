@@ -5,10 +5,12 @@
 
 use std::process::Command;
 
-use crebito::configuration::{DatabaseUrl, PgLayout};
+use std::time::{Duration, Instant};
+
+use crebito::configuration::{DatabaseUrl, PgLayout, PgRoute};
 use serde_json::json;
 
-use crate::helpers::{audit, citus, pg, spawn_on};
+use crate::helpers::{audit, citus, pg, set_saldo, spawn_on};
 
 /// A fresh schema on the test cluster and an instance on it, with `extra` more clients.
 async fn app_with_clients(extra: u32) -> (crate::helpers::TestApp, citus::Database) {
@@ -119,8 +121,12 @@ async fn clients_rows_live_on_different_workers() {
     }
 }
 
+/// The coordinator's side: what a request sent there runs (the fallback after a shard move,
+/// for a client the routes miss, and everything with `--pg-route coordinator`). The statement
+/// is a router plan, and each apply function is delegated whole to the worker owning the
+/// client: one remote call, no UPDATE or INSERT sent from the coordinator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_request_is_one_task_on_the_clients_worker() {
+async fn through_the_coordinator_each_request_is_one_task_on_the_clients_worker() {
     let (_app, db) = app_with_clients(0).await;
     let sql = |f| {
         std::fs::read_to_string(format!("{}/sql/postgres/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -245,4 +251,243 @@ async fn newest_first_holds_for_transactions_inserted_through_another_node() {
         "{body:#}"
     );
     assert_eq!(body["saldo"]["total"], 11);
+}
+
+/// Everything through the coordinator (`--pg-route coordinator`, the path the direct route
+/// falls back to): its delegated functions answer an overflow, a refusal, a replay and a key
+/// reused with another body exactly as the direct path does, and nothing went to a worker
+/// straight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_coordinator_an_overflow_a_replay_and_a_reused_key_are_answered_alike() {
+    let db = citus::Database::create().await;
+    let url = DatabaseUrl::Postgres(db.url.clone());
+    let app = spawn_on(url.clone(), |a| {
+        a.store.pg_layout = PgLayout::Citus;
+        a.store.pg_route = PgRoute::Coordinator;
+    })
+    .await;
+    // An overflow: refused like a debit over the limit; the largest balance is reached.
+    set_saldo(&url, 1, i64::MAX - 10).await;
+    let (s, text) = app
+        .post(1, r#"{"valor": 11, "tipo": "c", "descricao": "estouro"}"#)
+        .await;
+    assert_eq!((s.as_u16(), text.as_str()), (422, "over the limit"));
+    let (s, body) = app
+        .post_json(1, json!({"valor": 10, "tipo": "c", "descricao": "topo"}))
+        .await;
+    assert_eq!(
+        (s.as_u16(), body),
+        (200, json!({"limite": 100000, "saldo": i64::MAX}))
+    );
+    let (s, body) = app
+        .post_json(1, json!({"valor": 1, "tipo": "d", "descricao": "volta"}))
+        .await;
+    assert_eq!((s.as_u16(), &body["saldo"]), (200, &json!(i64::MAX - 1)));
+    // A keyed debit, its replay, a key reused with another body, a refusal replayed.
+    let debit = json!({"valor": 700, "tipo": "d", "descricao": "k"});
+    let (s, first, replayed) = app.post_keyed(2, debit.clone(), "k1").await;
+    assert_eq!(
+        (s.as_u16(), &first, replayed),
+        (200, &json!({"limite": 80000, "saldo": -700}), false)
+    );
+    let (s, again, replayed) = app.post_keyed(2, debit, "k1").await;
+    assert_eq!((s.as_u16(), &again, replayed), (200, &first, true));
+    let (s, text, _) = app
+        .post_keyed(
+            2,
+            json!({"valor": 701, "tipo": "d", "descricao": "k"}),
+            "k1",
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), text),
+        (
+            422,
+            json!("Idempotency-Key already used with a different request")
+        )
+    );
+    let over = json!({"valor": 90000, "tipo": "d", "descricao": "big"});
+    let (s, text, replayed) = app.post_keyed(2, over.clone(), "k2").await;
+    assert_eq!(
+        (s.as_u16(), text, replayed),
+        (422, json!("over the limit"), false)
+    );
+    let (s, text, replayed) = app.post_keyed(2, over, "k2").await;
+    assert_eq!(
+        (s.as_u16(), text, replayed),
+        (422, json!("over the limit"), true)
+    );
+    assert_eq!(app.saldo(2).await, -700);
+    // All of it through the coordinator: no route to a worker was ever loaded.
+    let metrics = app.metrics().await;
+    assert!(!metrics.contains("crebito_pg_routed_clients"), "{metrics}");
+    assert_eq!(
+        app.metric(r#"crebito_pg_batch_size_count{node="owner"}"#)
+            .await,
+        8.0,
+        "the eight POSTs, each through the coordinator"
+    );
+    // (Client 1's balance was set by hand for the overflow: its rows do not sum to it.)
+    for row in audit(&url).await.into_iter().filter(|r| r.id != 1) {
+        assert_eq!(row.saldo, row.sum, "{row:?}");
+    }
+}
+
+/// The same key sent at once through an instance on the direct path and one through the
+/// coordinator (the fallback racing the direct path, on one shard row): applied once, the
+/// others replay it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_racing_on_the_direct_path_and_through_the_coordinator_applies_once() {
+    let db = citus::Database::create().await;
+    let url = DatabaseUrl::Postgres(db.url.clone());
+    let direct = spawn_on(url.clone(), |a| a.store.pg_layout = PgLayout::Citus).await;
+    let relayed = spawn_on(url.clone(), |a| {
+        a.store.pg_layout = PgLayout::Citus;
+        a.store.pg_route = PgRoute::Coordinator;
+    })
+    .await;
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let mut set = tokio::task::JoinSet::new();
+        for k in 0..20 {
+            let api = if k % 2 == 0 {
+                direct.api.clone()
+            } else {
+                relayed.api.clone()
+            };
+            let key = key.clone();
+            set.spawn(async move {
+                api.post_keyed(4, json!({"valor": 1, "tipo": "c", "descricao": "r"}), &key)
+                    .await
+            });
+        }
+        let answers = set.join_all().await;
+        assert!(answers.iter().all(|(s, _, _)| *s == 200), "{answers:?}");
+        assert_eq!(
+            answers.iter().filter(|(_, _, r)| !r).count(),
+            1,
+            "one applied, the rest replayed: {answers:?}"
+        );
+        let saldo = &answers[0].1["saldo"];
+        assert!(
+            answers.iter().all(|(_, b, _)| &b["saldo"] == saldo),
+            "{answers:?}"
+        );
+    }
+    assert_eq!(audit(&url).await[3].rows, 5, "one transaction per key");
+}
+
+/// The direct path's failures, on a worker: a POST held past the store's deadline by its
+/// client's row lock is 504 "outcome unknown" and applies once the lock goes, which a keyed
+/// retry tells without applying it twice; the same POST whose worker connection is cut while
+/// it waits is 504 too, and applied never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_direct_path_a_held_row_is_504_a_cut_connection_504_and_a_keyed_retry_settles_each()
+{
+    let db = citus::Database::create().await;
+    let url = DatabaseUrl::Postgres(db.url.clone());
+    let app = spawn_on(url.clone(), |a| {
+        a.store.pg_layout = PgLayout::Citus;
+        a.store_timeout = 1;
+    })
+    .await;
+    let (admin, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    const UNKNOWN: &str =
+        "outcome unknown: retry with the same Idempotency-Key to apply it at most once";
+
+    // Held past the deadline, then released: applied once, the retry replays it.
+    admin
+        .batch_execute("BEGIN; SELECT 1 FROM clientes WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let body = json!({"valor": 40, "tipo": "d", "descricao": "slow"});
+    let (s, text, _) = app.post_keyed(1, body.clone(), "slow-1").await;
+    assert_eq!((s.as_u16(), text), (504, json!(UNKNOWN)));
+    admin.batch_execute("COMMIT").await.unwrap();
+    let (s, answer, replayed) = app.post_keyed(1, body.clone(), "slow-1").await;
+    assert_eq!((s.as_u16(), replayed), (200, true), "{answer}");
+    assert_eq!(answer, json!({"limite": 100000, "saldo": -40}));
+    assert_eq!(app.saldo(1).await, -40, "applied exactly once");
+
+    // Cut while it waits on the worker: a long deadline, so the 504 is the cut's.
+    let patient = spawn_on(url.clone(), |a| {
+        a.store.pg_layout = PgLayout::Citus;
+        a.store_timeout = 30;
+    })
+    .await;
+    admin
+        .batch_execute("BEGIN; SELECT 1 FROM clientes WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let api = patient.api.clone();
+    let cut = tokio::spawn(async move {
+        api.post_keyed(
+            1,
+            json!({"valor": 2, "tipo": "d", "descricao": "cut"}),
+            "cut-1",
+        )
+        .await
+    });
+    // The waiting backend, on its worker: the one holding the tuple lock of this test's shard
+    // of clientes (the first waiter for a row takes it; other tests share the cluster).
+    let shard: String = admin
+        .query_one(
+            "SELECT shard_name('clientes'::regclass, get_shard_id_for_distribution_column('clientes', 1))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let relname = shard.rsplit('.').next().unwrap().to_string();
+    let waiters = format!(
+        "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         WHERE l.locktype = 'tuple' AND c.relname = '{relname}'"
+    );
+    let waiting = format!(
+        "SELECT coalesce(sum(result::int), 0)::int8 FROM run_command_on_workers($$SELECT count(*) {waiters}$$) WHERE success"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while admin
+        .query_one(&waiting, &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the POST never waited on the worker"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin
+        .batch_execute(&format!(
+            "SELECT run_command_on_workers($$SELECT pg_terminate_backend(l.pid) {waiters}$$)"
+        ))
+        .await
+        .unwrap();
+    let (s, text, _) = cut.await.unwrap();
+    assert_eq!((s.as_u16(), text), (504, json!(UNKNOWN)));
+    admin.batch_execute("COMMIT").await.unwrap();
+    let retry = json!({"valor": 2, "tipo": "d", "descricao": "cut"});
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (s, answer, replayed) = loop {
+        // The instance reconnects to the worker by itself (503 until then: not applied).
+        let answer = patient.post_keyed(1, retry.clone(), "cut-1").await;
+        if answer.0 != 503 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (s.as_u16(), answer, replayed),
+        (200, json!({"limite": 100000, "saldo": -42}), false),
+        "the cut attempt applied nothing: the retry applies it"
+    );
+    assert_eq!(app.saldo(1).await, -42);
+    let rows = audit(&url).await;
+    assert_eq!((rows[0].saldo, rows[0].rows), (-42, 2));
 }

@@ -12,6 +12,7 @@ for_each_store!(
     debits_that_together_exceed_the_limit_accept_exactly_those_that_fit,
     mixed_concurrent_traffic_keeps_saldo_equal_to_the_accepted_sum,
     accepted_transactions_are_stored_exactly_once,
+    the_statement_lists_the_newest_first_in_the_order_they_were_applied,
 );
 
 async fn twenty_five_debits_then_twenty_five_credits_at_once(app: TestApp) {
@@ -124,4 +125,45 @@ async fn accepted_transactions_are_stored_exactly_once(app: TestApp) {
         );
         assert!(a.saldo >= -a.limite, "client {}: never below -limite", a.id);
     }
+}
+
+async fn the_statement_lists_the_newest_first_in_the_order_they_were_applied(app: TestApp) {
+    // 60 simultaneous credits of 1 on client 3, each with its own descricao: the balance each
+    // was answered with is its place in the order they were applied (1 to 60), and the
+    // statement lists the ten last of that order, newest first.
+    let mut set = tokio::task::JoinSet::new();
+    for k in 0..60 {
+        let api = app.api.clone();
+        set.spawn(async move {
+            let d = format!("n{k:02}");
+            let (status, body) = api
+                .post_json(3, json!({"valor": 1, "tipo": "c", "descricao": d}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            (body["saldo"].as_i64().unwrap(), d)
+        });
+    }
+    let mut order = set.join_all().await;
+    order.sort();
+    let places: Vec<i64> = order.iter().map(|(saldo, _)| *saldo).collect();
+    assert_eq!(
+        places,
+        (1..=60).collect::<Vec<_>>(),
+        "each saw its own balance"
+    );
+    let newest_first: Vec<&str> = order
+        .iter()
+        .rev()
+        .take(10)
+        .map(|(_, d)| d.as_str())
+        .collect();
+    let (_, e) = app.extrato(3).await;
+    let listed: Vec<&str> = e["ultimas_transacoes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["descricao"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, newest_first, "{e:#}");
+    assert_eq!(e["saldo"]["total"], 60);
 }

@@ -383,6 +383,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.text().await.unwrap(), "not found", "{path}");
     }
     let r = app
         .client

@@ -61,7 +61,10 @@ async fn a_key_reused_for_a_different_request_is_422_and_applies_nothing(app: Te
             .await
             .unwrap();
         assert_eq!(r.status(), 422, "{other}");
-        assert!(r.text().await.unwrap().contains("Idempotency-Key"));
+        assert_eq!(
+            r.text().await.unwrap(),
+            "Idempotency-Key already used with a different request"
+        );
     }
     assert_eq!(app.saldo(2).await, 10);
     assert_eq!(audit(&app.database_url).await[1].rows, 1);
@@ -69,13 +72,20 @@ async fn a_key_reused_for_a_different_request_is_422_and_applies_nothing(app: Te
 
 async fn a_refused_debit_is_replayed_as_422_too(app: TestApp) {
     let over = json!({"valor": 80001, "tipo": "d", "descricao": "big"});
-    let (s, _, replayed) = app.post_keyed(2, over.clone(), "r").await;
-    assert_eq!((s.as_u16(), replayed), (422, false));
+    let (s, body, replayed) = app.post_keyed(2, over.clone(), "r").await;
+    assert_eq!(
+        (s.as_u16(), body, replayed),
+        (422, json!("over the limit"), false)
+    );
     // Even once the debit would fit, the key's answer stays the first one.
     app.post_json(2, json!({"valor": 10, "tipo": "c", "descricao": "c"}))
         .await;
-    let (s, _, replayed) = app.post_keyed(2, over.clone(), "r").await;
-    assert_eq!((s.as_u16(), replayed), (422, true));
+    let (s, body, replayed) = app.post_keyed(2, over.clone(), "r").await;
+    assert_eq!(
+        (s.as_u16(), body, replayed),
+        (422, json!("over the limit"), true),
+        "the stored refusal, replayed with its body"
+    );
     let (s, _, replayed) = app.post_keyed(2, over, "r2").await;
     assert_eq!(
         (s.as_u16(), replayed),
@@ -109,6 +119,11 @@ async fn malformed_keys_are_422_and_leave_no_trace(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(r.status(), 422, "{key:?}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            "Idempotency-Key must be 1 to 64 visible ASCII characters",
+            "{key:?}"
+        );
     }
     // Two keys, then a valid request, on one raw connection (an HTTP client would open a
     // new one by itself): the 422 leaves the connection usable, and applied nothing.
@@ -173,26 +188,50 @@ async fn simultaneous_requests_with_one_key_apply_once(app: TestApp) {
     assert_eq!(audit(&app.database_url).await[0].rows, 1);
 }
 
-/// Keys are remembered for `--key-retention`, then purged (every `--key-purge-every`): a key
-/// used again after that is a new request, applied once. Set to 2 s and 1 s here.
+/// Keys are remembered at least `--key-retention`, then purged (every `--key-purge-every`):
+/// a purge that runs inside the retention leaves the key (another request with it is still
+/// refused), and the key is a new request only once the retention has passed — never before.
+/// Set to 8 s and 1 s here; `crebito_key_purges_total` says when a purge has run.
 async fn an_expired_key_is_purged_and_can_be_used_again(backend: Backend) {
+    const RETENTION: Duration = Duration::from_secs(8);
     let app = spawn_app_with(backend, |a| {
-        a.store.key_retention = 2;
+        a.store.key_retention = RETENTION.as_secs();
         a.store.key_purge_every = 1;
     })
     .await;
     let first = json!({"valor": 10, "tipo": "c", "descricao": "antes"});
     let second = json!({"valor": 20, "tipo": "c", "descricao": "depois"});
+    let purges = app.metric("crebito_key_purges_total").await;
+    // The key is stored between these two instants.
+    let sent = Instant::now();
     let (s, _, replayed) = app.post_keyed(1, first, "k-expira").await;
+    let stored = Instant::now();
     assert_eq!((s.as_u16(), replayed), (200, false));
-    // Within the retention the key is remembered: another request with it is refused.
+    // A purge runs inside the retention (SQLite's writer purges when a command reaches it:
+    // the statements read here bring them).
+    while app.metric("crebito_key_purges_total").await <= purges {
+        assert_eq!(app.extrato(1).await.0, 200);
+        assert!(
+            stored.elapsed() < RETENTION / 2,
+            "no purge ran within half the retention (purges every 1 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The key outlived it: another request with it is refused, applying nothing.
     let (s, body, _) = app.post_keyed(1, second.clone(), "k-expira").await;
     assert_eq!(s, 422, "{body}");
-    // Past it, once a purge has run, the same key is a new request (polled, up to 20 s).
-    let deadline = Instant::now() + Duration::from_secs(20);
+    assert!(stored.elapsed() < RETENTION, "checked inside the retention");
+    // Past the retention, once a purge has run, the same key is a new request (polled, up to
+    // 20 s more); before it, it was refused every time.
+    let deadline = Instant::now() + RETENTION + Duration::from_secs(20);
     loop {
         let (s, body, replayed) = app.post_keyed(1, second.clone(), "k-expira").await;
         if s == 200 {
+            assert!(
+                sent.elapsed() >= RETENTION,
+                "the key was purged within {:?} of being stored, inside its retention",
+                sent.elapsed()
+            );
             assert!(!replayed, "applied, not replayed");
             assert_eq!(body["saldo"], 30);
             break;

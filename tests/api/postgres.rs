@@ -121,7 +121,11 @@ async fn profiles_switch_table_persistence_and_keep_the_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_connection_gives_503_then_recovers_without_applying_twice() {
+/// Its connections killed under it, three times: each request gets 503 (no live connection:
+/// not applied) or 504 (sent on a connection that then turned out dead: the server's FATAL
+/// answers it, and nothing tells whether it committed first), never anything else; the
+/// instance recovers by itself, and none of those applied anything here.
+async fn a_lost_connection_gives_503_or_504_then_recovers_without_applying_twice() {
     let (url, db) = fresh_pg().await;
     let app = spawn_on(url.clone(), |a| a.store.pg_connections = 2).await;
     let admin = db.connect().await;

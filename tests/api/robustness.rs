@@ -90,6 +90,33 @@ async fn oversized_bodies_are_413(app: TestApp) {
         )
         .await;
     assert_eq!(status, 200, "still serving");
+
+    // The bound is `--max-body`, 4096 bytes, exactly: a valid body padded to 4096 bytes (JSON
+    // allows the whitespace) is served; one byte more is refused.
+    let at_bound = |len: usize| {
+        let json = r#"{"valor": 1, "tipo": "c", "descricao": "borda"}"#;
+        format!("{json}{}", " ".repeat(len - json.len()))
+    };
+    let (status, text) = app.post(1, &at_bound(4096)).await;
+    assert_eq!(
+        (status.as_u16(), text.contains("\"saldo\":")),
+        (200, true),
+        "{text}"
+    );
+    let (status, text) = app.post(1, &at_bound(4097)).await;
+    assert_eq!(
+        (status.as_u16(), text.as_str()),
+        (413, "request body too large")
+    );
+
+    // A body announced past what is ever drained (64 KiB) is refused before a byte of it is
+    // sent: the head alone gets the 413, and the connection is closed.
+    let head = "POST /clientes/1/transacoes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n\r\n";
+    let answer = raw_until_closed(&app, head.as_bytes(), Duration::from_secs(5))
+        .await
+        .expect("answered and closed without waiting for the body");
+    assert_eq!(status_of(&answer), Some(413), "{answer}");
+    assert!(answer.ends_with("request body too large"), "{answer}");
 }
 
 async fn garbage_never_gets_a_5xx_and_the_server_stays_healthy(app: TestApp) {
@@ -231,8 +258,11 @@ async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
     sabotage
         .execute_batch("ALTER TABLE transacoes RENAME TO escondida")
         .unwrap();
-    let (status, text) = app.post_json(1, body.clone()).await;
-    assert_eq!(status, 503, "{text}");
+    let (status, text) = app.post(1, &body.to_string()).await;
+    assert_eq!(
+        (status.as_u16(), text.as_str()),
+        (503, "store unavailable: not applied, retry")
+    );
     let saldo: i64 = sabotage
         .query_row("SELECT saldo FROM clientes WHERE id = 1", [], |r| r.get(0))
         .unwrap();
@@ -260,8 +290,14 @@ async fn a_busy_sqlite_store_answers_504_and_a_keyed_retry_tells_what_happened()
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let body = json!({"valor": 7, "tipo": "c", "descricao": "busy"});
     let started = Instant::now();
-    let (status, _, _) = app.post_keyed(3, body.clone(), "busy-1").await;
-    assert_eq!(status, 504);
+    let (status, text, _) = app.post_keyed(3, body.clone(), "busy-1").await;
+    assert_eq!(
+        (status.as_u16(), text),
+        (
+            504,
+            json!("outcome unknown: retry with the same Idempotency-Key to apply it at most once")
+        )
+    );
     assert!(started.elapsed() < Duration::from_secs(4));
     blocker.execute_batch("COMMIT").unwrap();
 

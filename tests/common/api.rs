@@ -52,8 +52,9 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// `POST` of a JSON value with an `Idempotency-Key`: status, the answer as JSON (`Null`
-    /// if it is not JSON), and whether it was a replay (`Idempotent-Replayed: true`).
+    /// `POST` of a JSON value with an `Idempotency-Key`: status, the answer as JSON (a JSON
+    /// string of the text when it is not JSON), and whether it was a replay
+    /// (`Idempotent-Replayed: true`).
     pub async fn post_keyed(
         &self,
         id: impl Display,
@@ -75,11 +76,8 @@ impl Api {
             .get("idempotent-replayed")
             .is_some_and(|v| v == "true");
         let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            replayed,
-        )
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body, replayed)
     }
 
     /// `POST` of a raw body with an `Idempotency-Key`: status and body text.

@@ -130,7 +130,16 @@ impl MemCgroup {
             ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
         };
         std::fs::write(dir.join(limit), &bytes).unwrap();
-        let _ = std::fs::write(dir.join(swap), if v2 { "0" } else { &bytes });
+        // Swap must not let a process past the limit: bounded too, or there is none.
+        if let Err(e) = std::fs::write(dir.join(swap), if v2 { "0" } else { &bytes }) {
+            let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+            assert!(
+                swaps.lines().count() <= 1,
+                "cannot bound swap in {} ({e}) on a machine with swap: the memory limit \
+                 would not hold",
+                dir.display()
+            );
+        }
         MemCgroup { dir, v2 }
     }
 

@@ -111,7 +111,7 @@ class FaultsAudit(unittest.TestCase):
         r = faults.audit_posts([post], {"d": 1})
         self.assertEqual((r["refused_stored"], r["ambiguous"], r["ambiguous_first_attempt_applied"]), (0, 1, 1))
         # Reported, not failed: what the keyed retries are for.
-        self.assertTrue(faults.scenario_passed(dict(r, database_recovered=True, balance_violations=0)))
+        self.assertTrue(faults.scenario_passed(self.passing() | {k: r[k] for k in faults.RULES if k in r}))
         r = faults.audit_posts([dict(post, unknown="false")], {"d": 1})
         self.assertEqual(r["refused_stored"], 1)
 
@@ -123,16 +123,12 @@ class FaultsAudit(unittest.TestCase):
         )
         r = faults.audit_posts([explained], {"d": 1})
         self.assertEqual((r["first_503_replayed"], r["replayed_after_refusals"]), (1, 0))
-        self.assertTrue(
-            faults.scenario_passed(dict(r, database_recovered=True, balance_violations=0, strict_serializable=True))
-        )
+        self.assertTrue(faults.scenario_passed(self.passing() | {k: r[k] for k in faults.RULES if k in r}))
         # 503, 503, replay: a "not applied" answer was false.
         lied = dict(explained, answers="503@10.0+1.2 503@210.0+0.9 200r@610.5+2.0")
         r = faults.audit_posts([lied], {"d": 1})
         self.assertEqual(r["replayed_after_refusals"], 1)
-        self.assertFalse(
-            faults.scenario_passed(dict(r, database_recovered=True, balance_violations=0, strict_serializable=True))
-        )
+        self.assertFalse(faults.scenario_passed(self.passing() | {k: r[k] for k in faults.RULES if k in r}))
         # A replay of a refused debit (422) after a lost connection is explained too.
         r = faults.audit_posts(
             [self.post("e", 422, first=0, replayed="true", answers="0@1.0+60000.0 422r@60201.0+1.0")], {}
@@ -143,6 +139,26 @@ class FaultsAudit(unittest.TestCase):
         self.assertEqual(faults.audit_posts([old], {"d": 1})["replayed_after_refusals"], 1)
         with self.assertRaises(ValueError):
             faults.attempts(dict(old, answers="503@x"))
+
+    def passing(self, **overrides):
+        r = {k: 0 for k in faults.RULES} | {
+            "strict_serializable": True,
+            "database_recovered": True,
+            "faults_fired": ["pg-freeze"],
+            "faults_expected": ["pg-freeze"],
+        }
+        return r | overrides
+
+    def test_absent_is_not_passed(self):
+        self.assertTrue(faults.scenario_passed(self.passing()))
+        for missing in ("strict_serializable", "database_recovered", "faults_fired", "faults_expected", *faults.RULES):
+            r = self.passing()
+            del r[missing]
+            self.assertFalse(faults.scenario_passed(r), f"passed without {missing}")
+        self.assertFalse(faults.scenario_passed(self.passing(database_recovered=False)), "the database never came back")
+        self.assertFalse(faults.scenario_passed(self.passing(strict_serializable=None)), "no verdict")
+        self.assertFalse(faults.scenario_passed(self.passing(faults_fired=[])), "the fault never fired")
+        self.assertFalse(faults.scenario_passed(self.passing(faults_fired=[], faults_expected=[])), "nothing scheduled")
 
     def test_failed_first_attempt_times_are_nearest_rank(self):
         posts = [self.post(str(i), 200, first=504, first_ms=str(i), at_ms=str(i * 10)) for i in range(1, 101)]
@@ -174,10 +190,6 @@ class Ticks(unittest.TestCase):
         self.assertNotIn("0.179", svg)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class Summary(unittest.TestCase):
     def client(self, **kw):
         lat = {q: 1.0 for q in ("p50", "p75", "p95", "p99", "max", "avg")}
@@ -192,6 +204,10 @@ class Summary(unittest.TestCase):
             "per_scenario": {},
             "loader_cpu_seconds": 1.5,
         } | kw
+
+    def rendered(self):
+        """What render_text needs beyond build()."""
+        return {"commit": "c", "date": "d", "machine": {"cpu": "x", "cores": 2, "kernel": "k"}, "passed": False}
 
     def test_score_and_audit_in_the_summary(self):
         rows = [{"id": 1, "saldo": 5, "soma": 5, "limite": 100, "linhas": 2}]
@@ -212,6 +228,19 @@ class Summary(unittest.TestCase):
         rows = [{"id": 1, "saldo": 5, "soma": 5, "limite": 100, "linhas": 2}]
         s = summary.build(self.client(), rows, {}, 1.0, 0.1, 10.0) | {"history": {"strict_serializable": False}}
         self.assertFalse(summary.passed(s))
+
+    def test_a_history_without_a_verdict_fails_the_run_and_none_recorded_does_not(self):
+        rows = [{"id": 1, "saldo": 5, "soma": 5, "limite": 100, "linhas": 2}]
+        s = summary.build(self.client(), rows, {}, 1.0, 0.1, 10.0)
+        self.assertTrue(summary.passed(s), "k6 records no history: nothing to check")
+        missing = s | {
+            "history": {"operations": 0, "strict_serializable": None, "violations_total": None, "seconds": None}
+        }
+        self.assertFalse(summary.passed(missing), "recorded, never checked")
+        self.assertIn(
+            "strict serializable: no verdict (the checker wrote no check.json)",
+            summary.render_text(missing | self.rendered()),
+        )
 
     def test_medians_and_ratios_over_runs(self):
         def run(p99, floor):
@@ -318,3 +347,7 @@ class RenderText(unittest.TestCase):
         self.assertNotIn("given binary", summary.render_text(s))
         s["server_binary"] = b
         self.assertIn(f"(server: a given binary, crebito 0.1.9, sha256 {digest})", summary.render_text(s))
+
+
+if __name__ == "__main__":
+    unittest.main()

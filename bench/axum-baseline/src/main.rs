@@ -21,7 +21,15 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:9998".into());
     let path = args.next().unwrap_or_else(|| "/tmp/axum-baseline.db".into());
-    let ledger = Arc::new(SqliteLedger::open(std::path::Path::new(&path), Default::default()).expect("sqlite opens"));
+    // The server's own store settings: keys kept a day, purged every ten minutes, durable.
+    let keys = crebito::store::KeyPolicy {
+        retention: std::time::Duration::from_secs(86_400),
+        purge_every: std::time::Duration::from_secs(600),
+    };
+    let ledger = Arc::new(
+        SqliteLedger::open(std::path::Path::new(&path), Default::default(), keys, true)
+            .expect("sqlite opens"),
+    );
     let app = Router::new()
         .route("/clientes/{id}/transacoes", post(transacao))
         .route("/clientes/{id}/extrato", get(extrato))

@@ -53,10 +53,11 @@ power_cut() {
   procs=$(cg_procs db)
   mkdir -p "$DIR/hold"; touch "$DIR/hold/db"
   kill -STOP "$(cat "$DIR/pid/db")" 2>/dev/null || true
-  for _ in 1 2 3; do signal_svc db STOP all; done
+  signal_svc db STOP all
   for _ in $(seq 200); do
     [ -n "$(cat "$procs")" ] || break
-    signal_svc db KILL all; sleep 0.05
+    # shellcheck disable=SC2046 # the pids are words
+    kill -KILL $(cat "$procs") 2>/dev/null || true; sleep 0.05
   done
   [ -z "$(cat "$procs")" ] || die "PostgreSQL's processes outlived SIGKILL for 10 s"
   "${here:?}/lazyfs" clear-cache "$DIR/lazyfs"

@@ -60,15 +60,36 @@ stop_pid() { # svc signal
 
 # signal SVC SIG [all]: the fault suite's hand, to the service's main process or to every
 # process in its cgroup. Every service is supervised: one that dies comes back by itself.
+# Fails when the signal reached no process; STOP and CONT to `all` return once every process
+# is stopped (state T), or none is: the fault is known to have taken effect.
 signal_svc() {
-  local svc=$1 sig=$2 scope=$3 pid
+  local svc=$1 sig=$2 scope=$3 pid listed=0 _
   [ -f "$DIR/pid/$svc" ] || die "no service $svc"
-  if [ "$scope" = all ]; then
-    while read -r pid; do kill -"$sig" "$pid" 2>/dev/null || true; done < "$(cg_procs "$svc")"
-  else
+  if [ "$scope" != all ]; then
     kill -"$sig" "$(cat "$DIR/pid/$svc")"
+    return
   fi
+  for _ in 1 2 3; do  # a process forked meanwhile is caught by the next pass
+    while read -r pid; do listed=$((listed + 1)); kill -"$sig" "$pid" 2>/dev/null || true; done < "$(cg_procs "$svc")"
+    case "$sig" in
+      STOP) all_stopped "$svc" && break ;;
+      CONT) none_stopped "$svc" && break ;;
+      *) break ;;
+    esac
+    sleep 0.05
+  done
+  [ "$listed" -gt 0 ] || die "SIG$sig: $svc has no process"
+  case "$sig" in
+    STOP) all_stopped "$svc" || die "$svc: not every process stopped" ;;
+    CONT) none_stopped "$svc" || die "$svc: a process is still stopped" ;;
+  esac
 }
+
+# A process's state letter (/proc/PID/stat's third field; T: stopped by a signal).
+proc_state() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; echo "${s%% *}"; }
+# (A process that exits meanwhile is neither.)
+all_stopped() { local pid s; while read -r pid; do s=$(proc_state "$pid") || continue; [ "$s" = T ] || return 1; done < "$(cg_procs "$1")"; }
+none_stopped() { local pid s; while read -r pid; do s=$(proc_state "$pid") || continue; [ "$s" != T ] || return 1; done < "$(cg_procs "$1")"; }
 
 # Stops exactly what `up` started: supervisors first (no restarts), the balancer, the
 # instances, PostgreSQL "fast" (coordinator, then workers), observers; then any process a

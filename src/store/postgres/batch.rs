@@ -300,8 +300,17 @@ struct PassOn<'a>(&'a Arc<Conn>);
 
 impl Drop for PassOn<'_> {
     fn drop(&mut self) {
-        if let Some(batch) = next_batch(&self.0.writes) {
-            tokio::spawn(run(self.0.clone(), batch));
+        let Some(batch) = next_batch(&self.0.writes) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(run(self.0.clone(), batch))),
+            // No runtime left to send them on (the process is stopping): never sent.
+            Err(_) => {
+                for m in batch {
+                    let _ = m.reply.send(Done::Lost(LedgerError::Unavailable));
+                }
+            }
         }
     }
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, Row};
 
-use super::{KeyPolicy, Ledger, LedgerError, Once, Seed, StatementRows};
+use super::{KeyPolicy, Ledger, LedgerError, Once, Purges, Seed, StatementRows};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
 use batch::{Done, Write};
 use node::{Node, Role};
@@ -70,6 +70,9 @@ pub struct Options {
     pub connections: u16,
     /// The most writes per transaction (batch.rs); 1: each write its own.
     pub batch: u16,
+    /// The Citus layout: each client's requests straight to its worker (route.rs), or all
+    /// through the coordinator.
+    pub direct: bool,
     pub keys: KeyPolicy,
 }
 
@@ -79,6 +82,7 @@ pub struct PgLedger {
     owner: Arc<Node>,
     /// The Citus layout's routes to the workers.
     router: Option<Arc<Router>>,
+    purges: Arc<Purges>,
 }
 
 impl PgLedger {
@@ -104,12 +108,24 @@ impl PgLedger {
         let first = node::connect_with_patience(&config).await?;
         migrate::migrate(&first, &options).await?;
         let owner = Node::open("owner".into(), config.clone(), options, Role::Owner, first).await?;
-        tokio::spawn(purge::purge_keys(Arc::downgrade(&owner), options.keys));
+        let purges = Arc::new(Purges::default());
+        tokio::spawn(purge::purge_keys(
+            Arc::downgrade(&owner),
+            options.keys,
+            purges.clone(),
+        ));
         let router = match options.layout {
             Layout::Single => None,
-            Layout::Citus => Some(Router::start(owner.clone(), config, options).await?),
+            Layout::Citus if options.direct => {
+                Some(Router::start(owner.clone(), config, options).await?)
+            }
+            Layout::Citus => None,
         };
-        Ok(PgLedger { owner, router })
+        Ok(PgLedger {
+            owner,
+            router,
+            purges,
+        })
     }
 
     /// Runs `request` where its client's data lives: on its worker's shard tables in the
@@ -353,6 +369,7 @@ impl Ledger for PgLedger {
         let mut nodes = vec![(self.owner.name.as_str(), &*self.owner.stats)];
         nodes.extend(workers.iter().map(|n| (n.name.as_str(), &*n.stats)));
         batch::render(out, &nodes);
+        self.purges.render(out);
         if let Some(router) = &self.router {
             router.render_metrics(out);
         }

@@ -1,13 +1,17 @@
 //! Forgetting idempotency keys older than the retention, every `purge_every`, on the owner's
 //! first connection (the only server, or the Citus coordinator); the task ends with the ledger.
 
-use super::KeyPolicy;
 use super::node::Node;
+use super::{KeyPolicy, Purges};
 
 const PURGE_KEYS: &str = include_str!("../../../sql/postgres/purge_keys.sql");
 
 /// Every `keys.purge_every`, forgets keys older than the retention; ends with the ledger.
-pub(super) async fn purge_keys(owner: std::sync::Weak<Node>, keys: KeyPolicy) {
+pub(super) async fn purge_keys(
+    owner: std::sync::Weak<Node>,
+    keys: KeyPolicy,
+    purges: std::sync::Arc<Purges>,
+) {
     loop {
         tokio::time::sleep(keys.purge_every).await;
         let Some(node) = owner.upgrade() else { return };
@@ -16,7 +20,10 @@ pub(super) async fn purge_keys(owner: std::sync::Weak<Node>, keys: KeyPolicy) {
         if let Some(conn) = conn {
             let secs = keys.retention.as_secs_f64();
             match conn.query_text(PURGE_KEYS, &[&secs]).await {
-                Ok(_) => tracing::debug!("expired idempotency keys purged"),
+                Ok(_) => {
+                    purges.ran();
+                    tracing::debug!("expired idempotency keys purged");
+                }
                 Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
             }
         }

@@ -24,7 +24,7 @@
 //! Everything is O(n log n) per client (prefix sums, prefix/suffix extrema, binary searches,
 //! a sparse table for range minima).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -42,6 +42,9 @@ pub struct Violation {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// "ledger" (the order read from the database's rows) or "black-box" (inferred from the
+    /// answers alone, [`crate::blackbox`]).
+    pub mode: &'static str,
     pub operations: usize,
     pub posts: usize,
     pub statements: usize,
@@ -59,18 +62,23 @@ impl Report {
     /// The line the stress and fault reports carry.
     pub fn line(&self) -> String {
         format!(
-            "history: {} operations, strict serializable: {}",
+            "history: {} operations, strict serializable: {}{}",
             self.operations,
             if self.strict_serializable {
                 "yes"
             } else {
                 "no"
+            },
+            if self.mode == "black-box" {
+                " (black-box)"
+            } else {
+                ""
             }
         )
     }
 }
 
-const KEEP: usize = 200;
+pub(crate) const KEEP: usize = 200;
 
 fn seconds(ns: u64) -> String {
     format!("{:.6} s", ns as f64 / 1e9)
@@ -160,6 +168,12 @@ impl Found {
 
 /// Checks `history` against the final `ledger`.
 pub fn check(history: &[Op], ledger: &Ledger) -> Report {
+    check_with(history, ledger, &HashSet::new())
+}
+
+/// As [`check`], where the ledger's rows with a description in `background` were there
+/// before the run (no request of the history made them).
+pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>) -> Report {
     let mut found = Found {
         total: 0,
         kept: Vec::new(),
@@ -206,11 +220,15 @@ pub fn check(history: &[Op], ledger: &Ledger) -> Report {
         let mut client_rows = rows.remove(&client).unwrap_or_default();
         client_rows.sort_by_key(|r| r.1);
         let client_ops = ops.remove(&client).unwrap_or_default();
-        Client::new(client, limite, &client_rows, &by_desc, &mut found).check(
-            saldo,
-            &client_ops,
+        Client::new(
+            client,
+            limite,
+            &client_rows,
+            &by_desc,
+            background,
             &mut found,
-        );
+        )
+        .check(saldo, &client_ops, &mut found);
     }
     for (client, orphans) in rows {
         found.add(
@@ -227,6 +245,7 @@ pub fn check(history: &[Op], ledger: &Ledger) -> Report {
     let posts = history.iter().filter(|op| op.tx.is_some());
     let fates: Vec<Fate> = posts.clone().map(Op::fate).collect();
     Report {
+        mode: "ledger",
         operations: history.len(),
         posts: fates.len(),
         statements: history.len() - fates.len(),
@@ -264,6 +283,7 @@ impl<'a> Client<'a> {
         limite: i64,
         rows: &[&'a Row],
         by_desc: &HashMap<&'a str, &'a Op>,
+        background: &HashSet<String>,
         found: &mut Found,
     ) -> Client<'a> {
         let n = rows.len();
@@ -283,6 +303,7 @@ impl<'a> Client<'a> {
                 );
             }
             match by_desc.get(descricao.as_str()) {
+                None if background.contains(descricao) => {}
                 None => found.add(
                     id,
                     "a",
@@ -929,6 +950,128 @@ mod tests {
         ));
         h.push(statement(16, 17, 150, &[("c", 100, "a"), ("c", 50, "b")]));
         assert_eq!(rules(&h, &l), ["d"]);
+    }
+
+    /// The violations' (rule, text), for asserting exactly which rule fired and why.
+    fn found(history: &[Op], ledger: &Ledger) -> Vec<(&'static str, String)> {
+        check(history, ledger)
+            .violations
+            .into_iter()
+            .map(|v| (v.rule, v.what))
+            .collect()
+    }
+
+    fn only(history: &[Op], ledger: &Ledger, rule: &str, text: &str) {
+        let f = found(history, ledger);
+        assert!(
+            !f.is_empty() && f.iter().all(|(r, w)| *r == rule && w.contains(text)),
+            "expected only rule {rule} ({text:?}): {f:?}"
+        );
+    }
+
+    #[test]
+    fn two_requests_with_one_descricao_are_caught() {
+        // Reported first; the rows then cannot be matched to their requests, and the rules
+        // that follow from that fire too.
+        let (mut h, l) = good();
+        h.push(post("c", 3, "a", 40, 41, 503, None));
+        let f = found(&h, &l);
+        assert_eq!(f[0].0, "a");
+        assert!(
+            f[0].1.contains("two requests carry descricao \"a\""),
+            "{f:?}"
+        );
+        assert!(rules(&good().0, &l).is_empty());
+    }
+
+    #[test]
+    fn requests_or_rows_of_a_client_the_ledger_lacks_are_caught() {
+        let (mut h, l) = good();
+        let mut stranger = post("c", 3, "s", 40, 41, 503, None);
+        stranger.client = 9;
+        h.push(stranger);
+        only(
+            &h,
+            &l,
+            "a",
+            "requests for a client the ledger does not have",
+        );
+        let (h, mut l) = good();
+        l.transacoes.push((9, 1, 3, "c".into(), "s".into()));
+        let f = found(&h, &l);
+        assert!(
+            f.iter().any(|(r, w)| *r == "a"
+                && w.contains("stored rows of a client the ledger does not have")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_stored_row_unlike_its_request_is_caught() {
+        let (h, mut l) = good();
+        // "a" was a credit of 100; the row says 101 (the saldo follows the rows).
+        l.transacoes[1].2 = 101;
+        l.clientes[0].2 += 1;
+        let f = found(&h, &l);
+        assert!(
+            f.iter()
+                .any(|(r, w)| *r == "a" && w.contains("is not what its request asked for")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().all(|(r, _)| *r == "a" || *r == "b" || *r == "d"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_credit_refused_with_422_is_caught() {
+        let (mut h, l) = good();
+        h.push(post("c", 5, "r", 40, 41, 422, None));
+        only(&h, &l, "refusal", "a credit refused with 422");
+    }
+
+    #[test]
+    fn a_refusal_no_point_of_the_order_explains_is_caught() {
+        // Stored as [y, x]: x was acknowledged (5 ms) before the refusal was invoked (10 ms),
+        // so the refusal saw at least position 2; y, at position 1, was invoked (12 ms) after
+        // the refusal completed (11 ms), so it saw position 0 at most.
+        let h = vec![
+            post("c", 100, "x", 0, 5, 200, Some(150)),
+            post("d", 5000, "r", 10, 11, 422, None),
+            post("c", 50, "y", 12, 13, 200, Some(50)),
+        ];
+        let l = ledger(&[("c", 50, "y"), ("c", 100, "x")]);
+        let f = found(&h, &l);
+        assert!(f.iter().all(|(r, _)| *r == "c"), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|(_, w)| w.contains("no point of the order fits its real-time window")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_statement_that_is_not_the_contracts_json_is_caught() {
+        let (mut h, l) = good();
+        h[8].body = Some(json!({"saldo": -943, "ultimas_transacoes": []}));
+        only(&h, &l, "d", "not the contract's JSON");
+        h[8].body = None;
+        only(&h, &l, "d", "not the contract's JSON");
+    }
+
+    #[test]
+    fn a_statement_with_another_limit_is_caught() {
+        let (mut h, l) = good();
+        h[8].body.as_mut().unwrap()["saldo"]["limite"] = json!(LIMIT + 1);
+        only(&h, &l, "d", "saldo.limite 1001, the client's is 1000");
+    }
+
+    #[test]
+    fn a_statement_listing_a_transaction_the_ledger_lacks_is_caught() {
+        let (mut h, l) = good();
+        h[8].body.as_mut().unwrap()["ultimas_transacoes"][0]["descricao"] = json!("ghost");
+        only(&h, &l, "d", "that the ledger does not hold");
     }
 
     #[test]
