@@ -12,6 +12,7 @@
   report.py hops …                                 bench/hops.sh's per-hop table
   report.py row …                                  one bench/topology.sh row
   report.py cost SUMMARY…                          CPU per request per service, a table
+  report.py check-page --check F --loader F --out F   the black-box check's page (stress/check.sh)
 
 Standard library only, so that the runner needs nothing but python3.
 """
@@ -19,7 +20,7 @@ Standard library only, so that the runner needs nothing but python3.
 import argparse
 import sys
 
-from reporting import bench, faults, k6, summary
+from reporting import bench, faults, k6, pages, summary
 
 
 def parser():
@@ -42,6 +43,10 @@ def parser():
     s.add_argument("--sampler", help="stress/sample.py's own cost (sampler.json)")
     s.add_argument("--load-start", help="epoch seconds when the load started")
     s.add_argument("--check", help="crebito-check's report on the run's history (check.json)")
+    s.add_argument(
+        "--check-blackbox",
+        help="crebito-check's report on the same history without the ledger (the order inferred from the answers)",
+    )
     s.add_argument("--crebito-bin", help="the server binary, when the caller chose it (CREBITO_BIN)")
     pl = sub.add_parser("plot")
     pl.add_argument("--out", required=True)
@@ -81,6 +86,10 @@ def parser():
         h.add_argument(a, required=True)
     h.add_argument("--status", required=True, help="`stack status --json`, saved after the run")
     h.add_argument("--metrics", nargs="+", required=True)
+    cp = sub.add_parser("check-page")
+    cp.add_argument("--check", required=True, help="crebito-check's report (check.json)")
+    cp.add_argument("--loader", required=True, help="the loader's summary")
+    cp.add_argument("--out", required=True)
     co = sub.add_parser("cost")
     co.add_argument("summaries", nargs="+")
     rw = sub.add_parser("row")
@@ -106,7 +115,13 @@ def main():
         "hops": bench.hops,
         "row": bench.row,
         "cost": bench.cost,
+        "check-page": check_page,
     }[a.cmd_name](a)
+
+
+def check_page(a):
+    pages.write_check_page(summary.read_json(a.check), summary.read_json(a.loader), a.out)
+    return 0
 
 
 if __name__ == "__main__":

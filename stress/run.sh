@@ -195,7 +195,7 @@ run_once() {
   if [ "$loader" = fast ]; then
     say "running the fast loader for ~${load_s}s"
     "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --clients "$clients" \
-      --out "$dir/loader-summary.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" > /dev/null ||
+      --out "$dir/loader-summary.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" --bracket > /dev/null ||
       say "the loader exited with an error"
   else
     run_k6 "$s" "$d" "$dir" "$load_s"
@@ -215,6 +215,10 @@ run_once() {
   if [ "$loader" = fast ]; then
     "$check_bin" --history "$dir/history.jsonl" --ledger "$dir/ledger.json" --out "$dir/check.json" 2>"$dir/check.log" >&2 ||
       { say "the history is not strict serializable (see $dir/check.log)"; head -n 20 "$dir/check.log" >&2; }
+    # And the black-box check of the same history (the order inferred from the answers, no
+    # database): the two modes must agree.
+    "$check_bin" --history "$dir/history.jsonl" --out "$dir/check-blackbox.json" 2>"$dir/check-blackbox.log" >&2 ||
+      { say "the black-box check found no serial order (see $dir/check-blackbox.log)"; head -n 20 "$dir/check-blackbox.log" >&2; }
   fi
 
   local -a client
@@ -227,7 +231,7 @@ run_once() {
   fi
   [ ! -f "$dir/floor.json" ] || client+=(--floor "$dir/floor.json")
   # A history was recorded: its verdict is part of the run, and a missing one fails it.
-  [ "$loader" != fast ] || client+=(--check "$dir/check.json")
+  [ "$loader" != fast ] || client+=(--check "$dir/check.json" --check-blackbox "$dir/check-blackbox.json")
   python3 "$here/report.py" summarize "${client[@]}" "${given_bin[@]}" --audit "$dir/audit.json" \
     --out "$dir" --scale "$s" --duration-scale "$d" \
     --load-seconds "$load_s" --repo "$repo" --cpu-before "$dir/cpu-before.txt" --cpu-after "$dir/cpu-after.txt" \

@@ -225,9 +225,25 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
     );
     assert_server_side(out_dir.path(), &summary, &["db", "api1", "api2", "lb"]);
 
-    // Every answer, statements included, explained by one serial order in real time.
-    assert_strict_serializable(out_dir.path(), summary["requests"].as_u64().unwrap());
+    // Every answer, statements included, explained by one serial order in real time: the
+    // load's requests, and one statement per client before it and after it (--bracket).
+    let operations = summary["requests"].as_u64().unwrap() + 2 * 5;
+    assert_strict_serializable(out_dir.path(), operations);
     assert_eq!(summary["history"]["strict_serializable"], true);
+    // The black-box check of the same history, with no ledger, agrees.
+    let blackbox: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("check-blackbox.json"))
+            .expect("check-blackbox.json written"),
+    )
+    .unwrap();
+    assert_eq!(blackbox["mode"], "black-box");
+    assert_eq!(blackbox["operations"], operations);
+    assert_eq!(
+        blackbox["strict_serializable"], true,
+        "{:#}",
+        blackbox["violations"]
+    );
+    assert_eq!(summary["history_blackbox"]["strict_serializable"], true);
 }
 
 /// crebito-check's report on a run's history (check.json): every request of the run is in

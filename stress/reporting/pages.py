@@ -46,3 +46,37 @@ def write_saturation_page(path, best, plot_svg, step_sections):
     )
     with open(path, "w") as f:
         f.write(page("crebito saturation", body))
+
+
+def write_check_page(report, loader, path):
+    """The black-box check's page (stress/check.sh): the verdict, what was sent, and each
+    violation with the requests that show it."""
+    verdict = "strictly serializable" if report["strict_serializable"] else "NOT strictly serializable"
+    rows = "".join(
+        f"<tr><td>{html.escape(str(v['client']))}</td><td>{html.escape(v['rule'])}</td>"
+        f"<td>{html.escape(v['what'])}</td><td><ul>"
+        + "".join(f"<li><code>{html.escape(r)}</code></li>" for r in v["requests"])
+        + "</ul></td></tr>"
+        for v in report["violations"]
+    )
+    more = report["violations_total"] - len(report["violations"])
+    body = (
+        f"<h1>{html.escape(loader['target'])}: {verdict}</h1>\n"
+        f"<p>{report['operations']} operations ({report['posts']} POSTs: {report['applied']} applied, "
+        f"{report['not_applied']} not, {report['unknown']} unknown; {report['statements']} statements), "
+        f"official profile × {loader['scale']:g} over {loader['load_seconds']:g} s, "
+        f"checked in {report.get('seconds', 0):g} s from the answers alone (black-box: "
+        f"each client's order inferred, no database read).</p>\n"
+    )
+    if rows:
+        body += (
+            f"<h2>{report['violations_total']} violations</h2>"
+            "<table border=1 cellpadding=4><tr><th>client</th><th>rule</th><th>what</th><th>requests</th></tr>"
+            + rows
+            + "</table>"
+            + (f"<p>… and {more} more (check.json).</p>" if more > 0 else "")
+        )
+    else:
+        body += "<p>One serial order per client, consistent with real time, explains every answer.</p>"
+    with open(path, "w") as f:
+        f.write(page("crebito-check: " + loader["target"], body))

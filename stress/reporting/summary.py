@@ -114,15 +114,25 @@ def build(client, audit_rows, cpu, scale, duration_scale, load_seconds):
 
 def passed(s):
     """A run passes with 0 KO, 0 inconsistencies, a clean audit and, when it recorded a
-    history (the fast loader), a strict-serializable one: a history the checker left no
-    verdict for fails it."""
-    history = s.get("history")
+    history (the fast loader), a strict-serializable one — by each check it was given (the
+    ledger's, and the black-box one's): a history the checker left no verdict for fails it."""
+    histories = [s[k] for k in ("history", "history_blackbox") if k in s]
     return (
         s["ko"] == 0
         and s["inconsistencies"] == 0
         and s["audit"]["ok"]
-        and (history is None or history.get("strict_serializable") is True)
+        and all(h.get("strict_serializable") is True for h in histories)
     )
+
+
+def history_of(path):
+    """crebito-check's verdict from its report; a missing report is no verdict."""
+    if os.path.exists(path):
+        c = read_json(path)
+        return {k: c[k] for k in ("operations", "strict_serializable", "violations_total", "seconds")}
+    # A history was recorded but the checker left no verdict (it crashed, or the ledger could
+    # not be read): not strict serializable as far as anyone knows.
+    return {"operations": 0, "strict_serializable": None, "violations_total": None, "seconds": None}
 
 
 def summarize(args):
@@ -143,18 +153,9 @@ def summarize(args):
             f = k6.client_view(args.floor)
         summary["floor"] = {"latency_ms": f["latency_ms"], "ko": f["ko"], "requests": f["requests"]}
     if args.check:
-        if os.path.exists(args.check):
-            c = read_json(args.check)
-            summary["history"] = {k: c[k] for k in ("operations", "strict_serializable", "violations_total", "seconds")}
-        else:
-            # A history was recorded but the checker left no verdict (it crashed, or the
-            # ledger could not be read): not strict serializable as far as anyone knows.
-            summary["history"] = {
-                "operations": 0,
-                "strict_serializable": None,
-                "violations_total": None,
-                "seconds": None,
-            }
+        summary["history"] = history_of(args.check)
+    if getattr(args, "check_blackbox", None):
+        summary["history_blackbox"] = history_of(args.check_blackbox)
     summary["passed"] = passed(summary)
     panels = []
     samples = load_samples(args.server)
@@ -207,16 +208,21 @@ def render_text(s):
         ),
         f"payout          USD {s['payout_usd']:,.2f}  (fines: SLA {s['fines_usd']['sla']}, inconsistencies {s['fines_usd']['inconsistencies']})",
     ]
-    if s.get("history"):
-        h = s["history"]
+    for key, label, file in (
+        ("history", "history", "check.json"),
+        ("history_blackbox", "history (black-box)", "check-blackbox.json"),
+    ):
+        if not s.get(key):
+            continue
+        h = s[key]
         lines.append(
-            f"history: {h['operations']} operations, strict serializable: {'no verdict' if h['strict_serializable'] is None else 'yes' if h['strict_serializable'] else 'no'}"
+            f"{label}: {h['operations']} operations, strict serializable: {'no verdict' if h['strict_serializable'] is None else 'yes' if h['strict_serializable'] else 'no'}"
             + (
                 ""
                 if h["strict_serializable"]
-                else " (the checker wrote no check.json)"
+                else f" (the checker wrote no {file})"
                 if h["strict_serializable"] is None
-                else f" ({h['violations_total']} violations: check.json)"
+                else f" ({h['violations_total']} violations: {file})"
             )
         )
     lines += [

@@ -80,6 +80,11 @@ struct Args {
     /// Seed of the random clients, amounts and descriptions (the schedule is deterministic).
     #[arg(long, default_value_t = 2024)]
     seed: u64,
+    /// With --history: read one statement per client before the load and one after it has
+    /// drained, into the history only (not the summary): where a black-box check
+    /// (`crebito-check` without --ledger) starts each client from and ends it on.
+    #[arg(long)]
+    bracket: bool,
 }
 
 /// What became of one user.
@@ -154,6 +159,13 @@ fn main() {
         .expect("runtime");
     let records = Arc::new(Mutex::new(Vec::with_capacity(plan.len())));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(0));
+    let bracket = args.bracket && args.history.is_some();
+    let timeout = Duration::from_secs(args.timeout);
+    let before_load = if bracket {
+        rt.block_on(statements(args.target, args.clients, timeout, None))
+    } else {
+        Vec::new()
+    };
     let start = Instant::now() + Duration::from_millis(100);
     let cpu0 = cpu_seconds();
 
@@ -247,6 +259,11 @@ fn main() {
     });
     let load_seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
+    let after_load = if bracket {
+        rt.block_on(statements(args.target, args.clients, timeout, Some(start)))
+    } else {
+        Vec::new()
+    };
     let records = std::mem::take(&mut *records.lock().expect("not poisoned"));
     assert_eq!(records.len(), total);
 
@@ -254,7 +271,7 @@ fn main() {
         write_post_log(path, &records).expect("writing the POST log");
     }
     if let Some(path) = &args.history {
-        write_history(path, &records).expect("writing the history");
+        write_history(path, &records, &before_load, &after_load).expect("writing the history");
     }
     let summary = summarize(&args, &records, load_seconds, cpu);
     let text = serde_json::to_string_pretty(&summary).expect("json");
@@ -324,11 +341,53 @@ fn write_post_log(path: &std::path::Path, records: &[Record]) -> std::io::Result
     f.flush()
 }
 
-/// One JSON line per request, in invocation order (crebito_loader::history::Op).
-fn write_history(path: &std::path::Path, records: &[Record]) -> std::io::Result<()> {
+/// One statement per client, one after the other, as history operations: `since` the run's
+/// start (None: before it, at instant 0).
+async fn statements(
+    target: SocketAddr,
+    clients: u32,
+    timeout: Duration,
+    since: Option<Instant>,
+) -> Vec<Op> {
+    let at = |t: Instant| since.map_or(0, |s| t.saturating_duration_since(s).as_nanos() as u64);
+    let mut ops = Vec::with_capacity(clients as usize);
+    for client in 1..=clients {
+        let req = request::render(Scenario::Extratos, client, None, false);
+        let invoked = Instant::now();
+        let answer = request::send(target, &req, Scenario::Extratos, timeout, true).await;
+        let body = (answer.status == 200)
+            .then(|| answer.response.as_deref().and_then(request::body))
+            .flatten()
+            .and_then(|b| serde_json::from_slice(b).ok());
+        ops.push(Op {
+            client,
+            invoke_ns: at(invoked),
+            complete_ns: at(Instant::now()),
+            tx: None,
+            status: answer.status,
+            unknown: false,
+            body,
+            attempts: Vec::new(),
+        });
+    }
+    ops
+}
+
+/// One JSON line per request, in invocation order (crebito_loader::history::Op): the
+/// statements read before the load, the load, the statements read after it.
+fn write_history(
+    path: &std::path::Path,
+    records: &[Record],
+    before: &[Op],
+    after: &[Op],
+) -> std::io::Result<()> {
     let mut order: Vec<&Record> = records.iter().collect();
     order.sort_by_key(|r| r.invoke_ns);
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for op in before {
+        serde_json::to_writer(&mut f, op)?;
+        f.write_all(b"\n")?;
+    }
     for r in order {
         let body = (r.status == 200)
             .then(|| r.response.as_deref().and_then(request::body))
@@ -355,6 +414,10 @@ fn write_history(path: &std::path::Path, records: &[Record]) -> std::io::Result<
             },
         };
         serde_json::to_writer(&mut f, &op)?;
+        f.write_all(b"\n")?;
+    }
+    for op in after {
+        serde_json::to_writer(&mut f, op)?;
         f.write_all(b"\n")?;
     }
     f.flush()

@@ -1,28 +1,34 @@
 //! `crebito-check`: is every answer of a run's history explained by one serial order of the
 //! transactions, consistent with real time? (`crebito_loader::check` says how.)
 //!
-//!   crebito-check --history history.jsonl --ledger ledger.json [--out check.json]
+//!   crebito-check --history history.jsonl [--ledger ledger.json] [--out check.json]
 //!
 //! The history is what `crebito-loader --history` wrote; the ledger the database's final rows
-//! as `stress/ledger.sql` exports them. Prints "history: N operations, strict serializable:
-//! yes|no" and each violation with the requests involved; exit code 1 on any violation.
+//! as `stress/ledger.sql` exports them. Without a ledger the order is inferred from the
+//! answers alone (`crebito_loader::blackbox`): any implementation of the contract can be
+//! checked. Prints "history: N operations, strict serializable: yes|no" and each violation
+//! with the requests involved; exit code 1 on any violation.
 
 use std::io::BufRead;
 use std::path::PathBuf;
 
 use clap::Parser;
-use crebito_loader::check;
 use crebito_loader::history::{Ledger, Op};
+use crebito_loader::{blackbox, check};
 
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about = "Checks a load run's history: is every answer the clients got explained by one serial order of the transactions, consistent with real time (strict serializability)?"
+)]
 struct Args {
     /// The history: one JSON object a line (crebito-loader --history).
     #[arg(long)]
     history: PathBuf,
-    /// The final rows: {"clientes": [[id, limite, saldo]…], "transacoes": [[cliente_id, id, valor, tipo, descricao]…]}.
+    /// The final rows: {"clientes": [[id, limite, saldo]…], "transacoes": [[cliente_id, seq, valor, tipo, descricao]…]}.
+    /// Without it, the black-box check: each client's order inferred from the answers.
     #[arg(long)]
-    ledger: PathBuf,
+    ledger: Option<PathBuf>,
     /// Write the report (counts, strict_serializable, violations) as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -43,9 +49,14 @@ fn main() {
             .unwrap_or_else(|e| fail(&format!("history line {}", i + 1), &e));
         history.push(op);
     }
-    let ledger_text = std::fs::read_to_string(&args.ledger).unwrap_or_else(|e| fail("ledger", &e));
-    let ledger: Ledger = serde_json::from_str(&ledger_text).unwrap_or_else(|e| fail("ledger", &e));
-    let report = check::check(&history, &ledger);
+    let report = match &args.ledger {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| fail("ledger", &e));
+            let ledger: Ledger = serde_json::from_str(&text).unwrap_or_else(|e| fail("ledger", &e));
+            check::check(&history, &ledger)
+        }
+        None => blackbox::check(&history),
+    };
     let mut json = serde_json::to_value(&report).expect("json");
     json["seconds"] =
         serde_json::json!((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
