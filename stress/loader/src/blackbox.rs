@@ -652,77 +652,31 @@ impl Walk<'_> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-    use crate::history::Tx;
-
-    const MS: u64 = 1_000_000;
-    const LIMIT: i64 = 1000;
-
-    fn post(
-        tipo: &str,
-        valor: i64,
-        d: &str,
-        at: (u64, u64),
-        status: u16,
-        saldo: Option<i64>,
-    ) -> Op {
-        Op {
-            client: 1,
-            invoke_ns: at.0 * MS,
-            complete_ns: at.1 * MS,
-            tx: Some(Tx {
-                tipo: tipo.into(),
-                valor,
-                descricao: d.into(),
-            }),
-            status,
-            unknown: false,
-            body: saldo.map(|s| json!({"limite": LIMIT, "saldo": s})),
-            attempts: Vec::new(),
-        }
-    }
-
-    fn statement(at: (u64, u64), total: i64, newest_first: &[(&str, i64, &str)]) -> Op {
-        let list: Vec<_> = newest_first
-            .iter()
-            .map(|(t, v, d)| json!({"valor": v, "tipo": t, "descricao": d, "realizada_em": "2026-01-01T00:00:00.000000Z"}))
-            .collect();
-        Op {
-            client: 1,
-            invoke_ns: at.0 * MS,
-            complete_ns: at.1 * MS,
-            tx: None,
-            status: 200,
-            unknown: false,
-            body: Some(
-                json!({"saldo": {"total": total, "limite": LIMIT, "data_extrato": "x"}, "ultimas_transacoes": list}),
-            ),
-            attempts: Vec::new(),
-        }
-    }
+    use crate::history::fixtures::{LIMIT, post, statement};
 
     /// A serial history with overlapping requests, a balance revisited (0 → 100 → 0 → 100),
     /// a refusal, an unknown outcome applied and one not, statements, and the bracket's
     /// first and last statements.
     fn good() -> Vec<Op> {
         vec![
-            statement((0, 0), 0, &[]),
-            post("c", 100, "a", (1, 10), 200, Some(100)),
-            post("d", 100, "b", (2, 12), 200, Some(0)),
-            post("c", 100, "c", (11, 20), 200, Some(100)),
+            statement(0, 0, 0, &[]),
+            post("c", 100, "a", 1, 10, 200, Some(100)),
+            post("d", 100, "b", 2, 12, 200, Some(0)),
+            post("c", 100, "c", 11, 20, 200, Some(100)),
             statement(
-                (21, 22),
+                21,
+                22,
                 100,
                 &[("c", 100, "c"), ("d", 100, "b"), ("c", 100, "a")],
             ),
-            post("d", 2000, "x", (23, 24), 422, None),
-            post("c", 7, "u", (25, 40), 504, None),
-            post("c", 9, "v", (25, 40), 0, None),
-            post("d", 50, "e", (41, 42), 200, Some(57)),
+            post("d", 2000, "x", 23, 24, 422, None),
+            post("c", 7, "u", 25, 40, 504, None),
+            post("c", 9, "v", 25, 40, 0, None),
+            post("d", 50, "e", 41, 42, 200, Some(57)),
             statement(
-                (50, 51),
+                50,
+                51,
                 57,
                 &[
                     ("d", 50, "e"),
@@ -778,10 +732,10 @@ mod tests {
     fn a_lost_update_is_named_by_the_two_posts_that_started_from_one_balance() {
         // Two debits of 10 and 20, overlapping, both answered as if from 100.
         let h = vec![
-            statement((0, 0), 0, &[]),
-            post("c", 100, "a", (1, 2), 200, Some(100)),
-            post("d", 10, "p", (3, 8), 200, Some(90)),
-            post("d", 20, "q", (4, 9), 200, Some(80)),
+            statement(0, 0, 0, &[]),
+            post("c", 100, "a", 1, 2, 200, Some(100)),
+            post("d", 10, "p", 3, 8, 200, Some(90)),
+            post("d", 20, "q", 4, 9, 200, Some(80)),
         ];
         let r = check(&h);
         let v = &r.violations[0];
@@ -802,7 +756,7 @@ mod tests {
     fn a_stale_statement_is_caught() {
         // Asked for at 21 ms, after "c" was acknowledged at 20 ms: shows the prefix before it.
         let mut h = good();
-        h[4] = statement((21, 22), 0, &[("d", 100, "b"), ("c", 100, "a")]);
+        h[4] = statement(21, 22, 0, &[("d", 100, "b"), ("c", 100, "a")]);
         let r = rules(&h);
         assert!(
             !r.is_empty() && r.iter().all(|(rule, _)| *rule == "d" || *rule == "order"),
@@ -815,7 +769,8 @@ mod tests {
         // The balances say a, b, c; the statement lists b before a.
         let mut h = good();
         h[4] = statement(
-            (21, 22),
+            21,
+            22,
             100,
             &[("c", 100, "c"), ("c", 100, "a"), ("d", 100, "b")],
         );
@@ -826,9 +781,10 @@ mod tests {
     fn a_refused_debit_that_was_applied_is_caught() {
         // "x" was answered 422, yet the last statement lists it (and counts it).
         let mut h = good();
-        h[5] = post("d", 20, "x", (43, 44), 422, None);
+        h[5] = post("d", 20, "x", 43, 44, 422, None);
         h[9] = statement(
-            (50, 51),
+            50,
+            51,
             37,
             &[
                 ("d", 20, "x"),
@@ -853,7 +809,8 @@ mod tests {
         // list say so.
         let mut h = good();
         h[9] = statement(
-            (50, 51),
+            50,
+            51,
             7,
             &[
                 ("d", 50, "e"),
@@ -869,7 +826,7 @@ mod tests {
     fn an_answer_no_balance_leads_to_is_caught() {
         // "e" says 57, but nothing leads to its starting balance 107 (nor to 100 + 7 without "u").
         let mut h = good();
-        h[8] = post("d", 50, "e", (41, 42), 200, Some(58));
+        h[8] = post("d", 50, "e", 41, 42, 200, Some(58));
         h.truncate(9);
         let r = rules(&h);
         assert!(

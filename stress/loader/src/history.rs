@@ -142,6 +142,72 @@ pub struct Ledger {
 /// A stored transaction: (cliente_id, seq, valor, tipo, descricao).
 pub type Row = (u32, i64, i64, String, String);
 
+/// Histories for the checkers' tests: client 1, limit [`fixtures::LIMIT`], instants in ms.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use serde_json::json;
+
+    use super::{Op, Tx};
+
+    pub const MS: u64 = 1_000_000;
+    pub const LIMIT: i64 = 1000;
+
+    /// A POST: answered `status`, with `saldo` in its body when it has one.
+    pub fn post(
+        tipo: &str,
+        valor: i64,
+        d: &str,
+        invoke_ms: u64,
+        complete_ms: u64,
+        status: u16,
+        saldo: Option<i64>,
+    ) -> Op {
+        Op {
+            client: 1,
+            invoke_ns: invoke_ms * MS,
+            complete_ns: complete_ms * MS,
+            tx: Some(Tx {
+                tipo: tipo.into(),
+                valor,
+                descricao: d.into(),
+            }),
+            status,
+            unknown: false,
+            body: saldo.map(|s| json!({"limite": LIMIT, "saldo": s})),
+            attempts: Vec::new(),
+        }
+    }
+
+    /// A statement answered 200: its total and its entries, newest first.
+    pub fn statement(
+        invoke_ms: u64,
+        complete_ms: u64,
+        total: i64,
+        newest_first: &[(&str, i64, &str)],
+    ) -> Op {
+        let list: Vec<_> = newest_first
+            .iter()
+            .enumerate()
+            .map(|(i, (tipo, valor, d))| {
+                json!({"valor": valor, "tipo": tipo, "descricao": d,
+                       "realizada_em": format!("2026-01-01T00:00:{:02}.000000Z", 59 - i)})
+            })
+            .collect();
+        Op {
+            client: 1,
+            invoke_ns: invoke_ms * MS,
+            complete_ns: complete_ms * MS,
+            tx: None,
+            status: 200,
+            unknown: false,
+            body: Some(
+                json!({"saldo": {"total": total, "limite": LIMIT, "data_extrato": "x"}, "ultimas_transacoes": list}),
+            ),
+            attempts: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
