@@ -15,7 +15,8 @@
 //!   together, at most the bound (`--pg-batch`) per transaction: BEGIN, the members sorted
 //!   by client (arrival order kept within a client), COMMIT, pipelined in one round trip;
 //!   when a member carries an idempotency key, a lock of every client of the batch in that
-//!   order comes first (sql/postgres/lock.sql);
+//!   order comes first (sql/postgres/lock.sql); one that waited alone leaves as its own
+//!   statement;
 //! - no member is answered before the COMMIT is.
 //!
 //! What a member is told is what happened to it ([`Done`]):
@@ -213,27 +214,37 @@ pub(super) fn render(out: &mut String, nodes: &[(&str, &Stats)]) {
             stats.writes.load(Ordering::Relaxed)
         );
     }
-    out.push_str(
-        "# HELP crebito_pg_batch_rollbacks_total Batches rolled back whole by a failing statement, their writes then run alone.\n\
-         # TYPE crebito_pg_batch_rollbacks_total counter\n",
+    family(
+        out,
+        "crebito_pg_batch_rollbacks_total",
+        "Batches rolled back whole by a failing statement, their writes then run alone.",
+        "counter",
+        nodes,
+        |s| s.rolled_back.load(Ordering::Relaxed) as i64,
     );
-    for (node, stats) in nodes {
-        let _ = writeln!(
-            out,
-            "crebito_pg_batch_rollbacks_total{{node=\"{node}\"}} {}",
-            stats.rolled_back.load(Ordering::Relaxed)
-        );
-    }
-    out.push_str(
-        "# HELP crebito_pg_batch_waiting Writes waiting for their connection's next transaction.\n\
-         # TYPE crebito_pg_batch_waiting gauge\n",
+    family(
+        out,
+        "crebito_pg_batch_waiting",
+        "Writes waiting for their connection's next transaction.",
+        "gauge",
+        nodes,
+        |s| s.waiting.load(Ordering::Relaxed),
     );
+}
+
+/// One metric family, a series per node.
+fn family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    nodes: &[(&str, &Stats)],
+    value: impl Fn(&Stats) -> i64,
+) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (node, stats) in nodes {
-        let _ = writeln!(
-            out,
-            "crebito_pg_batch_waiting{{node=\"{node}\"}} {}",
-            stats.waiting.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "{name}{{node=\"{node}\"}} {}", value(stats));
     }
 }
 
@@ -348,6 +359,13 @@ async fn commit(conn: &Conn, mut members: Vec<Member>) {
         for m in members {
             let _ = m.reply.send(Done::Lost(LedgerError::Unavailable));
         }
+        return;
+    }
+    // One write waited alone: its own statement, as it would have gone had the connection
+    // been idle (no BEGIN, no COMMIT, no lock to add).
+    if members.len() == 1 {
+        let m = members.pop().expect("one member");
+        let _ = m.reply.send(single(conn, &m.statement, &m.write).await);
         return;
     }
     // The locks, when a member carries a key: one statement per table, with its clients'
