@@ -21,10 +21,12 @@
 #   pg-freeze     every PostgreSQL process SIGSTOPped for --freeze seconds (default 5), then SIGCONT
 #   power-loss    PostgreSQL's data on LazyFS, --cuts power cuts (default 3, every --at/2 s):
 #                 every write not fsynced is dropped, PostgreSQL restarts on what reached the
-#                 "disk". Runs three times: power-loss-durable (must lose nothing answered
+#                 "disk". Runs four times: power-loss-durable (must lose nothing answered
 #                 200), power-loss-contest (the contest profile: its loss is measured, not
-#                 failed) and power-loss-sqlite (the embedded store, one crebito on its SQLite
-#                 file on LazyFS, deploy/native/embedded: must lose nothing); each can be asked
+#                 failed), power-loss-sqlite (the embedded store, one crebito on its SQLite
+#                 file on LazyFS, deploy/native/embedded, synchronous = FULL: must lose
+#                 nothing) and power-loss-sqlite-normal (synchronous = NORMAL: its loss is
+#                 measured, the evidence that the cut bites SQLite too); each can be asked
 #                 for alone
 #   disk-full     PostgreSQL's data on a small ext4 image, filled to the last byte --at seconds
 #                 in, freed 10 s later; durable profile: quick 503/504s, nothing lost, 200s again
@@ -164,8 +166,8 @@ verdict=0
 runs=""
 for s in $scenarios; do
   case "$s" in
-    power-loss) runs="$runs power-loss-durable power-loss-contest power-loss-sqlite" ;;
-    pg-restart|pg-crash|pg-kill-batches|api-kill|api-term|nginx-reload|pg-freeze|all|power-loss-durable|power-loss-contest|power-loss-sqlite|disk-full) runs="$runs $s" ;;
+    power-loss) runs="$runs power-loss-durable power-loss-contest power-loss-sqlite power-loss-sqlite-normal" ;;
+    pg-restart|pg-crash|pg-kill-batches|api-kill|api-term|nginx-reload|pg-freeze|all|power-loss-durable|power-loss-contest|power-loss-sqlite|power-loss-sqlite-normal|disk-full) runs="$runs $s" ;;
     *) echo "stress/faults.sh: unknown scenario $s (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -177,11 +179,15 @@ for s in $runs; do
   case "$s" in
     pg-crash|pg-kill-batches|all|power-loss-durable|disk-full) export PG_DURABLE=1 CREBITO_PG_PROFILE=durable ;;
     power-loss-contest) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest; loss_expected=(--loss-expected) ;;
+    power-loss-sqlite-normal) loss_expected=(--loss-expected) ;;
     *) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest ;;
   esac
   case "$s" in power-loss-*) export PG_FS=lazyfs ;; disk-full) export PG_FS=small ;; *) unset PG_FS ;; esac
-  store=stack; profile=$CREBITO_PG_PROFILE
-  [ "$s" != power-loss-sqlite ] || { store=embedded; profile=sqlite; }
+  store=stack; profile=$CREBITO_PG_PROFILE; unset CREBITO_SQLITE_SYNC
+  case "$s" in
+    power-loss-sqlite) store=embedded; profile=sqlite ;;
+    power-loss-sqlite-normal) store=embedded; profile=sqlite-normal; export CREBITO_SQLITE_SYNC=normal ;;
+  esac
   if [ "$store" = embedded ]; then
     say "$s: fresh embedded store (SQLite on LazyFS), SCALE=$scale DURATION_SCALE=$dscale"
   else
@@ -191,9 +197,11 @@ for s in $runs; do
   : > "$dir/fired.txt"
   schedule "$s" "$dir" & faults_pid=$!
   # Keyed retries for up to RETRY_FOR_S after each POST's first attempt (200 ms, doubling to
-  # 1 s between them): longer than the stack takes to heal, so every outcome gets settled.
+  # 1 s between them): longer than the stack takes to heal, so every outcome gets settled. A
+  # run that measures a loss does not wait for a database that may never come back.
+  retry_for=$RETRY_FOR_S; [ ${#loss_expected[@]} -eq 0 ] || retry_for=5
   "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" \
-    --idempotent --retries 1000 --retry-for "$RETRY_FOR_S" \
+    --idempotent --retries 1000 --retry-for "$retry_for" \
     --out "$dir/loader.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" > /dev/null
   # A fault that did not fire (or had no effect) fails the scenario: report.py compares
   # fired.txt with what was scheduled.

@@ -91,10 +91,12 @@ def get(url, timeout=0.5):
 
 
 def sample_crebito(text):
-    """Requests, the request-latency histogram (all routes), open connections."""
+    """Requests, the request-latency histogram (all routes), open connections, and the
+    PostgreSQL store's group commit: writes and transactions sent (every node summed)."""
     if text is None:
         return None
     requests, buckets, conns = 0, {}, None
+    writes, transactions = 0, 0
     for line in text.splitlines():
         m = LINE.match(line)
         if not m:
@@ -107,7 +109,17 @@ def sample_crebito(text):
             buckets[le] = buckets.get(le, 0) + int(float(value))
         elif name == "crebito_connections_open":
             conns = int(float(value))
-    return {"requests": requests, "buckets": buckets, "connections": conns}
+        elif name == "crebito_pg_batch_size_sum":
+            writes += int(float(value))
+        elif name == "crebito_pg_batch_size_count":
+            transactions += int(float(value))
+    return {
+        "requests": requests,
+        "buckets": buckets,
+        "connections": conns,
+        "writes": writes,
+        "transactions": transactions,
+    }
 
 
 def sample_nginx(text):

@@ -153,6 +153,7 @@ fn assert_server_side(dir: &std::path::Path, summary: &serde_json::Value, servic
         "crebito: requests answered",
         "PostgreSQL: transactions per second",
         "PostgreSQL: lock waits",
+        "crebito: writes per PostgreSQL transaction",
         "nginx: active connections",
     ] {
         assert!(html.contains(panel), "report shows {panel}");
@@ -296,16 +297,7 @@ fn every_fault_in_one_run_loses_nothing_and_keyed_retries_leave_nothing_ambiguou
     .unwrap();
     eprintln!("{report:#}");
     assert!(status.success(), "stress/faults.sh failed");
-    for key in [
-        "lost",
-        "dup",
-        "refused_stored",
-        "unexplained_stored",
-        "balance_violations",
-        "replayed_after_refusals",
-    ] {
-        assert_eq!(report[key], 0, "{key}");
-    }
+    assert_nothing_lost(&report, false);
     assert_eq!(
         report["ambiguous"], 0,
         "keyed retries resolve every ambiguous answer"
@@ -336,6 +328,26 @@ fn every_fault_in_one_run_loses_nothing_and_keyed_retries_leave_nothing_ambiguou
     assert_eq!(report["restarts"], "db 2, api1 1, api2 1");
 }
 
+/// The fault audit's rules, each at 0: nothing lost, doubled, refused but stored, stored
+/// unrequested, no balance violation, no replay after nothing but refusals; with `settled`,
+/// nothing left ambiguous after the keyed retries either.
+fn assert_nothing_lost(report: &serde_json::Value, settled: bool) {
+    let scenario = &report["scenario"];
+    for key in [
+        "lost",
+        "dup",
+        "refused_stored",
+        "unexplained_stored",
+        "balance_violations",
+        "replayed_after_refusals",
+    ]
+    .into_iter()
+    .chain(settled.then_some("ambiguous"))
+    {
+        assert_eq!(report[key], 0, "{scenario}: {key}");
+    }
+}
+
 fn faults_report(dir: &std::path::Path, scenario: &str) -> serde_json::Value {
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join(scenario).join("faults.json"))
@@ -350,15 +362,14 @@ fn faults_report(dir: &std::path::Path, scenario: &str) -> serde_json::Value {
 /// ~24 s load, each dropping every write PostgreSQL did not fsync. The durable profile keeps
 /// every transaction answered 200 and comes back by itself after each cut; the contest
 /// profile, run the same way, loses what it acknowledged — the evidence that the cut really
-/// drops unsynced writes (were it a no-op, the durable result would prove nothing). The
-/// embedded store (SQLite, its default `synchronous = FULL`) keeps everything too.
+/// drops unsynced writes (were it a no-op, the durable result would prove nothing).
 #[test]
 fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_contest_one() {
     let (status, out_dir) = run_stress(
         "faults.sh",
         &[
             "--scenarios",
-            "power-loss",
+            "power-loss-durable power-loss-contest",
             "--scale",
             "1",
             "--duration-scale",
@@ -372,43 +383,8 @@ fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_cont
     );
     let durable = faults_report(out_dir.path(), "power-loss-durable");
     let contest = faults_report(out_dir.path(), "power-loss-contest");
-    let sqlite = faults_report(out_dir.path(), "power-loss-sqlite");
     assert!(status.success(), "stress/faults.sh failed");
-    // The embedded store, one crebito on its SQLite file on LazyFS, cut the same way: each
-    // group commit fsynced before its answers (synchronous = FULL), so nothing answered 200
-    // is lost, and crebito comes back by itself on what reached the "disk" after each cut.
-    for key in [
-        "lost",
-        "dup",
-        "refused_stored",
-        "unexplained_stored",
-        "balance_violations",
-        "replayed_after_refusals",
-        "ambiguous",
-    ] {
-        assert_eq!(sqlite[key], 0, "sqlite: {key}");
-    }
-    assert_eq!(sqlite["profile"], "sqlite");
-    assert_eq!(sqlite["strict_serializable"], true);
-    assert_eq!(sqlite["database_recovered"], true);
-    assert_eq!(
-        sqlite["faults_fired"],
-        serde_json::json!(["power-loss", "power-loss"])
-    );
-    assert_eq!(sqlite["restarts"], "crebito 2");
-    assert!(sqlite["answered_200"].as_u64().unwrap() > 1000);
-    assert!(sqlite["first_attempt_200_after_it"].as_u64().unwrap() > 0);
-    for key in [
-        "lost",
-        "dup",
-        "refused_stored",
-        "unexplained_stored",
-        "balance_violations",
-        "replayed_after_refusals",
-        "ambiguous",
-    ] {
-        assert_eq!(durable[key], 0, "durable: {key}");
-    }
+    assert_nothing_lost(&durable, true);
     assert_eq!(durable["profile"], "durable");
     assert_eq!(durable["strict_serializable"], true);
     assert_eq!(durable["database_recovered"], true);
@@ -432,6 +408,60 @@ fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_cont
     );
 }
 
+/// The same power cuts under the embedded store (`power-loss-sqlite`: one crebito on its
+/// SQLite file on LazyFS, deploy/native/embedded): with its default `synchronous = FULL`
+/// nothing answered 200 is lost and crebito comes back by itself after each cut; with
+/// `NORMAL` (`power-loss-sqlite-normal`) some is — the cut bites SQLite too.
+#[test]
+fn power_cuts_lose_nothing_answered_200_on_sqlite_with_full_sync_and_bite_normal() {
+    let (status, out_dir) = run_stress(
+        "faults.sh",
+        &[
+            "--scenarios",
+            "power-loss-sqlite power-loss-sqlite-normal",
+            "--scale",
+            "1",
+            "--duration-scale",
+            "0.1",
+            "--at",
+            "10",
+            "--cuts",
+            "2",
+        ],
+        true,
+    );
+    let sqlite = faults_report(out_dir.path(), "power-loss-sqlite");
+    let sqlite_normal = faults_report(out_dir.path(), "power-loss-sqlite-normal");
+    assert!(status.success(), "stress/faults.sh failed");
+    // The same cuts under SQLite with synchronous = NORMAL lose acknowledged transactions:
+    // the cut bites the embedded store too, so FULL's nothing-lost below means something.
+    assert_eq!(sqlite_normal["profile"], "sqlite-normal");
+    assert_eq!(sqlite_normal["loss_expected"], true);
+    assert_eq!(
+        sqlite_normal["faults_fired"],
+        sqlite_normal["faults_expected"]
+    );
+    assert!(
+        sqlite_normal["lost"].as_u64().unwrap() > 0,
+        "SQLite with synchronous = NORMAL kept everything through two power cuts: the cut did \
+         not drop unsynced writes"
+    );
+    // The embedded store, one crebito on its SQLite file on LazyFS, cut the same way: each
+    // group commit fsynced before its answers (synchronous = FULL), so nothing answered 200
+    // is lost, and crebito comes back by itself on what reached the "disk" after each cut.
+    assert_nothing_lost(&sqlite, true);
+    assert_eq!(sqlite["profile"], "sqlite");
+    assert_eq!(sqlite["strict_serializable"], true);
+    assert_eq!(sqlite["database_recovered"], true);
+    assert_eq!(
+        sqlite["faults_fired"],
+        serde_json::json!(["power-loss", "power-loss"])
+    );
+    assert_eq!(sqlite["restarts"], "crebito 2");
+    assert!(sqlite["answered_200"].as_u64().unwrap() > 1000);
+    assert!(sqlite["first_attempt_200_after_it"].as_u64().unwrap() > 0);
+}
+
 /// A full disk (stress/faults.sh `disk-full`): PostgreSQL's data on a small ext4 image,
 /// filled to the last byte under load, freed 10 s later. Writes are refused at once (503/504,
 /// never no answer), nothing answered 200 is lost, and writes are answered 200 again after.
@@ -453,17 +483,7 @@ fn a_full_disk_refuses_writes_quickly_loses_nothing_and_heals_by_itself() {
     );
     let report = faults_report(out_dir.path(), "disk-full");
     assert!(status.success(), "stress/faults.sh failed");
-    for key in [
-        "lost",
-        "dup",
-        "refused_stored",
-        "unexplained_stored",
-        "balance_violations",
-        "replayed_after_refusals",
-        "ambiguous",
-    ] {
-        assert_eq!(report[key], 0, "{key}");
-    }
+    assert_nothing_lost(&report, true);
     assert_eq!(report["profile"], "durable");
     assert_eq!(report["strict_serializable"], true);
     assert_eq!(report["faults_fired"], serde_json::json!(["disk-full"]));

@@ -87,6 +87,14 @@ def server_panels(samples, t0, x_max, phases):
                 "connections",
             ),
         ]
+        if any((s["crebito"].get(a) or {}).get("transactions") for s in samples for a in apis):
+            panels.append(
+                panel(
+                    "crebito: writes per PostgreSQL transaction, per second (group commit)",
+                    {a: writes_per_transaction(pairs, rel, a) for a in apis},
+                    "writes",
+                )
+            )
     nodes = list(samples[-1].get("postgres", {}))
     if nodes:
         backends = {f"{n} backends": level("postgres", n, "backends") for n in nodes}
@@ -119,6 +127,17 @@ def server_panels(samples, t0, x_max, phases):
             panel("nginx: requests per second (stub_status)", req, "req/s"),
         ]
     return panels
+
+
+def writes_per_transaction(pairs, rel, api):
+    """An instance's writes per transaction over each interval: the group commit's batch size
+    (1 when every write went alone; none when it sent nothing)."""
+    out = []
+    for x, y in pairs:
+        a, b = x["crebito"].get(api) or {}, y["crebito"].get(api) or {}
+        tx = b.get("transactions", 0) - a.get("transactions", 0)
+        out.append((rel(y), (b.get("writes", 0) - a.get("writes", 0)) / tx if tx > 0 else None))
+    return out
 
 
 def server_summary(samples, t0, x_max):

@@ -168,6 +168,21 @@ class FaultsAudit(unittest.TestCase):
         self.assertEqual((r["last_failed_first_attempt_s"], r["first_attempt_200_after_it"]), (1.0, 1))
 
 
+class GroupCommitPanel(unittest.TestCase):
+    def test_writes_per_transaction_per_interval(self):
+        from reporting import server
+
+        def sample(t, writes, tx):
+            return {"t": t, "crebito": {"api1": {"writes": writes, "transactions": tx}}}
+
+        samples = [sample(0, 0, 0), sample(1, 10, 10), sample(2, 40, 20), sample(3, 40, 20)]
+        pairs = list(zip(samples, samples[1:], strict=False))
+        self.assertEqual(
+            server.writes_per_transaction(pairs, lambda s: s["t"], "api1"),
+            [(1, 1.0), (2, 3.0), (3, None)],  # alone, then batches of 3, then nothing sent
+        )
+
+
 class Ticks(unittest.TestCase):
     def test_nice_steps(self):
         self.assertEqual(charts.nice_step(0.716), 0.2)
