@@ -66,8 +66,10 @@ pub struct StoreArgs {
     /// PostgreSQL only: the most writes one transaction carries (group commit). A write that
     /// finds its connection idle goes at once, alone; writes that arrive while one is in
     /// flight leave together, one COMMIT and one WAL flush for all. 1 turns batching off.
-    #[arg(long, env = "CREBITO_PG_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub pg_batch: u16,
+    /// Default: 32 with `--pg-profile durable` (it shares the WAL flushes), 1 with `contest`
+    /// (no flush to share; batches only hold rows locked longer: docs/reports/durability/batching).
+    #[arg(long, env = "CREBITO_PG_BATCH", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub pg_batch: Option<u16>,
 
     /// PostgreSQL only: `single` (one server) or `citus` (a Citus coordinator: the tables are
     /// distributed by client and each request runs on the one worker that owns the client;
@@ -150,6 +152,16 @@ pub struct ServeArgs {
     #[arg(long, alias = "workers", env = "CREBITO_THREADS",
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub threads: Option<usize>,
+}
+
+impl StoreArgs {
+    /// The group-commit bound in force: `--pg-batch` if given, else the profile's (see the flag).
+    pub fn pg_batch(&self) -> u16 {
+        self.pg_batch.unwrap_or(match self.pg_profile {
+            PgProfile::Durable => 32,
+            PgProfile::Contest => 1,
+        })
+    }
 }
 
 impl ServeArgs {
@@ -328,5 +340,30 @@ mod tests {
             "sqlite://x.db".parse().unwrap(),
         );
         assert_eq!(args.max_body, 4096);
+    }
+
+    #[test]
+    fn group_commit_follows_the_profile_unless_given() {
+        let store = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::Serve(a)) => a.store,
+            _ => unreachable!(),
+        };
+        assert_eq!(store(&["crebito", "serve"]).pg_batch(), 32);
+        assert_eq!(
+            store(&["crebito", "serve", "--pg-profile", "contest"]).pg_batch(),
+            1
+        );
+        let given = [
+            "crebito",
+            "serve",
+            "--pg-profile",
+            "contest",
+            "--pg-batch",
+            "8",
+        ];
+        assert_eq!(store(&given).pg_batch(), 8);
+        let given = ["crebito", "serve", "--pg-batch", "1"];
+        assert_eq!(store(&given).pg_batch(), 1);
+        assert!(Cli::try_parse_from(["crebito", "serve", "--pg-batch", "0"]).is_err());
     }
 }

@@ -84,7 +84,7 @@ impl Store {
                     direct: args.pg_route == PgRoute::Direct,
                     seed,
                     connections: args.pg_connections,
-                    batch: args.pg_batch,
+                    batch: args.pg_batch(),
                     keys,
                 };
                 PgLedger::connect(url, options)

@@ -11,6 +11,7 @@
 #   STACK_LIMITS    "on" (default) or "off": off keeps the cgroups (for CPU accounting)
 #                   but sets no quota or limit, for measuring costs without throttling
 #   DB_CPUS, API_CPUS, LB_CPUS, *_MEMORY_MB, CREBITO_*, PG_*FLAGS   override deploy/.env
+#   CREBITO_PG_BATCH  group commit's bound, read by crebito itself (unset: its profile's)
 #   CPU_PERIOD_US   CFS period of every quota (default 100000, Docker's; quota = CPUs × period)
 #   CPUSET          pin services to cores (cgroup v1 cpuset, as Compose's `cpuset:`), e.g.
 #                   "db=1 api1=0 api2=0 lb=0"; unset: every service may run on every core
