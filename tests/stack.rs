@@ -696,13 +696,7 @@ async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_cl
     // Every PostgreSQL process SIGKILLed: the supervisor restarts it, with crash recovery.
     stack.ok(&["signal", "db", "KILL", "all"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    for (id, limite) in [
-        (1, 100_000),
-        (2, 80_000),
-        (3, 1_000_000),
-        (4, 10_000_000),
-        (5, 500_000),
-    ] {
+    for (id, limite) in checks::CLIENTS {
         loop {
             let (status, e) = api.extrato(id).await;
             if status == 200 {

@@ -348,6 +348,27 @@ fn assert_nothing_lost(report: &serde_json::Value, settled: bool) {
     }
 }
 
+/// `stress/faults.sh --scenarios SCENARIOS`: two power cuts, 10 s apart, into a short
+/// load (SCALE 1, ~24 s), with the fast loader.
+fn power_cuts(scenarios: &str) -> (std::process::ExitStatus, tempfile::TempDir) {
+    run_stress(
+        "faults.sh",
+        &[
+            "--scenarios",
+            scenarios,
+            "--scale",
+            "1",
+            "--duration-scale",
+            "0.1",
+            "--at",
+            "10",
+            "--cuts",
+            "2",
+        ],
+        true,
+    )
+}
+
 fn faults_report(dir: &std::path::Path, scenario: &str) -> serde_json::Value {
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join(scenario).join("faults.json"))
@@ -365,22 +386,7 @@ fn faults_report(dir: &std::path::Path, scenario: &str) -> serde_json::Value {
 /// drops unsynced writes (were it a no-op, the durable result would prove nothing).
 #[test]
 fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_contest_one() {
-    let (status, out_dir) = run_stress(
-        "faults.sh",
-        &[
-            "--scenarios",
-            "power-loss-durable power-loss-contest",
-            "--scale",
-            "1",
-            "--duration-scale",
-            "0.1",
-            "--at",
-            "10",
-            "--cuts",
-            "2",
-        ],
-        true,
-    );
+    let (status, out_dir) = power_cuts("power-loss-durable power-loss-contest");
     let durable = faults_report(out_dir.path(), "power-loss-durable");
     let contest = faults_report(out_dir.path(), "power-loss-contest");
     assert!(status.success(), "stress/faults.sh failed");
@@ -414,22 +420,7 @@ fn power_cuts_lose_nothing_answered_200_in_the_durable_profile_and_bite_the_cont
 /// `NORMAL` (`power-loss-sqlite-normal`) some is — the cut bites SQLite too.
 #[test]
 fn power_cuts_lose_nothing_answered_200_on_sqlite_with_full_sync_and_bite_normal() {
-    let (status, out_dir) = run_stress(
-        "faults.sh",
-        &[
-            "--scenarios",
-            "power-loss-sqlite power-loss-sqlite-normal",
-            "--scale",
-            "1",
-            "--duration-scale",
-            "0.1",
-            "--at",
-            "10",
-            "--cuts",
-            "2",
-        ],
-        true,
-    );
+    let (status, out_dir) = power_cuts("power-loss-sqlite power-loss-sqlite-normal");
     let sqlite = faults_report(out_dir.path(), "power-loss-sqlite");
     let sqlite_normal = faults_report(out_dir.path(), "power-loss-sqlite-normal");
     assert!(status.success(), "stress/faults.sh failed");

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crebito::configuration::{DatabaseUrl, PgLayout, PgRoute};
 use serde_json::json;
 
+use crate::common::checks;
 use crate::helpers::{audit, citus, pg, set_saldo, spawn_on};
 
 /// A fresh schema on the test cluster and an instance on it, with `extra` more clients.
@@ -346,34 +347,7 @@ async fn one_key_racing_on_the_direct_path_and_through_the_coordinator_applies_o
         a.store.pg_route = PgRoute::Coordinator;
     })
     .await;
-    for round in 0..5 {
-        let key = format!("race-{round}");
-        let mut set = tokio::task::JoinSet::new();
-        for k in 0..20 {
-            let api = if k % 2 == 0 {
-                direct.api.clone()
-            } else {
-                relayed.api.clone()
-            };
-            let key = key.clone();
-            set.spawn(async move {
-                api.post_keyed(4, json!({"valor": 1, "tipo": "c", "descricao": "r"}), &key)
-                    .await
-            });
-        }
-        let answers = set.join_all().await;
-        assert!(answers.iter().all(|(s, _, _)| *s == 200), "{answers:?}");
-        assert_eq!(
-            answers.iter().filter(|(_, _, r)| !r).count(),
-            1,
-            "one applied, the rest replayed: {answers:?}"
-        );
-        let saldo = &answers[0].1["saldo"];
-        assert!(
-            answers.iter().all(|(_, b, _)| &b["saldo"] == saldo),
-            "{answers:?}"
-        );
-    }
+    checks::one_key_racing_on_two_apis(&direct.api, &relayed.api).await;
     assert_eq!(audit(&url).await[3].rows, 5, "one transaction per key");
 }
 

@@ -184,29 +184,7 @@ async fn one_key_racing_on_two_instances_applies_once() {
     let (url, _db) = fresh_pg().await;
     let a = spawn_on(url.clone(), |_| {}).await;
     let b = spawn_on(url.clone(), |_| {}).await;
-    for round in 0..5 {
-        let key = format!("race-{round}");
-        let mut set = tokio::task::JoinSet::new();
-        for k in 0..20 {
-            let api = if k % 2 == 0 {
-                a.api.clone()
-            } else {
-                b.api.clone()
-            };
-            let key = key.clone();
-            set.spawn(async move {
-                api.post_keyed(4, json!({"valor": 1, "tipo": "c", "descricao": "r"}), &key)
-                    .await
-            });
-        }
-        let answers = set.join_all().await;
-        assert!(answers.iter().all(|(s, _, _)| *s == 200), "{answers:?}");
-        assert_eq!(
-            answers.iter().filter(|(_, _, r)| !r).count(),
-            1,
-            "{answers:?}"
-        );
-    }
+    checks::one_key_racing_on_two_apis(&a.api, &b.api).await;
     assert_eq!(audit(&url).await[3].rows, 5, "one transaction per key");
 }
 

@@ -153,3 +153,33 @@ pub async fn official_validation_sequence(apis: &[Api]) {
     assert_eq!(status, 404, "client 6 does not exist");
     set.join_all().await;
 }
+
+/// Five rounds of one `Idempotency-Key` sent 20 times at once, alternately through `a` and
+/// `b` (two instances, or two paths to one store): every answer 200, exactly one applied and
+/// the rest replays of it, all with the same balance. Client 4 gains one credit per round.
+pub async fn one_key_racing_on_two_apis(a: &Api, b: &Api) {
+    for round in 0..5 {
+        let key = format!("race-{round}");
+        let mut set = JoinSet::new();
+        for k in 0..20 {
+            let api = if k % 2 == 0 { a.clone() } else { b.clone() };
+            let key = key.clone();
+            set.spawn(async move {
+                api.post_keyed(4, json!({"valor": 1, "tipo": "c", "descricao": "r"}), &key)
+                    .await
+            });
+        }
+        let answers = set.join_all().await;
+        assert!(answers.iter().all(|(s, _, _)| *s == 200), "{answers:?}");
+        assert_eq!(
+            answers.iter().filter(|(_, _, replayed)| !replayed).count(),
+            1,
+            "one applied, the rest replayed: {answers:?}"
+        );
+        let saldo = &answers[0].1["saldo"];
+        assert!(
+            answers.iter().all(|(_, body, _)| &body["saldo"] == saldo),
+            "{answers:?}"
+        );
+    }
+}
