@@ -269,6 +269,64 @@ async fn a_sharded_stack_passes_the_validations_and_survives_a_worker_crash() {
         }
     }
 
+    // A worker frozen (every process of w2 stopped): the direct path's failure semantics on
+    // its clients. A POST is sent and not answered in time: 504 "outcome unknown" (never a
+    // 503, which would promise it was not applied); a statement is 504 too; worker 1's
+    // clients are served meanwhile. After the thaw a keyed retry settles the POST: 200, and
+    // stored exactly once whether the frozen attempt applied or not.
+    {
+        let on_w2 = (1..=5)
+            .find(|id| placement[id] != w1_addr)
+            .expect("a contest client on worker 2");
+        let on_w1 = (1..=5)
+            .find(|id| placement[id] == w1_addr)
+            .expect("a contest client on worker 1");
+        let body = json!({"valor": 1, "tipo": "c", "descricao": "wfrozen"});
+        {
+            let _thaw = Frozen::new(&cluster, "w2");
+            assert!(all_stopped(&cluster, "w2"), "worker 2 is frozen");
+            let (status, answer, _) = api.post_keyed(on_w2, body.clone(), "wfrozen-1").await;
+            assert_eq!(
+                (status.as_u16(), answer.as_str()),
+                (
+                    504,
+                    Some(
+                        "outcome unknown: retry with the same Idempotency-Key to apply it at most once"
+                    )
+                ),
+                "client {on_w2}'s POST with its worker frozen"
+            );
+            let (status, _) = api.extrato(on_w2).await;
+            assert_eq!(
+                status, 504,
+                "client {on_w2}'s statement with its worker frozen"
+            );
+            let (status, _) = api
+                .post_json(
+                    on_w1,
+                    json!({"valor": 1, "tipo": "c", "descricao": "w1alive"}),
+                )
+                .await;
+            assert_eq!(status, 200, "client {on_w1} on worker 1, served meanwhile");
+        }
+        let back = Instant::now() + Duration::from_secs(30);
+        let settled = loop {
+            let (status, answer, replayed) = api.post_keyed(on_w2, body.clone(), "wfrozen-1").await;
+            if status == 200 {
+                break (answer, replayed);
+            }
+            assert!(
+                Instant::now() < back,
+                "the keyed retry after the thaw still answers {status}: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let stored = cluster.psql(&format!(
+            "SELECT count(*) FROM transacoes WHERE cliente_id = {on_w2} AND descricao = 'wfrozen'"
+        ));
+        assert_eq!(stored.trim(), "1", "settled as {settled:?}: stored once");
+    }
+
     // A shard moved under load: one of the load's clients on worker 2 moved to worker 1
     // (`block_writes`: Citus blocks writes to it while it copies) while every client takes
     // requests. Requests that reached worker 2 during the move waited on the guard's lock,
