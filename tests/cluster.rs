@@ -5,7 +5,8 @@
 //! the clients got meanwhile, statements included, is explained by one serial order in real
 //! time (`crebito_loader::check`); a shard moved under load (the direct path's guard makes
 //! the requests that met the old copy re-sent, not lost); the coordinator frozen costs
-//! nobody; `down` leaves nothing behind.
+//! nobody; a worker frozen costs only its clients, each told "outcome unknown" (504) and
+//! settled exactly once by a keyed retry after the thaw; `down` leaves nothing behind.
 
 mod common;
 
