@@ -31,13 +31,22 @@ need() { command -v "$1" >/dev/null || { echo "$1 not found: sudo apt-get instal
 # disk_flush DIR: the disk's flush time under DIR, as PostgreSQL's pg_test_fsync measures it
 # (one 8 kB write then fdatasync, the way a commit flushes the WAL): one line, with µs per
 # flush. A durability figure is quoted with it, as a latency figure with the loader's floor.
+# With DB_WRITE_IOPS (the stack's slower disk on purpose), measured under the same throttle.
 disk_flush() {
-  local bin f line
+  local bin f line cg="" throttle=""
   bin=$("$stack" pg-bin) || return 1
   mkdir -p "$1"; f=$(mktemp -p "$1" pg_test_fsync.XXXXXX)
-  line=$("$bin/pg_test_fsync" -s "${FSYNC_SECONDS:-2}" -f "$f" 2>/dev/null | awk '$1 == "fdatasync" { print; exit }')
-  rm -f "$f"
-  echo "disk flush (pg_test_fsync, one 8 kB write + fdatasync, on the stacks' $(stat -f -c %T "$1") file system): $(awk '{ print $(NF-1) }' <<<"$line") µs"
+  if [ -n "${DB_WRITE_IOPS:-}" ]; then
+    # shellcheck source=../deploy/native/lib/cgroup.sh
+    . "$repo/deploy/native/lib/cgroup.sh"
+    cg=/sys/fs/cgroup/blkio/crebito-flush-$$; mkdir -p "$cg"
+    blkio_throttle "$cg" "$1" "$DB_WRITE_IOPS"
+    throttle=", writes throttled to $DB_WRITE_IOPS/s (DB_WRITE_IOPS)"
+  fi
+  line=$(sh -c 'if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs"; fi; shift; exec "$@"' - "$cg" \
+    "$bin/pg_test_fsync" -s "${FSYNC_SECONDS:-2}" -f "$f" 2>/dev/null | awk '$1 == "fdatasync" { print; exit }')
+  rm -f "$f"; [ -z "$cg" ] || rmdir "$cg"
+  echo "disk flush (pg_test_fsync, one 8 kB write + fdatasync, on the stacks' $(stat -f -c %T "$1") file system$throttle): $(awk '{ print $(NF-1) }' <<<"$line") µs"
 }
 
 # The first line of every table: which machine produced it.

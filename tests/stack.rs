@@ -736,3 +736,55 @@ async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_cl
         (200, &serde_json::json!(1))
     );
 }
+
+/// `DB_WRITE_IOPS` (bench/durability.sh's slower disk, on purpose): every process of the
+/// database service sits in a blkio cgroup limited to that many writes a second on the disk
+/// holding the stack, its durable commits' writes are the ones counted (and so throttled)
+/// there, and `down` removes the cgroup even when its own environment does not name the knob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_write_iops_throttles_the_databases_own_writes_and_down_removes_the_limit() {
+    let mut stack = Stack::stack(
+        &[],
+        &[
+            ("DB_WRITE_IOPS", "5000"),
+            ("PG_DURABLE", "1"),
+            ("CREBITO_PG_PROFILE", "durable"),
+        ],
+    );
+    let cg = PathBuf::from(format!("/sys/fs/cgroup/blkio/crebito-{}", stack.port));
+    let read = |f: &str| std::fs::read_to_string(cg.join("db").join(f)).unwrap();
+    let limit = read("blkio.throttle.write_iops_device");
+    assert!(limit.trim_end().ends_with(" 5000"), "{limit:?}");
+    let device = limit.split_whitespace().next().unwrap().to_string();
+    let procs: HashSet<u32> = read("cgroup.procs")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(procs.contains(&stack.pid("db")), "{procs:?}");
+    let writes = || {
+        read("blkio.throttle.io_serviced")
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{device} Write ")))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let before = writes();
+    let api = Api::new(stack.url());
+    for i in 0..20 {
+        let (status, _) = api
+            .post_json(
+                1 + i % 5,
+                serde_json::json!({"valor": 1, "tipo": "c", "descricao": "flush"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert!(
+        writes() >= before + 20,
+        "20 durable commits, each a WAL flush, counted in the db's blkio cgroup: {before} -> {}",
+        writes()
+    );
+    // `down` with only the port and the directory, as a later shell would have them.
+    stack.env.clear();
+    assert!(stack.down().status.success());
+    assert!(!cg.exists(), "{} removed", cg.display());
+}

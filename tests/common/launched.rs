@@ -13,7 +13,7 @@ pub struct Launched {
     script: &'static str,
     pub port: u16,
     pub dir: PathBuf,
-    env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
     up: bool,
 }
 

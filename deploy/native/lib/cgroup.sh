@@ -17,7 +17,8 @@ quota_us() { awk -v c="$1" -v p="$CPU_PERIOD_US" 'BEGIN { printf "%d", c * p }';
 cg() { if [ "$CGV" = 2 ]; then echo "/sys/fs/cgroup/$NAME/$2"; else echo "/sys/fs/cgroup/$1/$NAME/$2"; fi; }
 cg_dirs() {
   case "$CGV" in
-    1) cg cpu "$1"; cg cpuacct "$1"; cg memory "$1"; [ -z "${CPUSET:-}" ] || cg cpuset "$1";;
+    1) cg cpu "$1"; cg cpuacct "$1"; [ -z "${DB_WRITE_IOPS:-}" ] || cg blkio "$1"; cg memory "$1"
+       [ -z "${CPUSET:-}" ] || cg cpuset "$1";;
     2) cg - "$1";;
   esac
 }
@@ -46,9 +47,23 @@ cg_setup() {
   for svc in "${SERVICES[@]}"; do cg_create "$svc"; done
 }
 
+# blkio_throttle CGROUP_DIR PATH IOPS: at most IOPS writes a second from CGROUP_DIR's processes
+# to the disk holding PATH (cgroup v1's blkio; a partition's limit goes on its whole disk).
+# Each flush is a write or two (data, journal), so a disk that flushes in ~0.1 ms flushes in
+# ~2/IOPS s instead: the "slower disk" of bench/durability.sh, without another machine.
+blkio_throttle() {
+  local dev; dev=$(stat -c '%Hd:%Ld' "$2")
+  [ ! -f "/sys/dev/block/$dev/partition" ] || dev=$(cat "/sys/dev/block/$dev/../dev")
+  echo "$dev $3" > "$1/blkio.throttle.write_iops_device"
+}
+
 cg_create() {
   local svc=$1 d bytes cpus cpu mem
   for d in $(cg_dirs "$svc"); do mkdir -p "$d"; done
+  if [ -n "${DB_WRITE_IOPS:-}" ] && [ "$svc" = db ]; then
+    [ "$CGV" = 1 ] || die "DB_WRITE_IOPS needs cgroup v1's blkio controller"
+    blkio_throttle "$(cg blkio db)" "$DIR" "$DB_WRITE_IOPS"
+  fi
   if [ -n "${CPUSET:-}" ] && [ "$CGV" = 1 ]; then
     local set; set=$(cpuset_of "$svc")
     cat /sys/fs/cgroup/cpuset/cpuset.mems > "/sys/fs/cgroup/cpuset/$NAME/cpuset.mems"
@@ -107,8 +122,10 @@ cg_remove() {
   local d
   for d in $(cg_service_dirs); do rmdir "$d" 2>/dev/null || true; done
   for d in $(cg_dirs ""); do rmdir "$d" 2>/dev/null || true; done
-  # Pinned by an `up` with CPUSET set, whatever this invocation's environment says.
-  [ "$CGV" != 1 ] || rmdir "/sys/fs/cgroup/cpuset/$NAME"/* "/sys/fs/cgroup/cpuset/$NAME" 2>/dev/null || true
+  # Pinned by an `up` with CPUSET set, or throttled by one with DB_WRITE_IOPS, whatever this
+  # invocation's environment says.
+  [ "$CGV" != 1 ] || rmdir "/sys/fs/cgroup/cpuset/$NAME"/* "/sys/fs/cgroup/cpuset/$NAME" \
+    "/sys/fs/cgroup/blkio/$NAME"/* "/sys/fs/cgroup/blkio/$NAME" 2>/dev/null || true
 }
 
 # Every process still in one of the stack's cgroups (children a service left behind).
@@ -118,4 +135,4 @@ leftovers() {
 }
 
 # A running stack's cgroup version is the one `up` settled on (v2 may have fallen back).
-if [ -f "$DIR/stack.env" ]; then CGV=$(sed -n 's/^STACK_CGROUP_VERSION=//p' "$DIR/stack.env"); fi
+if [ -f "${DIR:-}/stack.env" ]; then CGV=$(sed -n 's/^STACK_CGROUP_VERSION=//p' "$DIR/stack.env"); fi

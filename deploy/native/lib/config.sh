@@ -15,6 +15,9 @@
 #   CPU_PERIOD_US   CFS period of every quota (default 100000, Docker's; quota = CPUs × period)
 #   CPUSET          pin services to cores (cgroup v1 cpuset, as Compose's `cpuset:`), e.g.
 #                   "db=1 api1=0 api2=0 lb=0"; unset: every service may run on every core
+#   DB_WRITE_IOPS   cgroup v1 only: at most this many writes a second from the database
+#                   service to its disk (blkio), a slower disk on purpose: a flush then takes
+#                   ~2/DB_WRITE_IOPS s (bench/durability.sh measures it; unset: no limit)
 #   PG_BIN          PostgreSQL server binaries (default: newest /usr/lib/postgresql/*/bin)
 #   PG_DURABLE      "1": PostgreSQL runs with deploy/.env's PG_DURABLE_FLAGS instead of its
 #                   PG_CONTEST_FLAGS (fsync, synchronous commit, full-page writes kept); pair
