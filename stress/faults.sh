@@ -71,12 +71,14 @@ loader="${LOADER_BIN:-$repo/target/release/crebito-loader}"
 check_bin="$(dirname "$loader")/crebito-check"
 [ -n "${LOADER_BIN:-}" ] || (cd "$repo" && cargo build --release --locked -q -p crebito-loader)
 
-# The store under test: the contest stack (PostgreSQL), or the embedded store alone.
+# The store under test: the contest stack (PostgreSQL), or the embedded store alone; both
+# launchers answer up, down and power-cut.
 store=stack
+launcher=$stack
 stack_up=0
 trap '[ "$stack_up" = 0 ] || store_down >/dev/null 2>&1 || true' EXIT
-store_up() { if [ "$store" = embedded ]; then EMBEDDED_FS=lazyfs "$embedded" up; else "$stack" up; fi >/dev/null; stack_up=1; }
-store_down() { if [ "$store" = embedded ]; then "$embedded" down; else "$stack" down; fi >/dev/null; stack_up=0; }
+store_up() { "$launcher" up >/dev/null; stack_up=1; }
+store_down() { "$launcher" down >/dev/null; stack_up=0; }
 trap 'exit 143' INT TERM
 
 # nginx's worker processes (a reload replaces them: the evidence that it happened).
@@ -101,7 +103,7 @@ fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had
       local _; for _ in $(seq 100); do [ "$(lb_processes "$lb")" != "$before" ] && break; sleep 0.05; done
       [ "$(lb_processes "$lb")" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
     pg-freeze) "$stack" signal db STOP all; sleep "$freeze"; "$stack" signal db CONT all ;;
-    power-loss) if [ "$store" = embedded ]; then "$embedded" power-cut; else "$stack" power-cut; fi ;;
+    power-loss) "$launcher" power-cut ;;
     disk-full)
       say "    free bytes after the fill: $("$stack" disk-fill)"; sleep 10; "$stack" disk-free ;;
     *) say "unknown fault $1"; return 1 ;;
@@ -150,6 +152,14 @@ db_back() {
   [ "$store" = stack ] || probe=(curl -fsS -o /dev/null "$("$embedded" url)/healthz")
   for _ in $(seq $(( DB_BACK_S * 10 ))); do "${probe[@]}" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1
 }
+# export_store DIR: the audit's files from the store, as `embedded export` writes them:
+# ledger.csv (descricao,count), audit.json (sql/audit.sql's rows), ledger.json (crebito-check's).
+export_store() {
+  if [ "$store" = embedded ]; then "$embedded" export "$1"; return; fi
+  "$stack" psql -Atq -c "COPY (SELECT descricao, count(*) FROM transacoes GROUP BY descricao) TO STDOUT WITH CSV" > "$1/ledger.csv"
+  "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$1/audit.json"
+  "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$1/ledger.json"
+}
 fault_of() { case "$1" in power-loss-*) echo power-loss ;; *) echo "$1" ;; esac; }
 expected_of() {
   case "$1" in
@@ -183,11 +193,12 @@ for s in $runs; do
     *) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest ;;
   esac
   case "$s" in power-loss-*) export PG_FS=lazyfs ;; disk-full) export PG_FS=small ;; *) unset PG_FS ;; esac
-  store=stack; profile=$CREBITO_PG_PROFILE; unset CREBITO_SQLITE_SYNC
+  store=stack; launcher=$stack; profile=$CREBITO_PG_PROFILE; unset CREBITO_SQLITE_SYNC
   case "$s" in
     power-loss-sqlite) store=embedded; profile=sqlite ;;
     power-loss-sqlite-normal) store=embedded; profile=sqlite-normal; export CREBITO_SQLITE_SYNC=normal ;;
   esac
+  [ "$store" = stack ] || { launcher=$embedded; export EMBEDDED_FS=lazyfs; }
   if [ "$store" = embedded ]; then
     say "$s: fresh embedded store (SQLite on LazyFS), SCALE=$scale DURATION_SCALE=$dscale"
   else
@@ -220,12 +231,8 @@ print(", ".join(s["name"] + " " + str(s["restarts"]) for s in json.load(open(sys
   # The database must be back by itself. If it is not (the contest profile after a power
   # cut can fail to start at all), nothing it held can be read: every answer counts as lost.
   check_args=(--check "$dir/check.json")
-  if db_back && [ "$store" = embedded ]; then
-    "$embedded" export "$dir"
-  elif [ "$store" = stack ] && db_back; then
-    "$stack" psql -Atq -c "COPY (SELECT descricao, count(*) FROM transacoes GROUP BY descricao) TO STDOUT WITH CSV" > "$dir/ledger.csv"
-    "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
-    "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
+  if db_back; then
+    export_store "$dir"
   else
     say "$s: the database did not come back within ${DB_BACK_S}s of the end of the load"
     [ "$store" = embedded ] || cp "$("$stack" env STACK_LOG_DIR)/db.log" "$dir/db.log" 2>/dev/null || true

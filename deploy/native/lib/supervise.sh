@@ -72,24 +72,30 @@ signal_svc() {
   for _ in 1 2 3; do  # a process forked meanwhile is caught by the next pass
     while read -r pid; do listed=$((listed + 1)); kill -"$sig" "$pid" 2>/dev/null || true; done < "$(cg_procs "$svc")"
     case "$sig" in
-      STOP) all_stopped "$svc" && break ;;
-      CONT) none_stopped "$svc" && break ;;
+      STOP) stopped_is "$svc" yes && break ;;
+      CONT) stopped_is "$svc" no && break ;;
       *) break ;;
     esac
     sleep 0.05
   done
   [ "$listed" -gt 0 ] || die "SIG$sig: $svc has no process"
   case "$sig" in
-    STOP) all_stopped "$svc" || die "$svc: not every process stopped" ;;
-    CONT) none_stopped "$svc" || die "$svc: a process is still stopped" ;;
+    STOP) stopped_is "$svc" yes || die "$svc: not every process stopped" ;;
+    CONT) stopped_is "$svc" no || die "$svc: a process is still stopped" ;;
   esac
 }
 
 # A process's state letter (/proc/PID/stat's third field; T: stopped by a signal).
 proc_state() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; echo "${s%% *}"; }
-# (A process that exits meanwhile is neither.)
-all_stopped() { local pid s; while read -r pid; do s=$(proc_state "$pid") || continue; [ "$s" = T ] || return 1; done < "$(cg_procs "$1")"; }
-none_stopped() { local pid s; while read -r pid; do s=$(proc_state "$pid") || continue; [ "$s" != T ] || return 1; done < "$(cg_procs "$1")"; }
+# stopped_is SVC yes|no: whether every process of the service is stopped (yes) or none is
+# (no). A process that exits meanwhile counts for either.
+stopped_is() {
+  local pid s
+  while read -r pid; do
+    s=$(proc_state "$pid") || continue
+    if [ "$s" = T ]; then [ "$2" = yes ] || return 1; else [ "$2" = no ] || return 1; fi
+  done < "$(cg_procs "$1")"
+}
 
 # Stops exactly what `up` started: supervisors first (no restarts), the balancer, the
 # instances, PostgreSQL "fast" (coordinator, then workers), observers; then any process a

@@ -355,10 +355,7 @@ async fn statements(
         let req = request::render(Scenario::Extratos, client, None, false);
         let invoked = Instant::now();
         let answer = request::send(target, &req, Scenario::Extratos, timeout, true).await;
-        let body = (answer.status == 200)
-            .then(|| answer.response.as_deref().and_then(request::body))
-            .flatten()
-            .and_then(|b| serde_json::from_slice(b).ok());
+        let body = json_body(answer.status, answer.response.as_deref());
         ops.push(Op {
             client,
             invoke_ns: at(invoked),
@@ -371,6 +368,14 @@ async fn statements(
         });
     }
     ops
+}
+
+/// A 200's JSON body, for the history (a refusal's text body is not kept).
+fn json_body(status: u16, response: Option<&[u8]>) -> Option<serde_json::Value> {
+    (status == 200)
+        .then(|| response.and_then(request::body))
+        .flatten()
+        .and_then(|b| serde_json::from_slice(b).ok())
 }
 
 /// One JSON line per request, in invocation order (crebito_loader::history::Op): the
@@ -389,10 +394,7 @@ fn write_history(
         f.write_all(b"\n")?;
     }
     for r in order {
-        let body = (r.status == 200)
-            .then(|| r.response.as_deref().and_then(request::body))
-            .flatten()
-            .and_then(|b| serde_json::from_slice(b).ok());
+        let body = json_body(r.status, r.response.as_deref());
         let op = Op {
             client: r.client,
             invoke_ns: r.invoke_ns,
