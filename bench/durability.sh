@@ -6,8 +6,8 @@
 #                                          PORT=19993)
 #
 # A VARIANT is NAME:ASSIGNMENTS, the assignments for deploy/native/stack as in
-# bench/topology.sh, e.g. "contest:-", "durable:PG_DURABLE=1 CREBITO_PG_PROFILE=durable",
-# "delay:PG_DURABLE=1 CREBITO_PG_PROFILE=durable PG_DURABLE_FLAGS='-c commit_delay=50'".
+# bench/topology.sh, e.g. "contest:CREBITO_PG_PROFILE=contest", "durable:-" (deploy/.env's
+# default), "delay:PG_DURABLE_FLAGS='-c commit_delay=50'".
 # Default: the contest and the durable profiles as deploy/.env defines them. Every round runs
 # every scale and variant on a fresh stack, the variants' order alternating between rounds.
 # Per run (OUT/runs.jsonl): the loader's SLA, KO and latency, CPU µs per request for each
@@ -22,7 +22,7 @@
 out=${1:?usage: bench/durability.sh OUT [NAME:VARIANT …]}; shift
 out=$(out_dir "$out")
 export PORT="${PORT:-19993}"
-[ $# -gt 0 ] || set -- "contest:-" "durable:PG_DURABLE=1 CREBITO_PG_PROFILE=durable"
+[ $# -gt 0 ] || set -- "contest:CREBITO_PG_PROFILE=contest" "durable:-"
 build_release
 loader="$repo/target/release/crebito-loader"
 on_exit "\"$stack\" down >/dev/null 2>&1"

@@ -28,12 +28,14 @@ out_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
 # need CMD PACKAGE: fail early, naming what to install.
 need() { command -v "$1" >/dev/null || { echo "$1 not found: sudo apt-get install $2" >&2; exit 1; }; }
 
-# disk_flush DIR: the disk's flush time under DIR, as PostgreSQL's pg_test_fsync measures it
-# (one 8 kB write then fdatasync, the way a commit flushes the WAL): one line, with µs per
-# flush. A durability figure is quoted with it, as a latency figure with the loader's floor.
-# With DB_WRITE_IOPS (the stack's slower disk on purpose), measured under the same throttle.
+# disk_flush DIR [RATE]: the disk's flush under DIR, the way a commit meets it (one 8 kB write
+# then fdatasync, as a commit flushes the WAL), three lines: pg_test_fsync's mean, then the
+# distribution (p50, p90, p99, p99.9, max; bench/flush.py) paced at RATE a second (default
+# FLUSH_RATE, 250: about the official test's POST rate over its run) and back to back. A
+# durability figure is quoted with them, as a latency figure with the loader's floor. With
+# DB_WRITE_IOPS (the stack's slower disk on purpose), measured under the same throttle.
 disk_flush() {
-  local bin f line cg="" throttle=""
+  local bin f line cg="" throttle="" rate=${2:-${FLUSH_RATE:-250}} secs=${FLUSH_SECONDS:-10}
   bin=$("$stack" pg-bin) || return 1
   mkdir -p "$1"; f=$(mktemp -p "$1" pg_test_fsync.XXXXXX)
   if [ -n "${DB_WRITE_IOPS:-}" ]; then
@@ -43,10 +45,14 @@ disk_flush() {
     blkio_throttle "$cg" "$1" "$DB_WRITE_IOPS"
     throttle=", writes throttled to $DB_WRITE_IOPS/s (DB_WRITE_IOPS)"
   fi
-  line=$(sh -c 'if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs"; fi; shift; exec "$@"' - "$cg" \
-    "$bin/pg_test_fsync" -s "${FSYNC_SECONDS:-2}" -f "$f" 2>/dev/null | awk '$1 == "fdatasync" { print; exit }')
-  rm -f "$f"; [ -z "$cg" ] || rmdir "$cg"
+  # in_cg CMD…: CMD inside the throttled cgroup, if any.
+  in_cg() { sh -c 'if [ -n "$1" ]; then echo $$ > "$1/cgroup.procs"; fi; shift; exec "$@"' - "$cg" "$@"; }
+  line=$(in_cg "$bin/pg_test_fsync" -s "${FSYNC_SECONDS:-2}" -f "$f" 2>/dev/null | awk '$1 == "fdatasync" { print; exit }')
+  rm -f "$f"
   echo "disk flush (pg_test_fsync, one 8 kB write + fdatasync, on the stacks' $(stat -f -c %T "$1") file system$throttle): $(awk '{ print $(NF-1) }' <<<"$line") µs"
+  echo "disk flush distribution$throttle: $(in_cg python3 "$repo/bench/flush.py" "$1" --rate "$rate" --seconds "$secs")"
+  echo "disk flush distribution$throttle: $(in_cg python3 "$repo/bench/flush.py" "$1" --seconds "$secs")"
+  [ -z "$cg" ] || rmdir "$cg"
 }
 
 # The first line of every table: which machine produced it.
@@ -118,7 +124,8 @@ wait_http() { local _; for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/de
 # VARIANT side by side in one sitting, ROUNDS rounds. Each round measures k6's floor once
 # (k6 against a constant nginx) and runs every variant against it, each on a fresh stack,
 # the order reversed every other round; `RUNNER VARIANT COMMAND…` runs a command under a
-# variant. Writes OUT/official/VARIANT/run-N and each variant's medians.txt.
+# variant. Each round first measures the disk's flush (disk_flush: OUT/official/flush-N.txt),
+# as its floor. Writes OUT/official/VARIANT/run-N and each variant's medians.txt.
 official_rounds() {
   local out=$1 rounds=$2 runner=$3; shift 3
   local variants=("$@") order r i v floor_args
@@ -127,6 +134,7 @@ official_rounds() {
     if [ $((r % 2)) = 1 ]; then order=("${variants[@]}")
     else for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[i]}"); done; fi
     floor_args=(--floor)
+    mkdir -p "$out/official"; disk_flush "${STACK_DIR:-/tmp}" > "$out/official/flush-$r.txt"
     for v in "${order[@]}"; do
       "$runner" "$v" "$repo/stress/run.sh" "${floor_args[@]}" --out "$out/official/$v/run-$r" ||
         echo "$(basename "$0"): $v run $r failed (see its summary.txt)" >&2

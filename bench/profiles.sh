@@ -7,11 +7,11 @@
 #
 # A variant is NAME:ASSIGNMENTS, the environment deploy/native/stack runs under ("-" for
 # deploy/.env as is), as in bench/durability.sh. Default:
-#   contest:-                              the contest profile (no group commit, its default)
-#   contest-batched:CREBITO_PG_BATCH=32    the contest profile with group commit
-#   durable:PG_DURABLE=1 CREBITO_PG_PROFILE=durable
-#                                          fsync, full-page writes, synchronous commit on,
-#                                          logged tables, group commit (its default)
+#   contest:CREBITO_PG_PROFILE=contest     the contest opt-in (no group commit, its default)
+#   contest-batched:CREBITO_PG_PROFILE=contest CREBITO_PG_BATCH=32
+#                                          the contest opt-in with group commit
+#   durable:-                              the default: fsync, full-page writes, synchronous
+#                                          commit on, logged tables, group commit
 # 1. The official profile with k6, full length, ROUNDS rounds. Each round measures k6's floor
 #    once (k6 against a constant nginx), then runs every variant against it, each on a fresh
 #    stack, the order reversed every other round: OUT/official/NAME/run-N and each variant's
@@ -22,8 +22,8 @@
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out=$(out_dir "${1:?usage: bench/profiles.sh OUT [NAME:ASSIGNMENTS …]}"); shift
-[ $# -gt 0 ] || set -- "contest:-" "contest-batched:CREBITO_PG_BATCH=32" \
-  "durable:PG_DURABLE=1 CREBITO_PG_PROFILE=durable"
+[ $# -gt 0 ] || set -- "contest:CREBITO_PG_PROFILE=contest" \
+  "contest-batched:CREBITO_PG_PROFILE=contest CREBITO_PG_BATCH=32" "durable:-"
 export PORT="${PORT:-19992}"
 build_release
 

@@ -8,7 +8,7 @@
 # 1. The official profile with k6, full length, ROUNDS rounds, one k6 floor per round, the
 #    order alternating: OUT/official/{env,candidate}/run-N and each one's medians.txt.
 # 2. The fast loader at each of FAST_SCALES (the knee), both alternating: OUT/fast.md.
-# 3. The durable profile (PG_DURABLE=1, logged tables) at DURABLE_SCALE, both: OUT/durable.md.
+# 3. The durable profile (deploy/.env's default, logged tables) at DURABLE_SCALE, both: OUT/durable.md.
 # The candidate's assignments must keep the totals within 1.5 CPU (tests/deploy.rs checks
 # deploy/.env's, not this).
 # shellcheck source=lib.sh
@@ -33,6 +33,6 @@ for s in ${FAST_SCALES:-16 18}; do
   SCALE=$s DURATION_SCALE=${FAST_DURATION_SCALE:-0.2} ROUNDS=${ROUNDS:-2} \
     "$here/topology.sh" - "$split" >> "$out/fast.md"
 done
-durable="PG_DURABLE=1 CREBITO_PG_PROFILE=durable"
+durable="CREBITO_PG_PROFILE=durable"
 SCALE=${DURABLE_SCALE:-12} DURATION_SCALE=${FAST_DURATION_SCALE:-0.2} ROUNDS=${ROUNDS:-2} \
   "$here/topology.sh" "$durable" "$durable $split" > "$out/durable.md"

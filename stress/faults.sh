@@ -8,28 +8,29 @@
 #                    [--scale S] [--duration-scale D] [--at SECONDS] [--cuts N] [--freeze SECONDS]
 #                    [--out DIR]
 #
-# Scenarios (the fault fires --at seconds into the load; "all" spreads every fault over the run;
-# the default is every scenario but power-loss and disk-full):
+# Every scenario runs the stack as a user gets it (deploy/.env: the durable profile), but the
+# contest opt-in's power cut. Scenarios (the fault fires --at seconds into the load; "all"
+# spreads every fault over the run; the default is every scenario but power-loss and disk-full):
 #   pg-restart    PostgreSQL fast shutdown (SIGINT to the postmaster); the supervisor restarts it
-#   pg-crash      PostgreSQL postmaster SIGKILLed, durable profile: every 200 must survive
+#   pg-crash      PostgreSQL postmaster SIGKILLed: every 200 must survive
 #   pg-kill-batches  every PostgreSQL process SIGKILLed at a moment the instances are sending
 #                 group commits (batches of several writes seen on /metrics just before),
-#                 durable profile: each member's answer must hold
+#                 each member's answer must hold
 #   api-kill      one crebito instance SIGKILLed; the supervisor restarts it
 #   api-term      one crebito instance SIGTERMed: in-flight requests finish, then it restarts
 #   nginx-reload  nginx -s reload (SIGHUP) under load
 #   pg-freeze     every PostgreSQL process SIGSTOPped for --freeze seconds (default 5), then SIGCONT
 #   power-loss    PostgreSQL's data on LazyFS, --cuts power cuts (default 3, every --at/2 s):
 #                 every write not fsynced is dropped, PostgreSQL restarts on what reached the
-#                 "disk". Runs four times: power-loss-durable (must lose nothing answered
-#                 200), power-loss-contest (the contest profile: its loss is measured, not
-#                 failed), power-loss-sqlite (the embedded store, one crebito on its SQLite
+#                 "disk". Runs four times: power-loss-default (the default stack: must lose
+#                 nothing answered 200), power-loss-contest (CREBITO_PG_PROFILE=contest: its
+#                 loss is measured, not failed), power-loss-sqlite (the embedded store, one crebito on its SQLite
 #                 file on LazyFS, deploy/native/embedded, synchronous = FULL: must lose
 #                 nothing) and power-loss-sqlite-normal (synchronous = NORMAL: its loss is
 #                 measured, the evidence that the cut bites SQLite too); each can be asked
 #                 for alone
 #   disk-full     PostgreSQL's data on a small ext4 image, filled to the last byte --at seconds
-#                 in, freed 10 s later; durable profile: quick 503/504s, nothing lost, 200s again
+#                 in, freed 10 s later: quick 503/504s, nothing lost, 200s again
 # Per scenario DIR/SCENARIO/faults.json; DIR/faults.md is the table. Exit 1 on any lost,
 # duplicated or refused-but-stored transaction, or a balance violation (ambiguous answers
 # are reported, not failed: they are what the retries are for).
@@ -176,24 +177,23 @@ verdict=0
 runs=""
 for s in $scenarios; do
   case "$s" in
-    power-loss) runs="$runs power-loss-durable power-loss-contest power-loss-sqlite power-loss-sqlite-normal" ;;
-    pg-restart|pg-crash|pg-kill-batches|api-kill|api-term|nginx-reload|pg-freeze|all|power-loss-durable|power-loss-contest|power-loss-sqlite|power-loss-sqlite-normal|disk-full) runs="$runs $s" ;;
+    power-loss) runs="$runs power-loss-default power-loss-contest power-loss-sqlite power-loss-sqlite-normal" ;;
+    pg-restart|pg-crash|pg-kill-batches|api-kill|api-term|nginx-reload|pg-freeze|all|power-loss-default|power-loss-contest|power-loss-sqlite|power-loss-sqlite-normal|disk-full) runs="$runs $s" ;;
     *) echo "stress/faults.sh: unknown scenario $s (see --help)" >&2; exit 2 ;;
   esac
 done
 for s in $runs; do
   dir="$out/$s"; mkdir -p "$dir"
-  # A crash must not lose what was answered 200: the durable profile (logged tables, fsync).
-  # The contest profile's power cut is there to measure what it loses.
+  # Every scenario runs the stack as a user gets it (deploy/.env: durable), which must lose
+  # nothing answered 200. The contest opt-in's power cut is there to measure what it loses.
   loss_expected=()
+  unset CREBITO_PG_PROFILE
   case "$s" in
-    pg-crash|pg-kill-batches|all|power-loss-durable|disk-full) export PG_DURABLE=1 CREBITO_PG_PROFILE=durable ;;
-    power-loss-contest) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest; loss_expected=(--loss-expected) ;;
+    power-loss-contest) export CREBITO_PG_PROFILE=contest; loss_expected=(--loss-expected) ;;
     power-loss-sqlite-normal) loss_expected=(--loss-expected) ;;
-    *) unset PG_DURABLE; export CREBITO_PG_PROFILE=contest ;;
   esac
   case "$s" in power-loss-*) export PG_FS=lazyfs ;; disk-full) export PG_FS=small ;; *) unset PG_FS ;; esac
-  store=stack; launcher=$stack; profile=$CREBITO_PG_PROFILE; unset CREBITO_SQLITE_SYNC
+  store=stack; launcher=$stack; unset CREBITO_SQLITE_SYNC
   case "$s" in
     power-loss-sqlite) store=embedded; profile=sqlite ;;
     power-loss-sqlite-normal) store=embedded; profile=sqlite-normal; export CREBITO_SQLITE_SYNC=normal ;;
@@ -202,9 +202,11 @@ for s in $runs; do
   if [ "$store" = embedded ]; then
     say "$s: fresh embedded store (SQLite on LazyFS), SCALE=$scale DURATION_SCALE=$dscale"
   else
-    say "$s: fresh stack (profile $CREBITO_PG_PROFILE, data on ${PG_FS:-disk}), SCALE=$scale DURATION_SCALE=$dscale"
+    say "$s: fresh stack (profile ${CREBITO_PG_PROFILE:-default}, data on ${PG_FS:-disk}), SCALE=$scale DURATION_SCALE=$dscale"
   fi
   store_up
+  # The profile the stack says it runs (stack.env), not the one asked for.
+  [ "$store" != stack ] || profile=$("$stack" env STACK_PG_PROFILE)
   : > "$dir/fired.txt"
   schedule "$s" "$dir" & faults_pid=$!
   # Keyed retries for up to RETRY_FOR_S after each POST's first attempt (200 ms, doubling to

@@ -32,7 +32,11 @@ fn interpolate(text: &str, env: &BTreeMap<String, String>) -> String {
 }
 
 fn compose(file: &str) -> Value {
-    let mut v: Value = serde_yaml::from_str(&interpolate(&read(file), &env_file())).unwrap();
+    compose_with(file, &env_file())
+}
+
+fn compose_with(file: &str, env: &BTreeMap<String, String>) -> Value {
+    let mut v: Value = serde_yaml::from_str(&interpolate(&read(file), env)).unwrap();
     v.apply_merge().unwrap();
     v
 }
@@ -144,7 +148,7 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
                     && vols.contains(&"pgsocket:/var/run/postgresql")
             );
             let env = &svc["environment"];
-            assert_eq!(env["CREBITO_PG_PROFILE"], "contest");
+            assert_eq!(env["CREBITO_PG_PROFILE"], "durable", "{file}: the default");
             assert!(
                 env["DATABASE_URL"]
                     .as_str()
@@ -206,15 +210,6 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
             common::local_postgres_major(),
             "{file}: deploys the PostgreSQL major version the tests and benchmarks run"
         );
-        let db_cmd = c["services"]["db"]["command"].as_str().unwrap();
-        for flag in [
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
-            "shared_buffers=96MB",
-        ] {
-            assert!(db_cmd.contains(flag), "{file}: db runs with {flag}");
-        }
         for api in ["api1", "api2"] {
             assert_eq!(
                 c["services"][api]["environment"]["CREBITO_MAX_CONNECTIONS"], "1024",
@@ -257,7 +252,10 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
     // The native launcher's use of the same files is checked on a running stack
     // (tests/stack.rs: its processes' command lines and cgroup limits).
     let env = env_file();
-    assert_eq!(env["CREBITO_PG_PROFILE"], "contest");
+    assert_eq!(
+        env["CREBITO_PG_PROFILE"], "durable",
+        "the default keeps the money"
+    );
     let total: f64 = ["DB_CPUS", "API_CPUS", "API_CPUS", "LB_CPUS"]
         .iter()
         .map(|k| env[*k].parse::<f64>().unwrap())
@@ -563,4 +561,56 @@ fn a_lazyfs_tarball_with_other_content_is_refused() {
         !dir.path().join("cache").exists(),
         "nothing built or cached"
     );
+}
+
+/// One variable, CREBITO_PG_PROFILE, decides durability in the Compose files as in the native
+/// stack: the database's command (a shell that picks the profile's flags, run here for real
+/// with a stand-in for the image's entrypoint) and the instances' profile follow it. The
+/// default is durable (PostgreSQL's own fsync, synchronous commit and full-page writes); the
+/// contest opt-in turns all three off; anything else refuses to start. Each equals what
+/// `scripts/submission` (`--contest`) writes as literal flags.
+#[test]
+fn compose_durability_follows_the_one_profile_variable_and_matches_the_submission() {
+    let durability = ["fsync", "synchronous_commit", "full_page_writes"];
+    for (profile, flags) in [("durable", &[][..]), ("contest", &["--contest"][..])] {
+        let mut env = env_file();
+        env.insert("CREBITO_PG_PROFILE".into(), profile.into());
+        let (_tmp, folder) = common::submission_with(flags);
+        let submitted: Value = serde_yaml::from_str(
+            &std::fs::read_to_string(folder.join("docker-compose.yml")).unwrap(),
+        )
+        .unwrap();
+        let submitted = common::pg_settings(
+            &common::postgres_args(&submitted["services"]["db"]["command"]).unwrap(),
+        );
+        for file in COMPOSE_FILES {
+            let c = compose_with(file, &env);
+            let args = common::postgres_args(&c["services"]["db"]["command"])
+                .unwrap_or_else(|e| panic!("{file} ({profile}): the db refused to start: {e}"));
+            let settings = common::pg_settings(&args);
+            assert_eq!(settings["listen_addresses"], "", "{file}: Unix socket only");
+            assert_eq!(settings["shared_buffers"], "96MB", "{file}: PG_FLAGS");
+            for name in durability {
+                match profile {
+                    // Unset: PostgreSQL's defaults, all on.
+                    "durable" => assert!(!settings.contains_key(name), "{file}: {name} set"),
+                    _ => assert_eq!(settings[name], "off", "{file} ({profile}): {name}"),
+                }
+            }
+            assert_eq!(settings, submitted, "{file} ({profile}) = the submission's");
+            for api in ["api1", "api2"] {
+                assert_eq!(
+                    c["services"][api]["environment"]["CREBITO_PG_PROFILE"], profile,
+                    "{file}: {api} follows the same variable"
+                );
+            }
+        }
+    }
+    let mut env = env_file();
+    env.insert("CREBITO_PG_PROFILE".into(), "fast".into());
+    for file in COMPOSE_FILES {
+        let err = common::postgres_args(&compose_with(file, &env)["services"]["db"]["command"])
+            .expect_err("an unknown profile must not start");
+        assert!(err.contains("must be durable or contest"), "{file}: {err}");
+    }
 }

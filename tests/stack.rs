@@ -62,6 +62,37 @@ fn posts_answered(metrics: &str) -> u64 {
         .sum()
 }
 
+/// The profile a running stack has, as PostgreSQL and crebito report it: durable = every
+/// durability setting on, logged tables, crebito's `--pg-profile durable`; contest = all
+/// three off, UNLOGGED tables.
+fn assert_durability(stack: &Stack, profile: &str) {
+    let (setting, persistence) = match profile {
+        "durable" => ("on", "p"),
+        "contest" => ("off", "u"),
+        other => panic!("no profile {other}"),
+    };
+    for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+        assert_eq!(
+            stack.psql(&format!("SHOW {name}")),
+            setting,
+            "{profile}: {name}"
+        );
+    }
+    assert_eq!(
+        stack.psql(
+            "SELECT string_agg(relname || '=' || relpersistence, ',' ORDER BY relname) \
+             FROM pg_class WHERE relname IN ('clientes', 'transacoes')"
+        ),
+        format!("clientes={persistence},transacoes={persistence}"),
+        "{profile}: the tables' persistence"
+    );
+    for pid in &pids(stack)[1..3] {
+        let args = cmdline(*pid);
+        let at = args.iter().position(|a| a == "--pg-profile").unwrap();
+        assert_eq!(args[at + 1], profile, "crebito's profile");
+    }
+}
+
 fn cmdline(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .unwrap()
@@ -72,11 +103,12 @@ fn cmdline(pid: u32) -> Vec<String> {
 }
 
 /// The native stack runs the configuration the contest submission describes
-/// (`scripts/submission`'s folder, literal values): PostgreSQL's flags, crebito's settings,
-/// each service's CPU quota and memory limit, and nginx's configuration directive for
-/// directive (but the socket directory, the ports and the pid file, which the launcher moves).
-fn assert_stack_runs_the_submission(stack: &Stack) {
-    let (_tmp, folder) = common::submission();
+/// (`scripts/submission FLAGS…`'s folder, literal values): PostgreSQL's flags, crebito's
+/// settings, each service's CPU quota and memory limit, and nginx's configuration directive
+/// for directive (but the socket directory, the ports and the pid file, which the launcher
+/// moves).
+fn assert_stack_runs_the_submission(stack: &Stack, submission_flags: &[&str]) {
+    let (_tmp, folder) = common::submission_with(submission_flags);
     let mut compose: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(folder.join("docker-compose.yml")).unwrap())
             .unwrap();
@@ -88,24 +120,10 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
     // PostgreSQL's settings, parsed into name → value maps and compared both ways: what the
     // submission sets, the native server runs, and nothing else but what the launcher must
     // set for itself (its own port, socket directory and data directory, flags not `-c`).
-    let settings = |args: &[String]| -> std::collections::BTreeMap<String, String> {
-        args.windows(2)
-            .filter(|w| w[0] == "-c")
-            .map(|w| {
-                let (k, v) = w[1].split_once('=').expect("-c name=value");
-                (k.to_string(), v.to_string())
-            })
-            .collect()
-    };
-    let submitted: Vec<String> = svc("db")["command"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let submitted = common::postgres_args(&svc("db")["command"]).unwrap();
     assert_eq!(
-        settings(&cmdline(db)),
-        settings(&submitted),
+        common::pg_settings(&cmdline(db)),
+        common::pg_settings(&submitted),
         "the native PostgreSQL runs exactly the submission's settings"
     );
     for (pid, name) in [(api1, "api1"), (api2, "api2")] {
@@ -215,9 +233,10 @@ fn assert_stack_runs_the_submission(stack: &Stack) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_contest_stack_passes_the_official_validations_through_nginx() {
+async fn the_default_stack_is_durable_and_passes_the_official_validations_through_nginx() {
     let mut stack = Stack::stack(&[], &[]);
-    assert_stack_runs_the_submission(&stack);
+    assert_stack_runs_the_submission(&stack, &[]);
+    assert_durability(&stack, "durable");
     // Like Gatling: a new connection per request.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -676,13 +695,16 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// The contest profile after a PostgreSQL crash, as documented: crash recovery empties the
-/// UNLOGGED tables (clients included), and the instances' reconnect re-applies the schema and
-/// seeds the five clients again — every client answers with its limit and a zero balance,
-/// by itself, without a restart of crebito.
+/// The contest opt-in (`CREBITO_PG_PROFILE=contest`, the one variable) runs what
+/// `scripts/submission --contest` describes, without durability; after a PostgreSQL crash, as
+/// documented, crash recovery empties the UNLOGGED tables (clients included), and the
+/// instances' reconnect re-applies the schema and seeds the five clients again — every client
+/// answers with its limit and a zero balance, by itself, without a restart of crebito.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_clients() {
-    let stack = Stack::stack(&[], &[]);
+async fn the_contest_opt_in_runs_without_durability_and_starts_over_after_a_crash() {
+    let stack = Stack::stack(&[], &[("CREBITO_PG_PROFILE", "contest")]);
+    assert_stack_runs_the_submission(&stack, &["--contest"]);
+    assert_durability(&stack, "contest");
     let api = Api::new(stack.url());
     let (status, _) = api
         .post_json(
@@ -743,14 +765,7 @@ async fn after_a_postgres_crash_the_contest_profile_starts_over_with_the_five_cl
 /// there, and `down` removes the cgroup even when its own environment does not name the knob.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn db_write_iops_throttles_the_databases_own_writes_and_down_removes_the_limit() {
-    let mut stack = Stack::stack(
-        &[],
-        &[
-            ("DB_WRITE_IOPS", "5000"),
-            ("PG_DURABLE", "1"),
-            ("CREBITO_PG_PROFILE", "durable"),
-        ],
-    );
+    let mut stack = Stack::stack(&[], &[("DB_WRITE_IOPS", "5000")]);
     let cg = PathBuf::from(format!("/sys/fs/cgroup/blkio/crebito-{}", stack.port));
     let read = |f: &str| std::fs::read_to_string(cg.join("db").join(f)).unwrap();
     let limit = read("blkio.throttle.write_iops_device");

@@ -29,9 +29,63 @@ fn image_parts(image: &str) -> (&str, &str) {
     (name.rsplit('/').next().unwrap(), tag)
 }
 
+/// Both folders the script writes follow the rules: the default and the contest opt-in.
 #[test]
 fn the_submission_folder_follows_the_contest_rules() {
-    let (_tmp, dir) = common::submission();
+    for flags in [&[][..], &["--contest"][..]] {
+        let (_tmp, dir) = common::submission_with(flags);
+        assert_follows_the_contest_rules(&dir);
+    }
+}
+
+/// The default submission keeps the money: PostgreSQL with its own durability (none of
+/// fsync, synchronous commit, full-page writes turned off), the instances in the durable
+/// profile, and a README that says so. `--contest` is the explicit opt-in: all three off, the
+/// contest profile, and a README that says plainly what it gives up.
+#[test]
+fn the_submission_is_durable_by_default_and_contest_only_when_asked() {
+    let durability = ["fsync", "synchronous_commit", "full_page_writes"];
+    for (flags, profile) in [(&[][..], "durable"), (&["--contest"][..], "contest")] {
+        let (_tmp, dir) = common::submission_with(flags);
+        let compose: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap())
+                .unwrap();
+        let settings = common::pg_settings(
+            &common::postgres_args(&compose["services"]["db"]["command"]).unwrap(),
+        );
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        for api in ["api1", "api2"] {
+            // `api2` merges `api1`'s environment: resolve the anchors first.
+            let mut c = compose.clone();
+            c.apply_merge().unwrap();
+            assert_eq!(
+                c["services"][api]["environment"]["CREBITO_PG_PROFILE"], profile,
+                "{api}"
+            );
+        }
+        match profile {
+            "durable" => {
+                for name in durability {
+                    assert!(!settings.contains_key(name), "{name} is left on");
+                }
+                assert!(readme.contains("the durable profile"), "{readme}");
+                assert!(readme.contains("loses nothing that was answered 200"));
+            }
+            _ => {
+                for name in durability {
+                    assert_eq!(settings[name], "off", "{name}");
+                }
+                assert!(readme.contains("the contest profile (`scripts/submission --contest`)"));
+                assert!(
+                    readme.contains("a power cut can lose every transaction answered 200"),
+                    "the README says what it gives up: {readme}"
+                );
+            }
+        }
+    }
+}
+
+fn assert_follows_the_contest_rules(dir: &Path) {
     assert_eq!(
         dir.parent().unwrap().file_name().unwrap(),
         "participantes",

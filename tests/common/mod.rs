@@ -212,10 +212,76 @@ pub fn dashboard_metrics(dash: &serde_json::Value) -> Vec<String> {
 /// `scripts/submission DIR`: the contest submission folder, generated into a temporary
 /// directory (removed with the returned guard). The folder is `<tmp>/participantes/crebito`.
 pub fn submission() -> (tempfile::TempDir, PathBuf) {
+    submission_with(&[])
+}
+
+/// `scripts/submission FLAGS… participantes/crebito`, e.g. `&["--contest"]`.
+pub fn submission_with(flags: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("participantes").join("crebito");
-    succeed(std::process::Command::new(repo().join("scripts/submission")).arg(&dir));
+    succeed(
+        std::process::Command::new(repo().join("scripts/submission"))
+            .args(flags)
+            .arg(&dir),
+    );
     (tmp, dir)
+}
+
+/// What PostgreSQL is started with by a Compose `db` service's `command` (after Compose's
+/// interpolation), as the postgres image runs it: the command is handed to the image's
+/// `docker-entrypoint.sh`, which starts `postgres ARGS…` itself or execs anything else. A
+/// plain `postgres …` string gives its words; anything else (the profile-selecting `sh -c`
+/// script of deploy/docker-compose*.yml) is run for real, `$$` unescaped as Compose does,
+/// with a `docker-entrypoint.sh` on PATH that prints what it was asked to start. `Err` with
+/// the script's stderr when it refuses to start.
+pub fn postgres_args(command: &serde_yaml::Value) -> Result<Vec<String>, String> {
+    let argv: Vec<String> = match command {
+        serde_yaml::Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+        serde_yaml::Value::Sequence(seq) => seq
+            .iter()
+            .map(|v| v.as_str().expect("a string argument").replace("$$", "$"))
+            .collect(),
+        other => panic!("a command is a string or a list: {other:?}"),
+    };
+    if argv[0] == "postgres" {
+        return Ok(argv[1..].to_vec());
+    }
+    let bin = tempfile::tempdir().unwrap();
+    let stub = bin.path().join("docker-entrypoint.sh");
+    std::fs::write(&stub, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines[0], "postgres", "the entrypoint starts postgres");
+    Ok(lines[1..].to_vec())
+}
+
+/// PostgreSQL's `-c NAME=VALUE` settings among its arguments, as a map.
+pub fn pg_settings(args: &[String]) -> BTreeMap<String, String> {
+    args.windows(2)
+        .filter(|w| w[0] == "-c")
+        .map(|w| {
+            let (k, v) = w[1].split_once('=').expect("-c name=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
 }
 
 /// The major version of the PostgreSQL server the tests and the native stack run

@@ -19,9 +19,10 @@
 #                   service to its disk (blkio), a slower disk on purpose: a flush then takes
 #                   ~2/DB_WRITE_IOPS s (bench/durability.sh measures it; unset: no limit)
 #   PG_BIN          PostgreSQL server binaries (default: newest /usr/lib/postgresql/*/bin)
-#   PG_DURABLE      "1": PostgreSQL runs with deploy/.env's PG_DURABLE_FLAGS instead of its
-#                   PG_CONTEST_FLAGS (fsync, synchronous commit, full-page writes kept); pair
-#                   it with CREBITO_PG_PROFILE=durable
+#   CREBITO_PG_PROFILE  "durable" (deploy/.env's default: PostgreSQL with fsync, synchronous
+#                   commit and full-page writes, logged tables, group commit) or "contest"
+#                   (PG_CONTEST_FLAGS, UNLOGGED tables): PostgreSQL's flags and crebito's
+#                   --pg-profile follow this one variable
 #   PG_FS           where the database's data directory lives (single layout only): "disk"
 #                   (default); "lazyfs", on LazyFS (deploy/native/lazyfs) with a cache of
 #                   LAZYFS_CACHE_MB (default 1024), for `power-cut`; "small", on an ext4 image
@@ -111,6 +112,7 @@ write_stack_env() {
     echo "STACK_URL=$(url)"
     echo "STACK_DIR=$DIR"
     echo "STACK_LAYOUT=$STACK_LAYOUT"
+    echo "STACK_PG_PROFILE=$CREBITO_PG_PROFILE"
     echo "STACK_SERVICES=\"${SERVICES[*]}\""
     echo "STACK_DB_URL=$(db_url)"
     echo "STACK_PG_HOST=$DIR/pg"

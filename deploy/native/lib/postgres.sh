@@ -27,10 +27,15 @@ as_pg_user() { "${AS_PG[@]}" "$@"; }
 
 node_psql() { local node=$1; shift; as_pg_user "$(pg_bin)/psql" -h "$DIR/pg" -p "$(port_of "$node")" -U postgres "$@"; }
 
-# The server flags: deploy/.env's, durable or contest, plus what the layout and tracing need.
+# The server flags: deploy/.env's for the profile (CREBITO_PG_PROFILE, which crebito reads
+# too), plus what the layout and tracing need.
 pg_flags() {
   local flags preload=()
-  if [ "${PG_DURABLE:-0}" = 1 ]; then flags="${PG_DURABLE_FLAGS:-} $PG_FLAGS"; else flags="$PG_CONTEST_FLAGS $PG_FLAGS"; fi
+  case "$CREBITO_PG_PROFILE" in
+    durable) flags="${PG_DURABLE_FLAGS:-} $PG_FLAGS" ;;
+    contest) flags="$PG_CONTEST_FLAGS $PG_FLAGS" ;;
+    *) die "CREBITO_PG_PROFILE must be durable or contest, not '$CREBITO_PG_PROFILE'" ;;
+  esac
   if [ "$STACK_LAYOUT" = citus ]; then
     # The coordinator keeps connections to every worker, the workers take the coordinator's.
     preload+=(citus); flags="$flags -c max_connections=100 -c listen_addresses=127.0.0.1"
