@@ -11,12 +11,12 @@
 # Default: the contest and the durable profiles as deploy/.env defines them. Every round runs
 # every scale and variant on a fresh stack, the variants' order alternating between rounds.
 # Per run (OUT/runs.jsonl): the loader's SLA, KO and latency, CPU µs per request for each
-# service, throttled periods, and from pg_stat_wal / pg_stat_database the WAL records, bytes,
+# service (the database's split into its own code and the kernel's), throttled periods, and from pg_stat_wal / pg_stat_database the WAL records, bytes,
 # full-page images, writes and flushes per committed transaction and per POST, commits per
 # POST, the writes per transaction the instances sent (group commit, crebito_pg_batch_size),
 # and the share of HOT updates on clientes. OUT/durability.md: the medians per variant and
-# scale, under the disk's own flush time measured in the same sitting (pg_test_fsync on the
-# file system the stacks' data is on: a durable commit waits for one such flush).
+# scale, under the disk's own flush measured in the same sitting (bench/lib.sh disk_flush on
+# the file system the stacks' data is on: a durable commit waits for one such flush).
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out=${1:?usage: bench/durability.sh OUT [NAME:VARIANT …]}; shift
@@ -58,16 +58,17 @@ for r in $(seq "${ROUNDS:-2}"); do
     for nv in "${variants[@]}"; do
       name=${nv%%:*}; v=${nv#*:}; [ "$v" = - ] && v=""
       eval "env $v \"\$stack\" up" >/dev/null 2>&1 || { echo "durability: $name did not come up" >&2; exit 1; }
-      w0=$(pg_counters); c0="{ $(cpus) \"_\": 0 }"
+      w0=$(pg_counters); c0="{ $(cpus) \"_\": 0 }"; t0=$(ticks db)
       "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "${DURATION_SCALE:-0.25}" \
         --out "$out/loader.json" >/dev/null
       sleep 2 # the backends' statistics reach the shared counters within a second of going idle
-      w1=$(pg_counters); c1="{ $(cpus) \"_\": 0 }"; b1=$(batches)
+      w1=$(pg_counters); c1="{ $(cpus) \"_\": 0 }"; b1=$(batches); t1=$(ticks db)
       thr=$(status_field throttled_periods | awk '{ printf "%s\"%s\": %s", sep, $1, $2; sep = ", " }')
       "$stack" down >/dev/null 2>&1
-      python3 - "$name" "$v" "$scale" "$r" "$w0" "$w1" "$c0" "$c1" "{$thr}" "$out/loader.json" "$b1" >> "$out/runs.jsonl" <<'EOF'
+      python3 - "$name" "$v" "$scale" "$r" "$w0" "$w1" "$c0" "$c1" "{$thr}" "$out/loader.json" "$b1" "$t0" "$t1" "$(getconf CLK_TCK)" >> "$out/runs.jsonl" <<'EOF'
 import json, sys
-name, variant, scale, rnd, w0, w1, c0, c1, thr, loader, b1 = sys.argv[1:]
+name, variant, scale, rnd, w0, w1, c0, c1, thr, loader, b1, t0, t1, hz = sys.argv[1:]
+(u0, s0), (u1, s1) = ([int(x) for x in t.split()] for t in (t0, t1))
 w0, w1, c0, c1, thr, b1 = (json.loads(x) for x in (w0, w1, c0, c1, thr, b1))
 ld = json.load(open(loader))
 d = {k: w1[k] - w0[k] for k in w1}
@@ -79,6 +80,7 @@ print(json.dumps({
     "requests": reqs, "ko": ld["ko"], "sla_pct": round(100 * ld["ok_under_250ms"] / reqs, 2),
     "p50_ms": ld["latency_ms"]["p50"], "p99_ms": ld["latency_ms"]["p99"], "max_ms": ld["latency_ms"]["max"],
     "cpu_us_per_request": {s: round((c1[s] - c0[s]) * 1e6 / reqs, 1) for s in ("db", "api1", "api2", "lb")},
+    "db_user_kernel_us_per_request": [round((b - a) * 1e6 / int(hz) / reqs, 1) for a, b in ((u0, u1), (s0, s1))],
     "throttled": thr,
     "commits": d["xact_commit"],
     "wal_per_commit": {k: round(d[k] / tx, 3) for k in ("wal_records", "wal_fpi", "wal_bytes", "wal_write", "wal_sync")},
@@ -101,8 +103,8 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 med = lambda xs: round(statistics.median(xs), 2)
 print(sys.argv[2] + "\n")
 print("Medians over the rounds (bench/durability.sh; runs.jsonl has every run).\n")
-print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | writes / transaction | commits / POST | WAL flushes / POST | WAL bytes / POST | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | HOT updates % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | db user / kernel µs/request | writes / transaction | commits / POST | WAL flushes / POST | WAL bytes / POST | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | HOT updates % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 keys = []
 for r in runs:
     if (r["variant"], r["scale"]) not in keys:
@@ -115,6 +117,7 @@ for v, s in sorted(keys, key=lambda k: (k[1], keys.index(k))):
     print(f"| {v} | {s:g} | {len(rs)} | {med([r['sla_pct'] for r in rs])} | {med([r['ko'] for r in rs]):g} | "
           f"{med([r['p50_ms'] for r in rs])} | {med([r['p99_ms'] for r in rs])} | {med([r['max_ms'] for r in rs])} | "
           f"{cpu('db')} / {med([r['cpu_us_per_request']['api1'] + r['cpu_us_per_request']['api2'] for r in rs])} / {cpu('lb')} | "
+          f"{med([r['db_user_kernel_us_per_request'][0] for r in rs])} / {med([r['db_user_kernel_us_per_request'][1] for r in rs])} | "
           f"{med([r['writes_per_transaction'] or 0 for r in rs])} | {med([r['commits_per_post'] for r in rs])} | "
           f"{med([r['wal_per_post']['wal_sync'] for r in rs])} | {med([r['wal_per_post']['wal_bytes'] for r in rs])} | "
           f"{wal('wal_bytes')} | {wal('wal_records')} | {wal('wal_fpi')} | {wal('wal_sync')} | {med(hot) if hot else '–'} |")

@@ -32,9 +32,6 @@ fi
 build_release
 loader="$repo/target/release/crebito-loader"
 
-# ticks SVC: "user system" clock ticks of a service's cgroup so far.
-ticks() { awk '{ t[$1] = $2 } END { print t["user"], t["system"] }' "$(status_field cgroups.cpuacct "$1")/cpuacct.stat"; }
-
 machine "variant $variant; SCALE $scale, DURATION_SCALE $dscale"
 eval "env $v \"\$stack\" up" >/dev/null
 declare -A before

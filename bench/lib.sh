@@ -76,6 +76,10 @@ usec_per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) *
 # CPU seconds (user + system) a process has used.
 proc_cpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
+# ticks SVC: "user system" clock ticks (USER_HZ) of a running stack's service's cgroup so far
+# (cpuacct.stat): where its CPU went, its own code or the kernel's.
+ticks() { awk '{ t[$1] = $2 } END { print t["user"], t["system"] }' "$(status_field cgroups.cpuacct "$1")/cpuacct.stat"; }
+
 # What the running stack is, from its own contract (deploy/native/lib/config.sh, status.sh):
 # stack_env KEY: one fact of its stack.env (ports, paths, URLs written once at `up`).
 stack_env() { "$stack" env "$1"; }
