@@ -6,6 +6,7 @@
   report.py check [--sla] SUMMARY                  exit 0 when the run passed
   report.py medians --out DIR SUMMARY…             medians over repeated runs
   report.py plot --out SVG SUMMARY…                p99 and throughput per SCALE step
+  report.py profiles-plot --out SVG NAME=SAT.json…  p99 against SCALE, a line per profile
   report.py saturation --out DIR --best S SUMMARY… saturation.json and saturation.html
   report.py faults …                               one fault scenario's ledger audit
   report.py faults-table [--out F] SUMMARY…        the fault suite's table
@@ -52,6 +53,10 @@ def parser():
     pl.add_argument("--out", required=True)
     pl.add_argument("--title", default="crebito saturation")
     pl.add_argument("summaries", nargs="+")
+    pp = sub.add_parser("profiles-plot", help="p99 against SCALE, one line per profile")
+    pp.add_argument("--out", required=True, help="the SVG to write")
+    pp.add_argument("--title", default="p99 against SCALE")
+    pp.add_argument("profiles", nargs="+", help="NAME=saturation.json")
     md = sub.add_parser("medians")
     md.add_argument("--out", required=True)
     md.add_argument("summaries", nargs="+")
@@ -107,6 +112,7 @@ def main():
     return {
         "summarize": summary.summarize,
         "plot": bench.plot,
+        "profiles-plot": bench.profiles_plot,
         "check": summary.check,
         "medians": summary.medians,
         "saturation": bench.saturation,

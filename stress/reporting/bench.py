@@ -7,7 +7,7 @@ import json
 import os
 import re
 
-from .charts import DualAxes
+from .charts import DualAxes, scale_svg
 from .pages import write_saturation_page
 from .quantiles import histogram_quantile, nearest_rank
 from .server import load_samples, phases_of, server_panels
@@ -16,6 +16,20 @@ from .summary import read_json
 
 def step_passed(s):
     return s["passed"] and s["sla_pct"] >= 98
+
+
+def profiles_plot(args):
+    """One SVG of p99 against SCALE for several profiles, each from its saturation.json
+    (`report.py saturation`'s): NAME=PATH arguments, in the legend's order."""
+    series = {}
+    for arg in args.profiles:
+        name, _, path = arg.partition("=")
+        steps = read_json(path)["steps"]
+        series[name] = [(st["scale"], st["p99_ms"], st["passed"]) for st in steps]
+    svg = scale_svg(args.title, series)
+    with open(args.out, "w") as f:
+        f.write(svg + "\n")
+    print(args.out)
 
 
 def plot(args):

@@ -174,3 +174,53 @@ def chart(title, series, y_label, phases, x_max, limits=None, w=820, h=240, pad=
         + "</text>"
     )
     return "\n".join(out + ["</svg>"])
+
+
+def scale_svg(title, series, w=640, h=300, pad=56, log_min=0.5):
+    """p99 against SCALE for several profiles: series {name: [(scale, p99_ms, passed)]}, a
+    line per profile on a log axis (the tail grows by orders of magnitude at the knee), a
+    filled dot where the step passed the SLA and a hollow one where it failed."""
+    pts_all = [p for pts in series.values() for p in pts]
+    if not pts_all:
+        return ""
+    x_max = max(s for s, _, _ in pts_all)
+    x_ticks = nice_ticks(x_max, 8)
+    x_max = x_ticks[-1]
+    top = 10 ** max(1, math.ceil(math.log10(max(max(p for _, p, _ in pts_all), 1))))
+    t, b = 46, 44
+    X = lambda s: pad + (w - 2 * pad) * s / x_max  # noqa: E731
+    span = math.log10(top / log_min)
+    Y = lambda v: h - b - (h - t - b) * math.log10(max(v, log_min) / log_min) / span  # noqa: E731
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+        f'<text x="{pad}" y="16" font-size="13" font-weight="bold">{title}</text>',
+        f'<line x1="{pad}" y1="{Y(log_min)}" x2="{w - pad}" y2="{Y(log_min)}" stroke="black"/>',
+        f'<line x1="{pad}" y1="{Y(log_min)}" x2="{pad}" y2="{Y(top)}" stroke="black"/>',
+        f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle">p99 ms (log)</text>',
+        f'<text x="{w / 2}" y="{h - 8}" text-anchor="middle">SCALE (× the official rates) · filled: passed the SLA, hollow: failed</text>',
+    ]
+    d = 1.0
+    while d <= top:
+        out.append(f'<text x="{pad - 4}" y="{Y(d) + 4}" text-anchor="end">{fmt_tick(d)}</text>')
+        out.append(f'<line x1="{pad}" y1="{Y(d)}" x2="{w - pad}" y2="{Y(d)}" stroke="#eee"/>')
+        d *= 10
+    for s in x_ticks:
+        out.append(f'<text x="{X(s)}" y="{Y(log_min) + 14}" text-anchor="middle">{s:g}</text>')
+    lx = pad
+    for i, (name, pts) in enumerate(series.items()):
+        c = COLORS[i % len(COLORS)]
+        pts = sorted(pts)
+        out.append(
+            f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="'
+            + " ".join(f"{X(s):.1f},{Y(p):.1f}" for s, p, _ in pts)
+            + '"/>'
+        )
+        for s, p, ok in pts:
+            fill = c if ok else "white"
+            out.append(
+                f'<circle cx="{X(s):.1f}" cy="{Y(p):.1f}" r="3.5" fill="{fill}" stroke="{c}"><title>{name} {s:g}×: p99 {p:g} ms, {"passed" if ok else "failed"}</title></circle>'
+            )
+        out.append(f'<rect x="{lx}" y="23" width="10" height="10" fill="{c}"/><text x="{lx + 13}" y="32">{name}</text>')
+        lx += 22 + 7 * len(name)
+    return "\n".join(out + ["</svg>"])

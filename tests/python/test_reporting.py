@@ -400,3 +400,21 @@ class DiskFlush(unittest.TestCase):
         self.assertEqual(r["mode"], "paced")
         self.assertGreaterEqual(r["n"], 1)
         self.assertLessEqual(r["n"], 26)
+
+
+class ProfilesPlot(unittest.TestCase):
+    def test_a_line_per_profile_and_a_dot_per_step_filled_when_passed(self):
+        svg = charts.scale_svg(
+            "p99",
+            {
+                "durable": [(8, 3.1, True), (16, 300.0, False)],
+                "contest": [(8, 1.4, True), (12, 2.7, True), (16, 44.7, True)],
+            },
+        )
+        self.assertEqual(svg.count("<polyline"), 2)
+        self.assertEqual(svg.count("<circle"), 5)
+        self.assertEqual(svg.count('fill="white" stroke='), 1, "one failed step, hollow")
+        self.assertIn("durable 16×: p99 300 ms, failed", svg)
+        self.assertIn(">contest</text>", svg)
+        # The axis reaches the decade above the worst p99.
+        self.assertIn(">1 000</text>", svg)
