@@ -394,15 +394,13 @@ fn sigterm_while_a_request_waits_on_the_store_answers_it_then_exits() {
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
 }
 
-/// The configuration tables (the README's, and the book's operating page) are `crebito
-/// serve`'s flags, both ways: every flag with its environment variable and default, none
+/// The configuration table (the book's operating page, its one home) is `crebito serve`'s
+/// flags, both ways: every flag with its environment variable and default, none
 /// missing and none invented (a flag without a default is written with words, e.g. "one per
 /// core", never as a value). clap owns the facts; the docs are checked against it.
 #[test]
-fn the_configuration_tables_are_every_flag_of_serve_with_its_default() {
-    for page in ["README.md", "docs/src/operating.md"] {
-        configuration_table_matches_clap(page);
-    }
+fn the_configuration_table_is_every_flag_of_serve_with_its_default() {
+    configuration_table_matches_clap("docs/src/operating.md");
 }
 
 fn configuration_table_matches_clap(page: &str) {
