@@ -12,8 +12,8 @@
 # every scale and variant on a fresh stack, the variants' order alternating between rounds.
 # Per run (OUT/runs.jsonl): the loader's SLA, KO and latency, CPU µs per request for each
 # service (the database's split into its own code and the kernel's), throttled periods, and from pg_stat_wal / pg_stat_database the WAL records, bytes,
-# full-page images, writes and flushes per committed transaction and per POST, commits per
-# POST, the writes per transaction the instances sent (group commit, crebito_pg_batch_size),
+# full-page images, writes and flushes per committed transaction and per POST, WAL segments
+# created during the run (pg_wal's files), commits per POST, the writes per transaction the instances sent (group commit, crebito_pg_batch_size),
 # and the share of HOT updates on clientes. OUT/durability.md: the medians per variant and
 # scale, under the disk's own flush measured in the same sitting (bench/lib.sh disk_flush on
 # the file system the stacks' data is on: a durable commit waits for one such flush).
@@ -33,6 +33,7 @@ pg_counters() {
       'wal_records', w.wal_records, 'wal_fpi', w.wal_fpi, 'wal_bytes', w.wal_bytes,
       'wal_write', w.wal_write, 'wal_sync', w.wal_sync, 'wal_buffers_full', w.wal_buffers_full,
       'xact_commit', d.xact_commit,
+      'wal_segments', (SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'),
       'n_tup_upd', (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'clientes'),
       'n_tup_hot_upd', (SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'clientes'))
     FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
@@ -87,6 +88,7 @@ print(json.dumps({
     "posts": posts,
     "commits_per_post": round(d["xact_commit"] / posts, 3),
     "wal_per_post": {k: round(d[k] / posts, 3) for k in ("wal_bytes", "wal_sync")},
+    "wal_segments_created": d["wal_segments"],
     "writes_per_transaction": round(b1["writes"] / b1["transactions"], 2) if b1["transactions"] else None,
     "hot_update_pct": round(100 * d["n_tup_hot_upd"] / d["n_tup_upd"], 1) if d["n_tup_upd"] else None,
 }))
@@ -103,8 +105,8 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 med = lambda xs: round(statistics.median(xs), 2)
 print(sys.argv[2] + "\n")
 print("Medians over the rounds (bench/durability.sh; runs.jsonl has every run).\n")
-print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | db user / kernel µs/request | writes / transaction | commits / POST | WAL flushes / POST | WAL bytes / POST | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | HOT updates % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | db user / kernel µs/request | writes / transaction | commits / POST | WAL flushes / POST | WAL bytes / POST | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | WAL segments created | HOT updates % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 keys = []
 for r in runs:
     if (r["variant"], r["scale"]) not in keys:
@@ -120,7 +122,7 @@ for v, s in sorted(keys, key=lambda k: (k[1], keys.index(k))):
           f"{med([r['db_user_kernel_us_per_request'][0] for r in rs])} / {med([r['db_user_kernel_us_per_request'][1] for r in rs])} | "
           f"{med([r['writes_per_transaction'] or 0 for r in rs])} | {med([r['commits_per_post'] for r in rs])} | "
           f"{med([r['wal_per_post']['wal_sync'] for r in rs])} | {med([r['wal_per_post']['wal_bytes'] for r in rs])} | "
-          f"{wal('wal_bytes')} | {wal('wal_records')} | {wal('wal_fpi')} | {wal('wal_sync')} | {med(hot) if hot else '–'} |")
+          f"{wal('wal_bytes')} | {wal('wal_records')} | {wal('wal_fpi')} | {wal('wal_sync')} | {med([r.get('wal_segments_created', 0) for r in rs]):g} | {med(hot) if hot else '–'} |")
 print("\nSettings:\n")
 seen = {}
 for r in runs:
