@@ -80,7 +80,7 @@ fn assert_durability(stack: &Stack, profile: &str) {
     }
     assert_eq!(
         stack.psql(
-            "SELECT string_agg(relname || '=' || relpersistence, ',' ORDER BY relname) \
+            "SELECT string_agg(relname || '=' || relpersistence::text, ',' ORDER BY relname) \
              FROM pg_class WHERE relname IN ('clientes', 'transacoes')"
         ),
         format!("clientes={persistence},transacoes={persistence}"),
