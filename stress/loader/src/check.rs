@@ -29,13 +29,36 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::history::{self, Fate, Ledger, Op, Row};
+use crate::rfc3339;
+
+/// A finding that no serial order consistent with real time explains the answers (a lost
+/// update, a stale or torn statement, a transaction applied twice or refused yet applied).
+pub const ORDER: &str = "no-serial-order";
+/// A finding that an order exists, but an answer breaks the contract all the same
+/// (`realizada_em` going backwards in a statement, a debit to exactly `-limite` refused, a
+/// credit refused, another `limite`, a body that is not the contract's JSON).
+pub const CONTRACT: &str = "contract";
+
+/// The rules each client's order is checked against, in both modes (the module's list).
+pub const RULES: [&str; 7] = [
+    "a: every 200 POST applied exactly once, no refused one applied, no row without a request",
+    "b: each 200 POST's saldo is the balance right after it in the order, its limite the client's",
+    "c: real time: an operation answered before another was invoked comes first",
+    "d: each statement shows the order's prefix at one point: its total, its ten newest newest first, realizada_em non-increasing; no earlier point than a statement answered before it showed",
+    "e: saldo >= -limite after every transaction",
+    "refusal: a 422 is a debit that did not fit at a point of the order its real time allows",
+    "contract: the answers' JSON, limite, realizada_em as RFC 3339",
+];
 
 /// One broken rule, with the requests involved.
 #[derive(Debug, Clone, Serialize)]
 pub struct Violation {
     pub client: u32,
-    /// Which rule of the module's list: "a", "b", "c", "d", "e" or "refusal".
+    /// Which rule of the module's list: "a", "b", "c", "d", "e", "refusal", or "order" (the
+    /// black-box search found no order).
     pub rule: &'static str,
+    /// [`ORDER`] or [`CONTRACT`]: which kind of finding it is.
+    pub kind: &'static str,
     pub what: String,
     pub requests: Vec<String>,
 }
@@ -52,23 +75,63 @@ pub struct Report {
     pub not_applied: usize,
     pub unknown: usize,
     pub rows: usize,
+    /// "yes", "no", or "undecided" (the black-box search gave up on a client, and nothing
+    /// else was found: neither passed nor failed).
+    pub verdict: &'static str,
+    /// `verdict == "yes"`.
     pub strict_serializable: bool,
+    /// The rules each client's order was checked against.
+    pub rules: Vec<&'static str>,
     pub violations_total: usize,
+    /// How many of them are of each kind: no serial order ([`ORDER`]), or an order with an
+    /// answer that breaks the contract ([`CONTRACT`]).
+    pub no_serial_order: usize,
+    pub contract: usize,
     /// The first violations (all of them are counted in `violations_total`).
     pub violations: Vec<Violation>,
+    /// The clients the black-box search gave up on, with the steps it took.
+    pub undecided: Vec<crate::blackbox::Undecided>,
 }
 
 impl Report {
+    /// Sets the verdict from the violations and the undecided clients.
+    pub fn settle(&mut self) {
+        self.verdict = if self.violations_total > 0 {
+            "no"
+        } else if !self.undecided.is_empty() {
+            "undecided"
+        } else {
+            "yes"
+        };
+        self.strict_serializable = self.verdict == "yes";
+        self.no_serial_order = self.violations.iter().filter(|v| v.kind == ORDER).count();
+        self.contract = self
+            .violations
+            .iter()
+            .filter(|v| v.kind == CONTRACT)
+            .count();
+    }
+
+    /// The exit code `crebito-check` ends with: 0 yes, 1 no, 2 undecided.
+    pub fn exit_code(&self) -> i32 {
+        match self.verdict {
+            "yes" => 0,
+            "undecided" => 2,
+            _ => 1,
+        }
+    }
+
     /// The line the stress and fault reports carry.
     pub fn line(&self) -> String {
+        let undecided = match self.undecided.iter().map(|u| u.steps).max() {
+            Some(steps) if self.verdict == "undecided" => {
+                format!("undecided — gave up after {steps} steps")
+            }
+            _ => self.verdict.to_string(),
+        };
         format!(
-            "history: {} operations, strict serializable: {}{}",
+            "history: {} operations, strict serializable: {undecided}{}",
             self.operations,
-            if self.strict_serializable {
-                "yes"
-            } else {
-                "no"
-            },
             if self.mode == "black-box" {
                 " (black-box)"
             } else {
@@ -154,11 +217,27 @@ struct Found {
 
 impl Found {
     fn add(&mut self, client: u32, rule: &'static str, what: String, ops: &[&Op]) {
+        self.push(client, rule, ORDER, what, ops);
+    }
+
+    fn contract(&mut self, client: u32, rule: &'static str, what: String, ops: &[&Op]) {
+        self.push(client, rule, CONTRACT, what, ops);
+    }
+
+    fn push(
+        &mut self,
+        client: u32,
+        rule: &'static str,
+        kind: &'static str,
+        what: String,
+        ops: &[&Op],
+    ) {
         self.total += 1;
         if self.kept.len() < KEEP {
             self.kept.push(Violation {
                 client,
                 rule,
+                kind,
                 what,
                 requests: ops.iter().map(|op| describe(op)).collect(),
             });
@@ -244,7 +323,7 @@ pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>)
 
     let posts = history.iter().filter(|op| op.tx.is_some());
     let fates: Vec<Fate> = posts.clone().map(Op::fate).collect();
-    Report {
+    let mut report = Report {
         mode: "ledger",
         operations: history.len(),
         posts: fates.len(),
@@ -253,10 +332,17 @@ pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>)
         not_applied: fates.iter().filter(|f| **f == Fate::NotApplied).count(),
         unknown: fates.iter().filter(|f| **f == Fate::Unknown).count(),
         rows: ledger.transacoes.len(),
-        strict_serializable: found.total == 0,
+        verdict: "yes",
+        strict_serializable: true,
+        rules: RULES.to_vec(),
         violations_total: found.total,
+        no_serial_order: 0,
+        contract: 0,
         violations: found.kept,
-    }
+        undecided: Vec::new(),
+    };
+    report.settle();
+    report
 }
 
 /// One client's order (positions 1..=n; 0 is the empty prefix) and what is derived from it.
@@ -386,11 +472,29 @@ impl<'a> Client<'a> {
     }
 
     /// The largest prefix a request completed at `t` may see: none of its transactions was
-    /// invoked at or after `t`.
+    /// invoked after `t` (an instant equal to `t` is concurrent, as everywhere: one operation
+    /// precedes another only when it completed strictly before the other was invoked).
     fn upper_bound(&self, t: u64) -> usize {
         self.invoked_max
-            .partition_point(|&(m, _)| m < t)
+            .partition_point(|&(m, _)| m <= t)
             .saturating_sub(1)
+    }
+
+    /// The first prefix in `lo..=hi` whose balance is below `threshold`.
+    fn first_below(&self, lo: usize, hi: usize, threshold: i64) -> Option<usize> {
+        if self.minima.min(lo, hi) >= threshold {
+            return None;
+        }
+        let (mut a, mut b) = (lo, hi);
+        while a < b {
+            let m = (a + b) / 2;
+            if self.minima.min(lo, m) < threshold {
+                b = m;
+            } else {
+                a = m + 1;
+            }
+        }
+        Some(a)
     }
 
     fn check(&self, saldo: i64, ops: &[&'a Op], found: &mut Found) {
@@ -424,11 +528,46 @@ impl<'a> Client<'a> {
                 later = (op.complete_ns, p);
             }
         }
+        // The reads (statements, refusals) each see the order at one point. Real time
+        // orders them among themselves too: a read invoked after another completed sees no
+        // earlier point than that one did. Each is given the earliest point it can have, in
+        // order of invocation (that leaves the most room to the reads after it).
+        let mut reads: Vec<&'a Op> = Vec::new();
         for op in ops {
             match &op.tx {
-                Some(_) => self.check_post(op, found),
-                None if op.status == 200 => self.check_statement(op, found),
+                Some(tx) => {
+                    self.check_post(op, found);
+                    if op.fate() == Fate::NotApplied
+                        && op.status == 422
+                        && !self.position.contains_key(tx.descricao.as_str())
+                    {
+                        reads.push(op);
+                    }
+                }
+                None if op.status == 200 => reads.push(op),
                 None => {}
+            }
+        }
+        reads.sort_by_key(|op| (op.invoke_ns, op.complete_ns));
+        let mut answered: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, usize)>> =
+            std::collections::BinaryHeap::new();
+        let mut floor: (usize, Option<&'a Op>) = (0, None);
+        for (r, op) in reads.iter().enumerate() {
+            while answered
+                .peek()
+                .is_some_and(|std::cmp::Reverse((c, _, _))| *c < op.invoke_ns)
+            {
+                let std::cmp::Reverse((_, point, by)) = answered.pop().expect("peeked");
+                if point > floor.0 || floor.1.is_none() {
+                    floor = (point, Some(reads[by]));
+                }
+            }
+            let point = match &op.tx {
+                Some(_) => self.check_refusal(op, floor, found),
+                None => self.check_statement(op, floor, found),
+            };
+            if let Some(point) = point {
+                answered.push(std::cmp::Reverse((op.complete_ns, point, r)));
             }
         }
     }
@@ -479,24 +618,56 @@ impl<'a> Client<'a> {
                 ),
                 &[op],
             ),
-            (Fate::NotApplied, None) if op.status == 422 => self.check_refusal(op, found),
             (Fate::NotApplied, None) | (Fate::Unknown, _) => {}
         }
     }
 
-    /// A 422 is explained when, at some prefix inside its real-time window, the debit did not fit.
-    fn check_refusal(&self, op: &'a Op, found: &mut Found) {
+    /// A 422 is explained when, at some prefix inside its real-time window (and no earlier
+    /// than `floor`, what a read answered before it was invoked saw), the debit did not fit.
+    /// The point it is given, when it has one.
+    fn check_refusal(
+        &self,
+        op: &'a Op,
+        floor: (usize, Option<&'a Op>),
+        found: &mut Found,
+    ) -> Option<usize> {
         let tx = op.tx.as_ref().expect("a POST");
         let (lo, set_by) = self.lower_bound(op.invoke_ns);
+        let (lo, set_by) = if floor.1.is_some() && floor.0 > lo {
+            floor
+        } else {
+            (lo, set_by)
+        };
         let hi = self.upper_bound(op.complete_ns);
+        // sum[p] - valor < -limite
+        let threshold = tx.valor - self.limite;
         if tx.tipo != "d" {
-            found.add(
+            found.contract(
                 self.id,
                 "refusal",
                 "a credit refused with 422".into(),
                 &[op],
             );
-        } else if lo > hi {
+            return None;
+        }
+        if lo <= hi {
+            if let Some(p) = self.first_below(lo, hi, threshold) {
+                return Some(p);
+            }
+            if let Some(p) = self.first_below(lo, hi, threshold + 1) {
+                found.contract(
+                    self.id,
+                    "refusal",
+                    format!(
+                        "refused as over the limit, but the debit of {} ends on exactly -limite ({}) at prefix {p}: it fits",
+                        tx.valor, -self.limite
+                    ),
+                    &[op],
+                );
+                return Some(p);
+            }
+        }
+        if lo > hi {
             let mut involved = vec![op];
             involved.extend(set_by);
             found.add(
@@ -505,7 +676,7 @@ impl<'a> Client<'a> {
                 format!("no point of the order fits its real-time window (prefix {lo}..={hi})"),
                 &involved,
             );
-        } else if self.minima.min(lo, hi) - tx.valor >= -self.limite {
+        } else {
             found.add(
                 self.id,
                 "refusal",
@@ -516,25 +687,32 @@ impl<'a> Client<'a> {
                 &[op],
             );
         }
+        None
     }
 
-    fn check_statement(&self, op: &'a Op, found: &mut Found) {
+    /// Checks a statement; the point it shows, when it names one.
+    fn check_statement(
+        &self,
+        op: &'a Op,
+        floor: (usize, Option<&'a Op>),
+        found: &mut Found,
+    ) -> Option<usize> {
         let id = self.id;
         let body = op.body.as_ref();
         let total = body.and_then(|b| b["saldo"]["total"].as_i64());
         let limite = body.and_then(|b| b["saldo"]["limite"].as_i64());
         let list = body.and_then(|b| b["ultimas_transacoes"].as_array());
         let (Some(total), Some(limite), Some(list)) = (total, limite, list) else {
-            found.add(
+            found.contract(
                 id,
                 "d",
                 "the statement is not the contract's JSON".into(),
                 &[op],
             );
-            return;
+            return None;
         };
         if limite != self.limite {
-            found.add(
+            found.contract(
                 id,
                 "d",
                 format!("saldo.limite {limite}, the client's is {}", self.limite),
@@ -559,7 +737,7 @@ impl<'a> Client<'a> {
                         ),
                         &[op],
                     );
-                    return;
+                    return None;
                 }
             },
         };
@@ -578,7 +756,7 @@ impl<'a> Client<'a> {
                 &[op],
             );
         }
-        let mut previous: Option<&str> = None;
+        let mut previous: Option<(&str, i128)> = None;
         for (j, entry) in list.iter().enumerate().take(expected) {
             let p = k - j;
             let row_op = self.op_at[p];
@@ -605,26 +783,47 @@ impl<'a> Client<'a> {
                     &[op],
                 );
             }
-            let at = entry["realizada_em"].as_str();
-            if previous.zip(at).is_some_and(|(prev, at)| at > prev) {
-                let (prev, at) = (previous.unwrap_or_default(), at.unwrap_or_default());
-                found.add(
+            let Some(at) = entry["realizada_em"].as_str() else {
+                continue;
+            };
+            let Some(instant) = rfc3339::parse(at) else {
+                found.contract(
+                    id,
+                    "d",
+                    format!("ultimas_transacoes[{j}].realizada_em {at:?} is not RFC 3339"),
+                    &[op],
+                );
+                continue;
+            };
+            if let Some((prev, before)) = previous
+                && instant > before
+            {
+                found.contract(
                     id,
                     "d",
                     format!("realizada_em increases at ultimas_transacoes[{j}]: {at} after {prev}"),
                     &[op],
                 );
             }
-            previous = at.or(previous);
+            previous = Some((at, instant));
         }
         let (lo, set_by) = self.lower_bound(op.invoke_ns);
         if k < lo {
             let mut involved = vec![op];
             involved.extend(set_by);
             found.add(id, "d", format!("stale: shows {k} transactions, misses position {lo}, acknowledged before it was asked for"), &involved);
+        } else if let (point, Some(earlier)) = floor
+            && k < point
+        {
+            found.add(
+                id,
+                "d",
+                format!("stale: shows {k} transactions, but a read answered before it was asked for saw {point}"),
+                &[op, earlier],
+            );
         }
         let (invoked, at) = self.invoked_max[k];
-        if k > 0 && invoked >= op.complete_ns {
+        if k > 0 && invoked > op.complete_ns {
             let mut involved = vec![op];
             involved.extend(self.op_at[at]);
             found.add(
@@ -634,6 +833,7 @@ impl<'a> Client<'a> {
                 &involved,
             );
         }
+        Some(k)
     }
 }
 

@@ -6,3 +6,5 @@
 pub mod blackbox;
 pub mod check;
 pub mod history;
+pub(crate) mod infer;
+pub mod rfc3339;

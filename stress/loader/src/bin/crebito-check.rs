@@ -6,8 +6,10 @@
 //! The history is what `crebito-loader --history` wrote; the ledger the database's final rows
 //! as `stress/ledger.sql` exports them. Without a ledger the order is inferred from the
 //! answers alone (`crebito_loader::blackbox`): any implementation of the contract can be
-//! checked. Prints "history: N operations, strict serializable: yes|no" and each violation
-//! with the requests involved; exit code 1 on any violation.
+//! checked. Prints "history: N operations, strict serializable: yes|no|undecided …" and
+//! each violation with the requests involved. Exit code 0 yes, 1 on any violation, 2
+//! undecided (the black-box search gave up on a client: neither passed nor failed), 3 when
+//! the history or the ledger cannot be read.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -39,7 +41,7 @@ fn main() {
     let started = std::time::Instant::now();
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("crebito-check: {what}: {e}");
-        std::process::exit(2)
+        std::process::exit(3)
     };
     let file = std::fs::File::open(&args.history).unwrap_or_else(|e| fail("history", &e));
     let mut history = Vec::new();
@@ -65,7 +67,7 @@ fn main() {
             .unwrap_or_else(|e| fail("--out", &e));
     }
     for v in &report.violations {
-        eprintln!("client {} ({}): {}", v.client, v.rule, v.what);
+        eprintln!("client {} ({}, {}): {}", v.client, v.rule, v.kind, v.what);
         for r in &v.requests {
             eprintln!("    {r}");
         }
@@ -76,10 +78,16 @@ fn main() {
             report.violations_total - report.violations.len()
         );
     }
+    for u in &report.undecided {
+        eprintln!(
+            "client {}: undecided — gave up after {} steps",
+            u.client, u.steps
+        );
+    }
     println!(
         "{} ({:.2} s to check)",
         report.line(),
         started.elapsed().as_secs_f64()
     );
-    std::process::exit(if report.strict_serializable { 0 } else { 1 });
+    std::process::exit(report.exit_code());
 }
