@@ -73,10 +73,17 @@ pub fn check_within(history: &[Op], budget: usize) -> Report {
         let ops = &by_client[&id];
         match infer_client(id, ops, budget) {
             Inferred::Order(order) => {
-                ledger.clientes.push((id, order.limite, order.saldo));
+                ledger
+                    .clientes
+                    .push((id, order.limite.unwrap_or(0), order.saldo));
                 ledger.transacoes.extend(order.rows);
                 background.extend(order.background);
-                checked.extend(ops.iter().map(|op| (*op).clone()));
+                // No answer said the limit: a refusal cannot be judged.
+                checked.extend(
+                    ops.iter()
+                        .filter(|op| order.limite.is_some() || op.status != 422)
+                        .map(|op| (*op).clone()),
+                );
             }
             Inferred::Violation(v) => failed.push(v),
             Inferred::GaveUp(steps) => undecided.push(Undecided { client: id, steps }),
@@ -109,7 +116,8 @@ pub fn check_within(history: &[Op], budget: usize) -> Report {
 
 /// A client's inferred order, as ledger rows.
 struct Order {
-    limite: i64,
+    /// The client's limit, when an answer said it.
+    limite: Option<i64>,
     saldo: i64,
     rows: Vec<Row>,
     /// Rows that stand for what was there before the run.
@@ -192,6 +200,8 @@ fn infer_client(client: u32, ops: &[&Op], budget: usize) -> Inferred {
 }
 
 struct Prepared<'a> {
+    /// The client's limit, when an answer said it.
+    limite: Option<i64>,
     problem: Problem<'a>,
     /// The initial statement's entries (newest first) and total.
     visible: Vec<Entry>,
@@ -216,8 +226,7 @@ fn prepare<'a>(client: u32, ops: &[&'a Op]) -> Result<Prepared<'a>, Violation> {
                 .iter()
                 .filter_map(|op| op.body.as_ref()?["saldo"]["limite"].as_i64()),
         )
-        .next()
-        .unwrap_or(0);
+        .next();
     let requested: HashMap<&str, &Op> = posts
         .iter()
         .map(|op| (op.tx.as_ref().expect("a POST").descricao.as_str(), *op))
@@ -285,6 +294,9 @@ fn prepare<'a>(client: u32, ops: &[&'a Op]) -> Result<Prepared<'a>, Violation> {
 
     let mut definite = Vec::new();
     let mut maybe = Vec::new();
+    // Without a limit from the answers, no refusal can be judged, nor a debit found below it.
+    let known = limite.is_some();
+    let limite = limite.unwrap_or(i64::MAX / 4);
     for (i, op) in posts.iter().enumerate() {
         let tx = op.tx.as_ref().expect("a POST");
         match op.fate() {
@@ -298,7 +310,7 @@ fn prepare<'a>(client: u32, ops: &[&'a Op]) -> Result<Prepared<'a>, Violation> {
                         &[op],
                     ));
                 };
-                if saldo < -limite {
+                if known && saldo < -limite {
                     return Err(violation(
                         client,
                         "e",
@@ -321,10 +333,12 @@ fn prepare<'a>(client: u32, ops: &[&'a Op]) -> Result<Prepared<'a>, Violation> {
                 entry: post_entry[i],
             }),
             // A credit refused with 422 is the rules' to report; it changes nothing.
-            Fate::NotApplied if op.status == 422 && tx.tipo == "d" => definite.push(Definite {
-                op,
-                kind: Kind::Refusal { valor: tx.valor },
-            }),
+            Fate::NotApplied if known && op.status == 422 && tx.tipo == "d" => {
+                definite.push(Definite {
+                    op,
+                    kind: Kind::Refusal { valor: tx.valor },
+                })
+            }
             Fate::NotApplied => {}
         }
     }
@@ -339,6 +353,7 @@ fn prepare<'a>(client: u32, ops: &[&'a Op]) -> Result<Prepared<'a>, Violation> {
     }
     let tail = visible.iter().map(id_of).collect();
     Ok(Prepared {
+        limite: known.then_some(limite),
         problem: Problem {
             limite,
             balance: s0,
@@ -455,7 +470,7 @@ impl<'a> Prepared<'a> {
             row.1 = seq as i64 + 1;
         }
         Order {
-            limite: self.problem.limite,
+            limite: self.limite,
             saldo,
             rows,
             background,

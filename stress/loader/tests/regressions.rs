@@ -95,3 +95,82 @@ fn unknown_outcomes_bridge_any_number_of_hops() {
     let r = check::check(&h, &l);
     assert!(r.strict_serializable, "{:#?}", found(&r));
 }
+
+fn op(invoke_ns: u64, complete_ns: u64, tx: Option<(&str, i64, &str)>, status: u16) -> Op {
+    Op {
+        client: 1,
+        invoke_ns,
+        complete_ns,
+        tx: tx.map(|(tipo, valor, d)| crebito_loader::history::Tx {
+            tipo: tipo.into(),
+            valor,
+            descricao: d.into(),
+        }),
+        status,
+        unknown: false,
+        body: None,
+        attempts: Vec::new(),
+    }
+}
+
+/// A statement with no transactions listed (or a bracket's first one).
+fn empty_statement(invoke_ns: u64, complete_ns: u64, total: i64) -> Op {
+    let mut s = op(invoke_ns, complete_ns, None, 200);
+    s.body = Some(
+        serde_json::json!({"saldo": {"total": total, "limite": 100_000, "data_extrato": "x"}, "ultimas_transacoes": []}),
+    );
+    s
+}
+
+fn acked(invoke_ns: u64, complete_ns: u64, tx: (&str, i64, &str), saldo: i64) -> Op {
+    let mut o = op(invoke_ns, complete_ns, Some(tx), 200);
+    o.body = Some(serde_json::json!({"limite": 100_000, "saldo": saldo}));
+    o
+}
+
+/// A thousand unanswered credits of one amount are interchangeable: k of them applied is one
+/// state, not k! orders, and the search ends with a verdict either way.
+#[test]
+fn a_thousand_unknowns_of_one_amount_end_with_a_verdict() {
+    let names: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
+    let mut h = vec![empty_statement(0, 0, 0)];
+    h.extend(names.iter().map(|d| op(1, 10, Some(("c", 1, d)), 504)));
+    // A debit that started from 700: seven hundred of them applied.
+    h.push(acked(20, 21, ("d", 1, "z"), 699));
+    let r = blackbox::check(&h);
+    assert_eq!(r.verdict, "yes", "{:#?}", found(&r));
+    // A total no subset reaches (1500, with nothing listed): no order.
+    h.pop();
+    h.push(empty_statement(20, 21, 1500));
+    let r = blackbox::check(&h);
+    assert_eq!(r.verdict, "no", "{:#?}", found(&r));
+    assert_eq!(r.exit_code(), 1);
+}
+
+/// Forty unanswered credits of distinct even amounts, and a debit that started from an odd
+/// balance: every subset would be tried. Past its budget the search says so: undecided, exit
+/// code 2, neither passed nor a violation.
+#[test]
+fn a_search_past_its_budget_is_undecided() {
+    let names: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    let mut h = vec![empty_statement(0, 0, 0)];
+    h.extend(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, d)| op(1, 10, Some(("c", 2 * (i as i64 + 1), d)), 504)),
+    );
+    h.push(acked(20, 21, ("d", 1, "z"), 0));
+    let r = blackbox::check_within(&h, 200_000);
+    assert_eq!(r.verdict, "undecided");
+    assert!(!r.strict_serializable);
+    assert_eq!(r.exit_code(), 2);
+    assert!(r.violations.is_empty() && r.violations_total == 0);
+    assert_eq!(r.undecided.len(), 1);
+    assert!(
+        r.line()
+            .contains("strict serializable: undecided — gave up after"),
+        "{}",
+        r.line()
+    );
+}
