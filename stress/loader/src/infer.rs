@@ -16,6 +16,12 @@
 //!   invoked, any number of them in a row, or never. Those no statement lists and of one
 //!   amount are interchangeable: the search applies the earliest invoked first, so k of
 //!   them cost k + 1 states, not k!;
+//! - it runs twice at most. First with an unknown outcome applied only where it brings the
+//!   balance to what an operation real time allows next wants, in one hop or two (or where a
+//!   statement lists it), on a short budget: a history of a correct server is explained so,
+//!   and a wrong turn is undone at once instead of trying every subset of the unknowns where
+//!   it got stuck. When that finds no order, the whole search (any number of hops) decides,
+//!   trying the one- and two-hop bridges first;
 //! - the search counts its steps and gives up past a budget: the verdict is then
 //!   "undecided", never a pass and never a violation.
 
@@ -153,6 +159,8 @@ struct Search<'p, 'a> {
     class_next: Vec<u32>,
     inv_front: usize,
     comp_front: usize,
+    /// The first pass: unknowns only as one-hop bridges (or listed).
+    bridges_only: bool,
 }
 
 /// Searches for an order; `budget` bounds the steps (each step and each candidate
@@ -209,7 +217,14 @@ pub(crate) fn search<'a>(p: &Problem<'a>, budget: usize) -> Outcome<'a> {
         applied: vec![false; p.maybe.len()],
         inv_front: 0,
         comp_front: 0,
+        bridges_only: true,
     };
+    // The first pass is cut short: a correct history takes a few steps per operation there.
+    let first = s.run(budget.min(1_000_000 + 50 * (n + p.maybe.len())));
+    if let Outcome::Order(_) = first {
+        return first;
+    }
+    s.bridges_only = false;
     s.run(budget)
 }
 
@@ -357,6 +372,8 @@ impl<'a> Search<'_, 'a> {
     fn maybe_moves(&self, work: &mut usize) -> Vec<Move> {
         let horizon = self.horizon();
         let mut wanted = HashSet::new();
+        // A refusal wants the balance below its debit's threshold.
+        let mut below = i64::MIN;
         for &i in &self.by_invoke[self.inv_front..] {
             *work += 1;
             let i = i as usize;
@@ -370,22 +387,17 @@ impl<'a> Search<'_, 'a> {
                 Kind::Statement { total, .. } if !self.placed[i] => {
                     wanted.insert(*total);
                 }
+                Kind::Refusal { valor } if !self.placed[i] => {
+                    below = below.max(valor - self.p.limite);
+                }
                 _ => {}
             }
         }
         let floor = -self.p.limite;
-        let mut near = Vec::new();
-        let mut far = Vec::new();
-        let mut consider = |mv: Move, delta: i64| {
-            let after = self.balance + delta;
-            if after >= floor {
-                if wanted.contains(&after) {
-                    near.push(mv);
-                } else {
-                    far.push(mv);
-                }
-            }
-        };
+        // The unknowns that may be applied here, and how many of each amount (two is enough
+        // to know).
+        let mut candidates: Vec<(Move, i64)> = Vec::new();
+        let mut amounts: HashMap<i64, usize> = HashMap::new();
         for &j in &self.listed {
             *work += 1;
             let m = &self.p.maybe[j as usize];
@@ -393,21 +405,47 @@ impl<'a> Search<'_, 'a> {
                 break;
             }
             if !self.applied[j as usize] {
-                consider(Move::Listed(j), m.delta);
+                candidates.push((Move::Listed(j), m.delta));
+                *amounts.entry(m.delta).or_default() += 1;
             }
         }
         for (c, (delta, ops)) in self.classes.iter().enumerate() {
             *work += 1;
             let k = self.class_next[c] as usize;
-            if ops
-                .get(k)
-                .is_some_and(|&j| self.p.maybe[j as usize].op.invoke_ns <= horizon)
-            {
-                consider(Move::Class(c as u32), *delta);
+            let eligible = |k: usize| {
+                ops.get(k)
+                    .is_some_and(|&j| self.p.maybe[j as usize].op.invoke_ns <= horizon)
+            };
+            if eligible(k) {
+                candidates.push((Move::Class(c as u32), *delta));
+                *amounts.entry(*delta).or_default() += 1 + usize::from(eligible(k + 1));
             }
         }
-        near.extend(far);
-        near
+        // One hop to what is wanted, then two, then the rest (not in the first pass but
+        // for the unknowns a statement lists).
+        let (mut one, mut two, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+        for (mv, delta) in candidates {
+            *work += 1;
+            let after = self.balance + delta;
+            if after < floor {
+                continue;
+            }
+            if wanted.contains(&after) || after < below {
+                one.push(mv);
+            } else if wanted.iter().any(|w| {
+                let need = w - after;
+                amounts
+                    .get(&need)
+                    .is_some_and(|&k| k > usize::from(need == delta))
+            }) {
+                two.push(mv);
+            } else if !self.bridges_only || matches!(mv, Move::Listed(_)) {
+                rest.push(mv);
+            }
+        }
+        one.extend(two);
+        one.extend(rest);
+        one
     }
 
     fn run(&mut self, budget: usize) -> Outcome<'a> {
@@ -424,6 +462,7 @@ impl<'a> Search<'_, 'a> {
         'arrive: loop {
             work += 1;
             if work > budget {
+                self.unwind(frames);
                 return Outcome::GaveUp(work);
             }
             if self.nplaced == n {
@@ -481,8 +520,18 @@ impl<'a> Search<'_, 'a> {
                 frames.pop();
                 work += 1;
                 if work > budget {
+                    self.unwind(frames);
                     return Outcome::GaveUp(work);
                 }
+            }
+        }
+    }
+
+    /// Back to the state the search started from.
+    fn unwind(&mut self, mut frames: Vec<Frame>) {
+        while let Some(f) = frames.pop() {
+            if let Some(u) = f.undo {
+                self.undo(u);
             }
         }
     }
