@@ -21,12 +21,17 @@
 //!   statement lists it), on a short budget: a history of a correct server is explained so,
 //!   and a wrong turn is undone at once instead of trying every subset of the unknowns where
 //!   it got stuck. When that finds no order, the whole search (any number of hops) decides,
-//!   trying the one- and two-hop bridges first;
+//!   trying the one- and two-hop bridges first. The first pass also leaves out the unknowns
+//!   given up on more than five seconds before: each one kept is one more bridge by
+//!   coincidence, and a long history accumulates hundreds;
 //! - the search counts its steps and gives up past a budget: the verdict is then
 //!   "undecided", never a pass and never a violation.
 
 use crate::history::Op;
 use std::collections::{HashMap, HashSet};
+
+/// How old an unknown outcome may be for the first pass to apply it: 5 s.
+const RECENT_NS: u64 = 5_000_000_000;
 
 /// An entry of the ten newest that no statement lists: which one it is cannot matter.
 pub(crate) const UNLISTED: u32 = u32::MAX;
@@ -398,13 +403,19 @@ impl<'a> Search<'_, 'a> {
         // to know).
         let mut candidates: Vec<(Move, i64)> = Vec::new();
         let mut amounts: HashMap<i64, usize> = HashMap::new();
+        // The first pass considers the unknowns answered (given up on) in the last few
+        // seconds only: a server applies what it was asked soon or never, and every older
+        // one kept as a candidate makes bridges by coincidence more likely the longer the
+        // history.
+        let recent =
+            |op: &Op| !self.bridges_only || op.complete_ns.saturating_add(RECENT_NS) >= horizon;
         for &j in &self.listed {
             *work += 1;
             let m = &self.p.maybe[j as usize];
             if m.op.invoke_ns > horizon {
                 break;
             }
-            if !self.applied[j as usize] {
+            if !self.applied[j as usize] && recent(m.op) {
                 candidates.push((Move::Listed(j), m.delta));
                 *amounts.entry(m.delta).or_default() += 1;
             }
@@ -416,11 +427,26 @@ impl<'a> Search<'_, 'a> {
                 ops.get(k)
                     .is_some_and(|&j| self.p.maybe[j as usize].op.invoke_ns <= horizon)
             };
-            if eligible(k) {
+            // The newest of the class that real time allows.
+            let newest = ops.partition_point(|&j| self.p.maybe[j as usize].op.invoke_ns <= horizon);
+            if eligible(k) && recent(self.p.maybe[ops[newest - 1] as usize].op) {
                 candidates.push((Move::Class(c as u32), *delta));
                 *amounts.entry(*delta).or_default() += 1 + usize::from(eligible(k + 1));
             }
         }
+        // The most recent first.
+        candidates.sort_by_key(|&(mv, _)| {
+            std::cmp::Reverse(match mv {
+                Move::Listed(j) => self.p.maybe[j as usize].op.invoke_ns,
+                Move::Class(c) => {
+                    let k = self.class_next[c as usize] as usize;
+                    self.p.maybe[self.classes[c as usize].1[k] as usize]
+                        .op
+                        .invoke_ns
+                }
+                Move::Definite(_) => 0,
+            })
+        });
         // One hop to what is wanted, then two, then the rest (not in the first pass but
         // for the unknowns a statement lists).
         let (mut one, mut two, mut rest) = (Vec::new(), Vec::new(), Vec::new());
