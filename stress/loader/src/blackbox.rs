@@ -69,7 +69,7 @@ pub fn check_within(history: &[Op], budget: usize) -> Report {
     let mut background = HashSet::new();
     let mut failed: Vec<Violation> = Vec::new();
     let mut undecided: Vec<Undecided> = Vec::new();
-    let mut checked: Vec<Op> = Vec::new();
+    let mut checked: Vec<&Op> = Vec::new();
     for id in clients {
         let ops = &by_client[&id];
         // The budget grows with the client's history: a long correct one is never cut short.
@@ -83,15 +83,14 @@ pub fn check_within(history: &[Op], budget: usize) -> Report {
                 // No answer said the limit: a refusal cannot be judged.
                 checked.extend(
                     ops.iter()
-                        .filter(|op| order.limite.is_some() || op.status != 422)
-                        .map(|op| (*op).clone()),
+                        .filter(|op| order.limite.is_some() || op.status != 422),
                 );
             }
             Inferred::Violation(v) => failed.push(v),
             Inferred::GaveUp(steps) => undecided.push(Undecided { client: id, steps }),
         }
     }
-    let mut report = check::check_with(&checked, &ledger, &background);
+    let mut report = check::check_refs(&checked, &ledger, &background);
     report.mode = "black-box";
     report.operations = history.len();
     let posts = history.iter().filter(|op| op.tx.is_some());

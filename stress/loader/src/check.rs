@@ -253,12 +253,18 @@ pub fn check(history: &[Op], ledger: &Ledger) -> Report {
 /// As [`check`], where the ledger's rows with a description in `background` were there
 /// before the run (no request of the history made them).
 pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>) -> Report {
+    check_refs(&history.iter().collect::<Vec<_>>(), ledger, background)
+}
+
+/// As [`check_with`], on the history's operations by reference (the black-box mode hands
+/// over the clients it found an order for, without copying them).
+pub fn check_refs(history: &[&Op], ledger: &Ledger, background: &HashSet<String>) -> Report {
     let mut found = Found {
         total: 0,
         kept: Vec::new(),
     };
     let mut by_desc: HashMap<&str, &Op> = HashMap::new();
-    for op in history {
+    for &op in history {
         let Some(tx) = &op.tx else { continue };
         if by_desc.insert(tx.descricao.as_str(), op).is_some() {
             found.add(
@@ -277,7 +283,7 @@ pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>)
         rows.entry(row.0).or_default().push(row);
     }
     let mut ops: BTreeMap<u32, Vec<&Op>> = BTreeMap::new();
-    for op in history {
+    for &op in history {
         ops.entry(op.client).or_default().push(op);
     }
     let clients: BTreeMap<u32, (i64, i64)> = ledger
@@ -322,7 +328,7 @@ pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>)
     }
 
     let posts = history.iter().filter(|op| op.tx.is_some());
-    let fates: Vec<Fate> = posts.clone().map(Op::fate).collect();
+    let fates: Vec<Fate> = posts.clone().map(|op| op.fate()).collect();
     let mut report = Report {
         mode: "ledger",
         operations: history.len(),
