@@ -585,6 +585,50 @@ impl<'a> Prepared<'a> {
                 &[st],
             );
         }
+        // Stale, with a full list too: a statement answered before this one was asked for
+        // showed something after this one's newest; or a POST sent after its newest was
+        // answered, and acknowledged before it was asked for, is not in it.
+        if let Some((newest, _, _)) = list.first() {
+            for other in &self.statements {
+                if other.complete_ns >= st.invoke_ns {
+                    continue;
+                }
+                let Some((_, earlier)) = statement_list(other) else {
+                    continue;
+                };
+                if let Some(j) = earlier.iter().position(|(d, _, _)| d == newest)
+                    && j > 0
+                {
+                    return violation(
+                        client,
+                        "d",
+                        format!(
+                            "a stale statement: its newest is {newest:?}, but a statement answered before it was asked for showed {:?} after that",
+                            earlier[0].0
+                        ),
+                        &[st, other],
+                    );
+                }
+            }
+            if let Some(p0) = self.requested.get(newest.as_str()) {
+                let missed = self.requested.values().find(|op| {
+                    op.fate() == Fate::Applied
+                        && op.complete_ns < st.invoke_ns
+                        && op.invoke_ns > p0.complete_ns
+                        && !shown.contains(op.tx.as_ref().expect("a POST").descricao.as_str())
+                });
+                if let Some(op) = missed {
+                    return violation(
+                        client,
+                        "d",
+                        format!(
+                            "a stale statement: its newest is {newest:?}, but it misses a POST sent after that one was answered and acknowledged before it was asked for"
+                        ),
+                        &[st, op, p0],
+                    );
+                }
+            }
+        }
         // Stale: it misses what was acknowledged, or shown by an earlier statement, before
         // it was asked for.
         if list.len() < 10 {
