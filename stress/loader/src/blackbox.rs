@@ -31,11 +31,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
-
-use crate::check::{self, Report, Violation};
+use crate::check;
 use crate::history::{Fate, Ledger, Op, Row};
 use crate::infer::{self, Definite, Kind, Maybe, NOMATCH, Outcome, Problem, UNLISTED};
+pub use crate::report::Undecided;
+use crate::report::{KEEP, Report, Violation};
 
 /// Description of the row that stands for every transaction before the run's visible ones.
 const GENESIS: &str = "\u{b7}genesis\u{b7}";
@@ -43,13 +43,6 @@ const GENESIS: &str = "\u{b7}genesis\u{b7}";
 /// The most work (steps and candidates examined) the search may do per client before it
 /// gives up: the client is then undecided.
 pub const BUDGET: usize = 20_000_000;
-
-/// A client the search gave up on.
-#[derive(Debug, Clone, Serialize)]
-pub struct Undecided {
-    pub client: u32,
-    pub steps: usize,
-}
 
 /// Checks `history` with no ledger.
 pub fn check(history: &[Op]) -> Report {
@@ -108,7 +101,7 @@ pub fn check_within(history: &[Op], budget: usize) -> Report {
     report.rows = ledger.transacoes.len();
     report.violations_total += failed.len();
     failed.extend(report.violations);
-    failed.truncate(check::KEEP);
+    failed.truncate(KEEP);
     report.violations = failed;
     report.undecided = undecided;
     report.settle();
