@@ -2,7 +2,7 @@
 //! clients saw alone — no database, so any implementation of the contract can be checked.
 //!
 //! The ledger mode ([`crate::check`]) reads each client's serial order from the database's
-//! rows. Here the order is searched for ([`crate::infer`]), then handed to the same rules:
+//! rows. Here the order is searched for (`infer.rs`), then handed to the same rules:
 //!
 //! - every POST answered 200 says the balance right after it (`saldo`), so the balance right
 //!   before it was `saldo − delta`: it is placed where the order stands on that balance;
@@ -49,7 +49,7 @@ pub fn check(history: &[Op]) -> Report {
     check_within(history, BUDGET)
 }
 
-/// As [`check`], giving up on a client after `budget` steps (or 200 per operation of the
+/// As [`check()`], giving up on a client after `budget` steps (or 200 per operation of the
 /// client, when that is more).
 pub fn check_within(history: &[Op], budget: usize) -> Report {
     let mut by_client: HashMap<u32, Vec<&Op>> = HashMap::new();

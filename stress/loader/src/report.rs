@@ -1,6 +1,6 @@
 //! The report both modes end with: the verdict (yes, no, undecided), the findings of each
 //! kind with the requests that show them, the rules the orders were checked against. The
-//! rules are [`crate::check`]'s; the black-box search is [`crate::infer`].
+//! rules are [`crate::check`]'s; the black-box search is `infer.rs`'s.
 
 use serde::Serialize;
 
