@@ -174,3 +174,55 @@ fn a_search_past_its_budget_is_undecided() {
         r.line()
     );
 }
+
+/// `crebito-check` on the three histories, and on a search past a small budget: its exit
+/// code is the verdict's (0 yes, 1 no, 2 undecided), its last line says which.
+#[test]
+fn the_exit_code_is_the_verdict() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+    let run = |file: &Path, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crebito-check"))
+            .arg("--history")
+            .arg(file)
+            .args(extra)
+            .output()
+            .expect("crebito-check runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, line) = run(&dir.join("1-released-together.jsonl"), &[]);
+    assert_eq!(code, Some(0), "{line}");
+    assert!(line.contains("strict serializable: yes"), "{line}");
+    let (code, line) = run(&dir.join("2-stale-after-a-statement.jsonl"), &[]);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(line.contains("strict serializable: no"), "{line}");
+    assert_eq!(run(&dir.join("3-two-unknown-hops.jsonl"), &[]).0, Some(0));
+    // Forty unanswered credits of distinct even amounts, a debit from an odd balance.
+    let tmp = std::env::temp_dir().join(format!(
+        "crebito-check-undecided-{}.jsonl",
+        std::process::id()
+    ));
+    let mut h = vec![empty_statement(0, 0, 0)];
+    let names: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    h.extend(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, d)| op(1, 10, Some(("c", 2 * (i as i64 + 1), d)), 504)),
+    );
+    h.push(acked(20, 21, ("d", 1, "z"), 0));
+    let text: String = h
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("json") + "\n")
+        .collect();
+    std::fs::write(&tmp, text).expect("a temporary history");
+    let (code, line) = run(&tmp, &["--budget", "100000"]);
+    let _ = std::fs::remove_file(&tmp);
+    assert_eq!(code, Some(2), "{line}");
+    assert!(
+        line.contains("strict serializable: undecided — gave up after"),
+        "{line}"
+    );
+}

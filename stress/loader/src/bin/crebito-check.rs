@@ -31,9 +31,13 @@ struct Args {
     /// Without it, the black-box check: each client's order inferred from the answers.
     #[arg(long)]
     ledger: Option<PathBuf>,
-    /// Write the report (counts, strict_serializable, violations) as JSON here.
+    /// Write the report (counts, verdict, violations) as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The black-box search's budget per client, in steps (it grows with the client's
+    /// history: at least 200 per operation). Past it the client is undecided.
+    #[arg(long, default_value_t = blackbox::BUDGET)]
+    budget: usize,
 }
 
 fn main() {
@@ -57,7 +61,7 @@ fn main() {
             let ledger: Ledger = serde_json::from_str(&text).unwrap_or_else(|e| fail("ledger", &e));
             check::check(&history, &ledger)
         }
-        None => blackbox::check(&history),
+        None => blackbox::check_within(&history, args.budget),
     };
     let mut json = serde_json::to_value(&report).expect("json");
     json["seconds"] =
