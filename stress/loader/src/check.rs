@@ -214,6 +214,8 @@ struct Client<'a> {
     sum: Vec<i64>,
     /// The request of the transaction at each position, when there is one.
     op_at: Vec<Option<&'a Op>>,
+    /// The stored row at each position (1..=n at index p − 1).
+    rows: Vec<&'a Row>,
     /// `invoked_max[k]`: the latest invocation among positions 1..=k, and where it is.
     invoked_max: Vec<(u64, usize)>,
     /// Acknowledged (200) transactions by completion: (completed, position), and the running
@@ -309,6 +311,7 @@ impl<'a> Client<'a> {
             limite,
             sum,
             op_at,
+            rows: rows.to_vec(),
             invoked_max,
             acked,
             acked_max,
@@ -626,14 +629,21 @@ impl<'a> Client<'a> {
                 entry["tipo"].as_str(),
                 entry["descricao"].as_str(),
             );
-            let matches = row_op.and_then(|o| o.tx.as_ref()).is_some_and(|tx| {
-                shown
-                    == (
-                        Some(tx.valor),
-                        Some(tx.tipo.as_str()),
-                        Some(tx.descricao.as_str()),
-                    )
-            });
+            let matches = match row_op.and_then(|o| o.tx.as_ref()) {
+                Some(tx) => {
+                    shown
+                        == (
+                            Some(tx.valor),
+                            Some(tx.tipo.as_str()),
+                            Some(tx.descricao.as_str()),
+                        )
+                }
+                // A row from before the run (no request made it): the row itself.
+                None => {
+                    let (_, _, valor, tipo, descricao) = self.rows[p - 1];
+                    shown == (Some(*valor), Some(tipo.as_str()), Some(descricao.as_str()))
+                }
+            };
             if !matches {
                 found.add(
                     id,

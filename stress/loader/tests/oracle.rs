@@ -72,6 +72,9 @@ struct Plan {
     bug: Bug,
     /// Which of the eligible operations gets the bug.
     target: usize,
+    /// Transactions made before the run (credit?, valor): the server is not fresh, the
+    /// bracket's first statement says where each client starts.
+    before: Vec<(bool, i64)>,
 }
 
 fn post_plan() -> impl Strategy<Value = PostPlan> {
@@ -108,13 +111,18 @@ fn plan(bug: impl Strategy<Value = Bug>) -> impl Strategy<Value = Plan> {
         proptest::collection::vec(read_plan(), 0..=3),
         bug,
         0usize..8,
+        prop_oneof![
+            3 => Just(Vec::new()),
+            1 => proptest::collection::vec((any::<bool>(), 1i64..=120), 1..=12),
+        ],
     )
-        .prop_map(|(limite, posts, reads, bug, target)| Plan {
+        .prop_map(|(limite, posts, reads, bug, target, before)| Plan {
             limite,
             posts,
             reads,
             bug,
             target,
+            before,
         })
 }
 
@@ -152,9 +160,11 @@ fn realizada_em(ms: u64) -> String {
 /// A stored transaction: (valor, tipo, descricao, realizada_em).
 type Row = (i64, String, String, String);
 
-/// What the simulated server made: the history, and its rows and final balance.
+/// What the simulated server made: the history, the rows from before the run and its own,
+/// and the final balance.
 struct Made {
     history: Vec<Op>,
+    before: Vec<Row>,
     rows: Vec<Row>,
     saldo: i64,
 }
@@ -187,10 +197,26 @@ fn simulate(p: &Plan) -> Made {
         )
         .collect();
     events.sort();
+    // What was there before the run (a debit that would break the limit was refused).
     let mut saldo = 0i64;
     let mut rows: Vec<Row> = Vec::new();
+    for (k, &(credit, valor)) in p.before.iter().enumerate() {
+        let delta = if credit { valor } else { -valor };
+        if saldo + delta >= -limite {
+            saldo += delta;
+            let tipo = if credit { "c" } else { "d" };
+            rows.push((
+                valor,
+                tipo.into(),
+                format!("b{k}"),
+                "2024-01-17T02:00:00Z".into(),
+            ));
+        }
+    }
+    let before = rows.clone();
+    let start = (rows.clone(), saldo);
     // The state after each event, for a stale statement.
-    let mut states: Vec<(Vec<Row>, i64)> = vec![(Vec::new(), 0)];
+    let mut states: Vec<(Vec<Row>, i64)> = vec![start.clone()];
     let mut post_saldo: Vec<Option<i64>> = vec![None; p.posts.len()];
     let mut refused = vec![false; p.posts.len()];
     let mut read_body: Vec<serde_json::Value> = vec![json!(null); p.reads.len()];
@@ -289,7 +315,7 @@ fn simulate(p: &Plan) -> Made {
         tx: None,
         status: 200,
         unknown: false,
-        body: Some(statement_body(&[], 0, limite)),
+        body: Some(statement_body(&start.0, start.1, limite)),
         attempts: Vec::new(),
     }];
     for (i, q) in p.posts.iter().enumerate() {
@@ -331,8 +357,10 @@ fn simulate(p: &Plan) -> Made {
             attempts: Vec::new(),
         });
     }
+    let rows = rows[before.len()..].to_vec();
     Made {
         history,
+        before,
         rows,
         saldo,
     }
@@ -357,6 +385,8 @@ enum Item {
 
 struct Oracle<'a> {
     limite: i64,
+    /// Where the client starts: its balance and its transactions, oldest first.
+    start: (i64, Vec<(String, i64, String)>),
     ops: Vec<(&'a Op, Item)>,
     /// The POSTs of the rows, in order (the ledger mode), as indices into `ops`.
     rows: Option<Vec<usize>>,
@@ -365,8 +395,8 @@ struct Oracle<'a> {
 impl Oracle<'_> {
     /// Whether some order of `chosen` (a bit set of `ops`) explains every answer.
     fn explains(&self, chosen: u32) -> bool {
-        let mut entries = Vec::new();
-        self.dfs(chosen, 0, 0, &mut entries, 0)
+        let mut entries = self.start.1.clone();
+        self.dfs(chosen, 0, self.start.0, &mut entries, 0)
     }
 
     fn dfs(
@@ -374,7 +404,7 @@ impl Oracle<'_> {
         chosen: u32,
         placed: u32,
         balance: i64,
-        entries: &mut Vec<usize>,
+        entries: &mut Vec<(String, i64, String)>,
         next_row: usize,
     ) -> bool {
         if placed == chosen {
@@ -400,7 +430,11 @@ impl Oracle<'_> {
                 }
             }
             match item {
-                Item::Post { delta, saldo, .. } => {
+                Item::Post {
+                    delta,
+                    saldo,
+                    entry,
+                } => {
                     let after = balance + delta;
                     if saldo.is_some_and(|s| s != after) || after < -self.limite {
                         continue;
@@ -412,7 +446,7 @@ impl Oracle<'_> {
                         }
                         row += 1;
                     }
-                    entries.push(x);
+                    entries.push(entry.clone());
                     let ok = self.dfs(chosen, placed | bit, after, entries, row);
                     entries.pop();
                     if ok {
@@ -427,15 +461,8 @@ impl Oracle<'_> {
                     }
                 }
                 Item::Statement { total, list } => {
-                    let newest: Vec<&(String, i64, String)> = entries
-                        .iter()
-                        .rev()
-                        .take(10)
-                        .map(|&e| match &self.ops[e].1 {
-                            Item::Post { entry, .. } => entry,
-                            _ => unreachable!("entries are POSTs"),
-                        })
-                        .collect();
+                    let newest: Vec<&(String, i64, String)> =
+                        entries.iter().rev().take(10).collect();
                     if *total == balance
                         && list.len() == newest.len()
                         && list.iter().zip(&newest).all(|(a, b)| a == *b)
@@ -452,7 +479,17 @@ impl Oracle<'_> {
 
 /// Whether one serial order of the client's operations, consistent with real time, explains
 /// every answer (and, given the rows, is the rows' order); and the contract is kept.
-fn oracle(h: &[Op], limite: i64, ledger: Option<(&[Row], i64)>) -> bool {
+fn oracle(h: &[Op], limite: i64, before: &[Row], ledger: Option<(&[Row], i64)>) -> bool {
+    let start = (
+        before
+            .iter()
+            .map(|(v, t, _, _)| if t == "c" { *v } else { -*v })
+            .sum(),
+        before
+            .iter()
+            .map(|(v, t, d, _)| (d.clone(), *v, t.clone()))
+            .collect(),
+    );
     let mut ops = Vec::new();
     let mut unknown = 0u32;
     for op in h {
@@ -514,6 +551,7 @@ fn oracle(h: &[Op], limite: i64, ledger: Option<(&[Row], i64)>) -> bool {
         None => {
             let mut o = Oracle {
                 limite,
+                start,
                 ops,
                 rows: None,
             };
@@ -550,7 +588,7 @@ fn oracle(h: &[Op], limite: i64, ledger: Option<(&[Row], i64)>) -> bool {
                 .iter()
                 .map(|(v, t, _, _)| if t == "c" { *v } else { -*v })
                 .sum();
-            if sum != saldo {
+            if start.0 + sum != saldo {
                 return false;
             }
             let stored: u32 = order.iter().map(|&x| 1u32 << x).sum();
@@ -560,6 +598,7 @@ fn oracle(h: &[Op], limite: i64, ledger: Option<(&[Row], i64)>) -> bool {
             let chosen = (definite & !posts_bits(&ops)) | stored;
             Oracle {
                 limite,
+                start,
                 ops,
                 rows: Some(order),
             }
@@ -584,8 +623,9 @@ fn judge(p: &Plan) -> Result<(), TestCaseError> {
     let ledger = Ledger {
         clientes: vec![(1, p.limite, made.saldo)],
         transacoes: made
-            .rows
+            .before
             .iter()
+            .chain(&made.rows)
             .enumerate()
             .map(|(i, (v, t, d, _))| (1, i as i64 + 1, *v, t.clone(), d.clone()))
             .collect(),
@@ -596,7 +636,7 @@ fn judge(p: &Plan) -> Result<(), TestCaseError> {
             .map(|v| format!("({}) {}", v.rule, v.what))
             .collect::<Vec<_>>()
     };
-    let expected = oracle(h, p.limite, None);
+    let expected = oracle(h, p.limite, &made.before, None);
     let r = blackbox::check(h);
     prop_assert_ne!(
         r.verdict,
@@ -610,8 +650,10 @@ fn judge(p: &Plan) -> Result<(), TestCaseError> {
         show(&r),
         h
     );
-    let expected = oracle(h, p.limite, Some((&made.rows, made.saldo)));
-    let r = check::check(h, &ledger);
+    let expected = oracle(h, p.limite, &made.before, Some((&made.rows, made.saldo)));
+    // The rows from before the run are the ledger's too, made by no request of the history.
+    let background = made.before.iter().map(|(_, _, d, _)| d.clone()).collect();
+    let r = check::check_with(h, &ledger, &background);
     prop_assert_eq!(
         r.strict_serializable,
         expected,
@@ -645,9 +687,17 @@ fn the_simulated_servers_are_correct_or_wrong_as_planted() {
     for _ in 0..500 {
         let p = correct.new_tree(&mut runner).expect("a plan").current();
         let made = simulate(&p);
-        assert!(oracle(&made.history, p.limite, None), "{p:#?}");
         assert!(
-            oracle(&made.history, p.limite, Some((&made.rows, made.saldo))),
+            oracle(&made.history, p.limite, &made.before, None),
+            "{p:#?}"
+        );
+        assert!(
+            oracle(
+                &made.history,
+                p.limite,
+                &made.before,
+                Some((&made.rows, made.saldo))
+            ),
             "{p:#?}"
         );
     }
@@ -657,7 +707,12 @@ fn the_simulated_servers_are_correct_or_wrong_as_planted() {
             .filter(|_| {
                 let p = wrong.new_tree(&mut runner).expect("a plan").current();
                 let made = simulate(&p);
-                !oracle(&made.history, p.limite, Some((&made.rows, made.saldo)))
+                !oracle(
+                    &made.history,
+                    p.limite,
+                    &made.before,
+                    Some((&made.rows, made.saldo)),
+                )
             })
             .count();
         assert!(caught > 25, "{bug:?}: only {caught} of 500 wrong");
