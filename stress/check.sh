@@ -16,7 +16,8 @@
 #    against it: DIR/check.json, DIR/check.log, and DIR/check.html (the verdict and each
 #    violation with the requests that show it).
 # Start the server fresh (every client at saldo 0), or let --bracket's first statements say
-# where each client starts. Exit 0 when strictly serializable, 1 when not.
+# where each client starts. Exit 0 when strictly serializable, 1 when not, 2 when undecided (the
+# search for an order gave up on a client: neither passed nor a violation).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -44,8 +45,10 @@ echo "check: the official profile × $scale against $target (duration × $dscale
 "$LOADER_BIN" --target "$target" --scale "$scale" --duration-scale "$dscale" --clients "$clients" \
   ${idempotent[@]+"${idempotent[@]}"} --history "$out/history.jsonl" --bracket --out "$out/loader.json" > /dev/null
 verdict=0
-"$check_bin" --history "$out/history.jsonl" --out "$out/check.json" 2> "$out/check.log" || verdict=1
+"$check_bin" --history "$out/history.jsonl" --out "$out/check.json" 2> "$out/check.log" || verdict=$?
+# 3: the checker could not read the history (no check.json): a failure, said as such.
+[ -f "$out/check.json" ] || { cat "$out/check.log" >&2; exit 1; }
 python3 "$here/report.py" check-page --check "$out/check.json" --loader "$out/loader.json" --out "$out/check.html"
 head -n 30 "$out/check.log" >&2
-echo "check: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(("strictly serializable" if r["strict_serializable"] else "NOT strictly serializable: %d violations" % r["violations_total"]) + " (%d operations, %.2f s)" % (r["operations"], r["seconds"]))' "$out/check.json"); $out/check.html" >&2
+echo "check: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(("strictly serializable" if r["strict_serializable"] else "undecided: the search gave up" if r.get("verdict") == "undecided" else "NOT strictly serializable: %d violations" % r["violations_total"]) + " (%d operations, %.2f s)" % (r["operations"], r["seconds"]))' "$out/check.json"); $out/check.html" >&2
 exit "$verdict"

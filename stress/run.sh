@@ -218,7 +218,7 @@ run_once() {
     # And the black-box check of the same history (the order inferred from the answers, no
     # database): the two modes must agree.
     "$check_bin" --history "$dir/history.jsonl" --out "$dir/check-blackbox.json" 2>"$dir/check-blackbox.log" >&2 ||
-      { say "the black-box check found no serial order (see $dir/check-blackbox.log)"; head -n 20 "$dir/check-blackbox.log" >&2; }
+      { say "the black-box check did not pass: $(tail -n 1 "$dir/check-blackbox.log" 2>/dev/null) (see $dir/check-blackbox.log)"; head -n 20 "$dir/check-blackbox.log" >&2; }
   fi
 
   local -a client

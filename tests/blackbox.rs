@@ -276,11 +276,20 @@ fn run_and_check(addr: std::net::SocketAddr, idempotent: bool) -> Value {
     )
     .unwrap();
     let passed = report["strict_serializable"] == true;
-    assert_eq!(out.status.code(), Some(if passed { 0 } else { 1 }));
+    // Exit 0 yes, 1 no, 2 undecided (the search gave up: never a pass).
+    let code = match report["verdict"].as_str() {
+        Some("yes") => 0,
+        Some("undecided") => 2,
+        _ => 1,
+    };
+    assert_eq!(passed, code == 0);
+    assert_eq!(out.status.code(), Some(code));
     assert_eq!(report["mode"], "black-box");
     let page = std::fs::read_to_string(dir.path().join("check.html")).unwrap();
     if passed {
         assert!(page.contains(": strictly serializable</h1>"), "{page}");
+    } else if code == 2 {
+        assert!(page.contains("undecided — gave up after"), "{page}");
     } else {
         assert!(page.contains("NOT strictly serializable"), "{page}");
         let first = report["violations"][0]["what"].as_str().unwrap();

@@ -48,35 +48,80 @@ def write_saturation_page(path, best, plot_svg, step_sections):
         f.write(page("crebito saturation", body))
 
 
+# The two kinds of finding (crebito_loader::check::ORDER, CONTRACT), as the page names them.
+KINDS = {
+    "no-serial-order": (
+        "No serial order exists",
+        "no order of the transactions consistent with real time explains these answers: a lost update, "
+        "a stale or torn statement, a transaction applied twice, a refusal applied",
+    ),
+    "contract": (
+        "An order exists, but an answer breaks the contract",
+        "timestamps that go backwards in a statement, a debit to exactly -limite refused, another limite, "
+        "a body that is not the contract's JSON",
+    ),
+}
+
+
+def check_verdict(report):
+    """The check's verdict in words: strictly serializable, NOT, or undecided (the search
+    gave up: neither passed nor a violation). Reports older than the verdict field have only
+    strict_serializable."""
+    verdict = report.get("verdict") or ("yes" if report["strict_serializable"] else "no")
+    if verdict == "yes":
+        return "strictly serializable"
+    if verdict == "undecided":
+        steps = max((u["steps"] for u in report.get("undecided", [])), default=0)
+        return f"undecided — gave up after {steps} steps"
+    return "NOT strictly serializable"
+
+
 def write_check_page(report, loader, path):
     """The black-box check's page (stress/check.sh): the verdict, what was sent, and each
-    violation with the requests that show it."""
-    verdict = "strictly serializable" if report["strict_serializable"] else "NOT strictly serializable"
-    rows = "".join(
-        f"<tr><td>{html.escape(str(v['client']))}</td><td>{html.escape(v['rule'])}</td>"
-        f"<td>{html.escape(v['what'])}</td><td><ul>"
-        + "".join(f"<li><code>{html.escape(r)}</code></li>" for r in v["requests"])
-        + "</ul></td></tr>"
-        for v in report["violations"]
-    )
+    violation with the requests that show it, grouped by kind."""
+    verdict = check_verdict(report)
     more = report["violations_total"] - len(report["violations"])
     body = (
-        f"<h1>{html.escape(loader['target'])}: {verdict}</h1>\n"
+        f"<h1>{html.escape(loader['target'])}: {html.escape(verdict)}</h1>\n"
         f"<p>{report['operations']} operations ({report['posts']} POSTs: {report['applied']} applied, "
         f"{report['not_applied']} not, {report['unknown']} unknown; {report['statements']} statements), "
         f"official profile × {loader['scale']:g} over {loader['load_seconds']:g} s, "
         f"checked in {report.get('seconds', 0):g} s from the answers alone (black-box: "
         f"each client's order inferred, no database read).</p>\n"
     )
-    if rows:
+    for kind, (title, means) in KINDS.items():
+        found = [v for v in report["violations"] if v.get("kind", "no-serial-order") == kind]
+        if not found:
+            continue
+        rows = "".join(
+            f"<tr><td>{html.escape(str(v['client']))}</td><td>{html.escape(v['rule'])}</td>"
+            f"<td>{html.escape(v['what'])}</td><td><ul>"
+            + "".join(f"<li><code>{html.escape(r)}</code></li>" for r in v["requests"])
+            + "</ul></td></tr>"
+            for v in found
+        )
         body += (
-            f"<h2>{report['violations_total']} violations</h2>"
+            f"<h2>{html.escape(title)}: {len(found)}</h2><p>{html.escape(means)}.</p>"
             "<table border=1 cellpadding=4><tr><th>client</th><th>rule</th><th>what</th><th>requests</th></tr>"
             + rows
             + "</table>"
-            + (f"<p>… and {more} more (check.json).</p>" if more > 0 else "")
         )
-    else:
+    if report["violations"]:
+        body += f"<p>{report['violations_total']} violations in all" + (
+            f"; … and {more} more (check.json).</p>" if more > 0 else ".</p>"
+        )
+    for u in report.get("undecided", []):
+        body += (
+            f"<p>Client {html.escape(str(u['client']))}: undecided — the search gave up after {u['steps']} steps; "
+            "neither passed nor a violation.</p>"
+        )
+    if not report["violations"] and not report.get("undecided"):
         body += "<p>One serial order per client, consistent with real time, explains every answer.</p>"
+    if report.get("rules"):
+        body += (
+            "<h2>Rules each client's order was checked against</h2><ul>"
+            + "".join(f"<li>{html.escape(r)}</li>" for r in report["rules"])
+            + "</ul>"
+        )
     with open(path, "w") as f:
         f.write(page("crebito-check: " + loader["target"], body))

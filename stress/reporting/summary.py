@@ -129,7 +129,10 @@ def history_of(path):
     """crebito-check's verdict from its report; a missing report is no verdict."""
     if os.path.exists(path):
         c = read_json(path)
-        return {k: c[k] for k in ("operations", "strict_serializable", "violations_total", "seconds")}
+        h = {k: c[k] for k in ("operations", "strict_serializable", "violations_total", "seconds")}
+        # "undecided": the black-box search gave up (not passed, not a violation).
+        h["verdict"] = c.get("verdict") or ("yes" if c["strict_serializable"] else "no")
+        return h
     # A history was recorded but the checker left no verdict (it crashed, or the ledger could
     # not be read): not strict serializable as far as anyone knows.
     return {"operations": 0, "strict_serializable": None, "violations_total": None, "seconds": None}
@@ -216,12 +219,14 @@ def render_text(s):
             continue
         h = s[key]
         lines.append(
-            f"{label}: {h['operations']} operations, strict serializable: {'no verdict' if h['strict_serializable'] is None else 'yes' if h['strict_serializable'] else 'no'}"
+            f"{label}: {h['operations']} operations, strict serializable: {'no verdict' if h['strict_serializable'] is None else 'yes' if h['strict_serializable'] else h.get('verdict', 'no')}"
             + (
                 ""
                 if h["strict_serializable"]
                 else f" (the checker wrote no {file})"
                 if h["strict_serializable"] is None
+                else f" (the search gave up: {file})"
+                if h.get("verdict") == "undecided"
                 else f" ({h['violations_total']} violations: {file})"
             )
         )

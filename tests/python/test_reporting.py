@@ -6,7 +6,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "stress"))
 
-from reporting import bench, charts, faults, quantiles, score, summary  # noqa: E402
+from reporting import bench, charts, faults, pages, quantiles, score, summary  # noqa: E402
 
 
 class NearestRank(unittest.TestCase):
@@ -279,6 +279,61 @@ class Summary(unittest.TestCase):
         self.assertEqual((m["stack_p99_ms"], m["floor_p99_ms"], m["ratio_p99"]), (3.0, 1.0, 3.0))
         self.assertEqual(m["stack_cpu_us_per_request"], 2000.0)  # the loader left out
         self.assertIn("stack/floor", summary.medians_text(m))
+
+
+class CheckPage(unittest.TestCase):
+    """check.html: the three verdicts, and the two kinds of finding named apart."""
+
+    LOADER = {"target": "127.0.0.1:9999", "scale": 1.0, "load_seconds": 10.0}
+
+    def report(self, verdict, violations=(), undecided=()):
+        return {
+            "verdict": verdict,
+            "strict_serializable": verdict == "yes",
+            "operations": 10,
+            "posts": 8,
+            "applied": 6,
+            "not_applied": 1,
+            "unknown": 1,
+            "statements": 2,
+            "violations_total": len(violations),
+            "violations": list(violations),
+            "undecided": list(undecided),
+            "rules": ["a: every 200 POST applied exactly once"],
+        }
+
+    def render(self, report):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "check.html")
+            pages.write_check_page(report, self.LOADER, path)
+            with open(path) as f:
+                return f.read()
+
+    def test_the_three_verdicts(self):
+        self.assertIn(": strictly serializable</h1>", self.render(self.report("yes")))
+        undecided = self.render(self.report("undecided", undecided=[{"client": 3, "steps": 20000001}]))
+        self.assertIn("undecided — gave up after 20000001 steps</h1>", undecided)
+        self.assertNotIn("NOT strictly serializable", undecided)
+        self.assertIn("Client 3: undecided", undecided)
+        v = {"client": 1, "rule": "d", "kind": "no-serial-order", "what": "a stale statement", "requests": ["GET"]}
+        self.assertIn("NOT strictly serializable", self.render(self.report("no", [v])))
+
+    def test_the_two_kinds_are_named_apart(self):
+        stale = {"client": 1, "rule": "d", "kind": "no-serial-order", "what": "a stale statement", "requests": []}
+        times = {"client": 2, "rule": "d", "kind": "contract", "what": "realizada_em increases", "requests": []}
+        page = self.render(self.report("no", [stale, times]))
+        self.assertIn("No serial order exists: 1</h2>", page)
+        self.assertIn("An order exists, but an answer breaks the contract: 1</h2>", page)
+        self.assertLess(page.index("a stale statement"), page.index("An order exists"))
+        self.assertGreater(page.index("realizada_em increases"), page.index("An order exists"))
+        only_contract = self.render(self.report("no", [times]))
+        self.assertNotIn("No serial order exists", only_contract)
+        # Reports older than the kinds: every finding is of the first.
+        old = dict(stale)
+        del old["kind"]
+        self.assertIn("No serial order exists: 1</h2>", self.render(self.report("no", [old])))
 
 
 class Cost(unittest.TestCase):

@@ -2,51 +2,56 @@
 //! clients saw alone — no database, so any implementation of the contract can be checked.
 //!
 //! The ledger mode ([`crate::check`]) reads each client's serial order from the database's
-//! rows. Here the order is inferred from the answers, then handed to the same rules:
+//! rows. Here the order is searched for (`infer.rs`), then handed to the same rules:
 //!
 //! - every POST answered 200 says the balance right after it (`saldo`), so the balance right
-//!   before it was `saldo − delta`: in one serial order, each acknowledged transaction starts
-//!   from the balance the previous one ended on. The acknowledged transactions are the edges
-//!   of a walk over balances, from the client's first balance;
-//! - each statement lists its ten newest transactions, newest first: those are consecutive in
-//!   the order, and its total is the balance right after the newest (descriptions are unique
+//!   before it was `saldo − delta`: it is placed where the order stands on that balance;
+//! - each statement lists its ten newest transactions, newest first, and its total: it is
+//!   placed where the order's balance and ten newest are those (descriptions are unique
 //!   within a run, so each entry names one request);
-//! - real time: a transaction acknowledged before another was invoked comes first;
-//! - a POST whose outcome is unknown (no answer, 502, 504) may be in the order or not: it is
-//!   placed where it bridges two balances, where a statement lists it, or to reach the final
-//!   statement's total.
+//! - a 422 is placed where the debit does not fit;
+//! - real time: an operation answered before another was invoked comes first;
+//! - a POST whose outcome is unknown (no answer, 502, 504) may be applied anywhere after it
+//!   was invoked, or never.
 //!
-//! The walk starts from the client's first statement when it precedes every POST of the
+//! The order starts from the client's first statement when it precedes every POST of the
 //! client (`crebito-loader --bracket` reads one before the load and one after it has
-//! drained), else from balance 0 with no transactions (a fresh server). It follows statement
-//! adjacencies first, else the acknowledged transactions that start from the current balance
-//! and real time allows, earliest answered first, backtracking when a choice leads nowhere.
-//! When no walk places every acknowledged transaction, the smallest evidence is reported: two
-//! acknowledged POSTs that both started from one balance (a lost update), or the POST no
-//! order reaches. When one does, the order becomes a ledger and every rule of the ledger
-//! mode is checked against it: statements as prefixes, refusals, `saldo >= −limite`.
+//! drained), else from balance 0 with no transactions (a fresh server). When no order
+//! explains every answer, the deepest attempt names the operation it could not place, and
+//! why (a lost update, a stale statement, a refusal applied, a transaction applied twice).
+//! When one does, the order becomes a ledger and every rule of the ledger mode is checked
+//! against it, the contract's own rules among them (`realizada_em`, `limite`). When the
+//! search runs out of its budget the client is undecided: neither passed nor failed.
 //!
 //! What it cannot see, where the ledger mode can: a transaction applied but never answered
-//! and never listed, nor counted in a later statement's total (the ledger has its row); which
-//! of two orders that explain every answer equally the server actually took. What it sees
-//! all the same: lost updates, stale or reordered statements, a refused debit that was
-//! applied (listed, or counted in a total), a transaction applied twice (listed twice, or
-//! counted twice in a total), a balance outside its limit.
+//! and never listed, nor counted in a later statement's total (the ledger has its row); an
+//! unknown outcome of the right amount standing in for what really happened — a lost update
+//! or a double application of the same amount as an unanswered POST is explained by that
+//! POST; which of two orders that explain every answer equally the server actually took.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use crate::check::{self, Report, Violation};
+use crate::check;
 use crate::history::{Fate, Ledger, Op, Row};
+use crate::infer::{self, Definite, Kind, Maybe, NOMATCH, Outcome, Problem, UNLISTED};
+pub use crate::report::Undecided;
+use crate::report::{KEEP, Report, Violation};
 
 /// Description of the row that stands for every transaction before the run's visible ones.
 const GENESIS: &str = "\u{b7}genesis\u{b7}";
 
-/// The most steps the walk may take per client before it gives up (a history no order
-/// explains is usually found stuck long before).
-const BUDGET: usize = 2_000_000;
+/// The most work (steps and candidates examined) the search may do per client before it
+/// gives up: the client is then undecided.
+pub const BUDGET: usize = 20_000_000;
 
 /// Checks `history` with no ledger.
 pub fn check(history: &[Op]) -> Report {
+    check_within(history, BUDGET)
+}
+
+/// As [`check()`], giving up on a client after `budget` steps (or 200 per operation of the
+/// client, when that is more).
+pub fn check_within(history: &[Op], budget: usize) -> Report {
     let mut by_client: HashMap<u32, Vec<&Op>> = HashMap::new();
     for op in history {
         by_client.entry(op.client).or_default().push(op);
@@ -56,20 +61,29 @@ pub fn check(history: &[Op]) -> Report {
     let mut ledger = Ledger::default();
     let mut background = HashSet::new();
     let mut failed: Vec<Violation> = Vec::new();
-    let mut checked: Vec<Op> = Vec::new();
+    let mut undecided: Vec<Undecided> = Vec::new();
+    let mut checked: Vec<&Op> = Vec::new();
     for id in clients {
         let ops = &by_client[&id];
-        match infer(id, ops) {
-            Ok(order) => {
-                ledger.clientes.push((id, order.limite, order.saldo));
+        // The budget grows with the client's history: a long correct one is never cut short.
+        match infer_client(id, ops, budget.max(ops.len().saturating_mul(200))) {
+            Inferred::Order(order) => {
+                ledger
+                    .clientes
+                    .push((id, order.limite.unwrap_or(0), order.saldo));
                 ledger.transacoes.extend(order.rows);
                 background.extend(order.background);
-                checked.extend(ops.iter().map(|op| (*op).clone()));
+                // No answer said the limit: a refusal cannot be judged.
+                checked.extend(
+                    ops.iter()
+                        .filter(|op| order.limite.is_some() || op.status != 422),
+                );
             }
-            Err(v) => failed.push(v),
+            Inferred::Violation(v) => failed.push(v),
+            Inferred::GaveUp(steps) => undecided.push(Undecided { client: id, steps }),
         }
     }
-    let mut report = check::check_with(&checked, &ledger, &background);
+    let mut report = check::check_refs(&checked, &ledger, &background);
     report.mode = "black-box";
     report.operations = history.len();
     let posts = history.iter().filter(|op| op.tx.is_some());
@@ -84,40 +98,37 @@ pub fn check(history: &[Op]) -> Report {
         .filter(|op| op.fate() == Fate::NotApplied)
         .count();
     report.unknown = posts.filter(|op| op.fate() == Fate::Unknown).count();
+    report.rows = ledger.transacoes.len();
     report.violations_total += failed.len();
     failed.extend(report.violations);
-    failed.truncate(check::KEEP);
+    failed.truncate(KEEP);
     report.violations = failed;
-    report.strict_serializable = report.violations_total == 0;
+    report.undecided = undecided;
+    report.settle();
     report
 }
 
 /// A client's inferred order, as ledger rows.
 struct Order {
-    limite: i64,
+    /// The client's limit, when an answer said it.
+    limite: Option<i64>,
     saldo: i64,
     rows: Vec<Row>,
     /// Rows that stand for what was there before the run.
     background: Vec<String>,
 }
 
-/// A transaction the walk may place.
-struct Edge<'a> {
-    op: &'a Op,
-    delta: i64,
-    /// The balance before and after it, when it was acknowledged.
-    before: Option<i64>,
-    invoke: u64,
-    complete: u64,
-    acked: bool,
-    /// Listed by a statement: applied, whatever its answer said.
-    listed: bool,
+enum Inferred {
+    Order(Order),
+    Violation(Violation),
+    GaveUp(usize),
 }
 
 fn violation(client: u32, rule: &'static str, what: String, ops: &[&Op]) -> Violation {
     Violation {
         client,
         rule,
+        kind: check::ORDER,
         what,
         requests: ops.iter().map(|op| check::describe(op)).collect(),
     }
@@ -144,7 +155,56 @@ fn statement_list(op: &Op) -> Option<(i64, Vec<Entry>)> {
     Some((total, list))
 }
 
-fn infer(client: u32, ops: &[&Op]) -> Result<Order, Violation> {
+fn delta(tipo: &str, valor: i64) -> i64 {
+    if tipo == "c" { valor } else { -valor }
+}
+
+fn infer_client(client: u32, ops: &[&Op], budget: usize) -> Inferred {
+    match prepare(client, ops) {
+        Err(v) => Inferred::Violation(v),
+        Ok(mut prepared) => {
+            let found = infer::search(&prepared.problem, budget);
+            let found = match found {
+                Outcome::NoOrder(deepest)
+                    if prepared
+                        .problem
+                        .definite
+                        .iter()
+                        .any(|d| matches!(d.kind, Kind::Refusal { .. })) =>
+                {
+                    // A refusal of a debit that ends on exactly -limite explains this
+                    // history: the order stands, and the rules name that refusal.
+                    prepared.problem.strict = false;
+                    match infer::search(&prepared.problem, budget) {
+                        Outcome::Order(o) => Outcome::Order(o),
+                        _ => Outcome::NoOrder(deepest),
+                    }
+                }
+                other => other,
+            };
+            match found {
+                Outcome::Order(order) => Inferred::Order(prepared.rows(client, &order)),
+                Outcome::GaveUp(steps) => Inferred::GaveUp(steps),
+                Outcome::NoOrder(deepest) => {
+                    Inferred::Violation(prepared.explain(client, ops, &deepest))
+                }
+            }
+        }
+    }
+}
+
+struct Prepared<'a> {
+    /// The client's limit, when an answer said it.
+    limite: Option<i64>,
+    problem: Problem<'a>,
+    /// The initial statement's entries (newest first) and total.
+    visible: Vec<Entry>,
+    requested: HashMap<&'a str, &'a Op>,
+    statements: Vec<&'a Op>,
+}
+
+/// The client's problem for the search, or a violation the answers show on their own.
+fn prepare<'a>(client: u32, ops: &[&'a Op]) -> Result<Prepared<'a>, Violation> {
     let posts: Vec<&Op> = ops.iter().copied().filter(|op| op.tx.is_some()).collect();
     let statements: Vec<&Op> = ops
         .iter()
@@ -160,10 +220,13 @@ fn infer(client: u32, ops: &[&Op]) -> Result<Order, Violation> {
                 .iter()
                 .filter_map(|op| op.body.as_ref()?["saldo"]["limite"].as_i64()),
         )
-        .next()
-        .unwrap_or(0);
+        .next();
+    let requested: HashMap<&str, &Op> = posts
+        .iter()
+        .map(|op| (op.tx.as_ref().expect("a POST").descricao.as_str(), *op))
+        .collect();
 
-    // Where the walk starts: the last statement answered before any POST was sent.
+    // Where the order starts: the last statement answered before any POST was sent.
     let first_post = posts
         .iter()
         .map(|op| op.invoke_ns)
@@ -171,19 +234,143 @@ fn infer(client: u32, ops: &[&Op]) -> Result<Order, Violation> {
         .unwrap_or(u64::MAX);
     let initial = statements
         .iter()
-        .filter(|op| op.complete_ns <= first_post)
+        .filter(|op| op.complete_ns < first_post)
         .max_by_key(|op| op.complete_ns)
         .and_then(|op| statement_list(op));
     let (s0, visible) = initial.unwrap_or((0, Vec::new()));
-    let requested: HashMap<&str, &Op> = posts
+    let lists: Vec<(&Op, i64, Vec<Entry>)> = statements
         .iter()
-        .map(|op| (op.tx.as_ref().expect("a POST").descricao.as_str(), *op))
+        .filter_map(|op| statement_list(op).map(|(t, l)| (*op, t, l)))
         .collect();
 
-    // Statement adjacencies: each list's entries are consecutive, newest first.
-    let mut next_of: HashMap<String, String> = HashMap::new();
-    let mut prev_of: HashMap<String, String> = HashMap::new();
-    let mut listed: HashSet<String> = HashSet::new();
+    // What the answers show on their own, named better here than by a failed search.
+    adjacencies(client, &lists, &requested)?;
+    let mut listed: HashSet<&str> = HashSet::new();
+    for (st, _, list) in &lists {
+        for (d, _, _) in list {
+            listed.insert(d.as_str());
+            if let Some(op) = requested.get(d.as_str())
+                && op.fate() == Fate::NotApplied
+            {
+                return Err(violation(
+                    client,
+                    "a",
+                    format!(
+                        "told \"not applied\" ({}) but stored: a statement lists {d:?}",
+                        op.status
+                    ),
+                    &[op, st],
+                ));
+            }
+        }
+    }
+
+    // Entry ids: a POST's index when a statement lists it; the initial statement's
+    // entries the run did not request after them.
+    let mut ids: HashMap<Entry, u32> = HashMap::new();
+    let mut post_entry = Vec::with_capacity(posts.len());
+    for (i, op) in posts.iter().enumerate() {
+        let tx = op.tx.as_ref().expect("a POST");
+        if listed.contains(tx.descricao.as_str()) {
+            ids.insert((tx.descricao.clone(), tx.valor, tx.tipo.clone()), i as u32);
+            post_entry.push(i as u32);
+        } else {
+            post_entry.push(UNLISTED);
+        }
+    }
+    for e in &visible {
+        if !requested.contains_key(e.0.as_str()) {
+            let next = (posts.len() + ids.len()) as u32;
+            ids.entry(e.clone()).or_insert(next);
+        }
+    }
+    let id_of = |e: &Entry| ids.get(e).copied().unwrap_or(NOMATCH);
+
+    let mut definite = Vec::new();
+    let mut maybe = Vec::new();
+    // Without a limit from the answers, no refusal can be judged, nor a debit found below it.
+    let known = limite.is_some();
+    let limite = limite.unwrap_or(i64::MAX / 4);
+    for (i, op) in posts.iter().enumerate() {
+        let tx = op.tx.as_ref().expect("a POST");
+        match op.fate() {
+            Fate::Applied => {
+                let saldo = op.body.as_ref().and_then(|b| b["saldo"].as_i64());
+                let Some(saldo) = saldo else {
+                    return Err(violation(
+                        client,
+                        "b",
+                        "answered 200 without a saldo".into(),
+                        &[op],
+                    ));
+                };
+                if known && saldo < -limite {
+                    return Err(violation(
+                        client,
+                        "e",
+                        format!("answered saldo {saldo}, below -limite {}", -limite),
+                        &[op],
+                    ));
+                }
+                definite.push(Definite {
+                    op,
+                    kind: Kind::Post {
+                        before: saldo - tx.delta(),
+                        delta: tx.delta(),
+                        entry: post_entry[i],
+                    },
+                });
+            }
+            Fate::Unknown => maybe.push(Maybe {
+                op,
+                delta: tx.delta(),
+                entry: post_entry[i],
+            }),
+            // A credit refused with 422 is the rules' to report; it changes nothing.
+            Fate::NotApplied if known && op.status == 422 && tx.tipo == "d" => {
+                definite.push(Definite {
+                    op,
+                    kind: Kind::Refusal { valor: tx.valor },
+                })
+            }
+            Fate::NotApplied => {}
+        }
+    }
+    for (op, total, list) in &lists {
+        definite.push(Definite {
+            op,
+            kind: Kind::Statement {
+                total: *total,
+                list: list.iter().map(id_of).collect(),
+            },
+        });
+    }
+    let tail = visible.iter().map(id_of).collect();
+    Ok(Prepared {
+        limite: known.then_some(limite),
+        problem: Problem {
+            limite,
+            balance: s0,
+            tail,
+            definite,
+            maybe,
+            strict: true,
+        },
+        visible,
+        requested,
+        statements,
+    })
+}
+
+/// Statement adjacencies: each list's entries are consecutive, newest first, so in one
+/// order each transaction has one successor and one predecessor.
+fn adjacencies(
+    client: u32,
+    lists: &[(&Op, i64, Vec<Entry>)],
+    requested: &HashMap<&str, &Op>,
+) -> Result<(), Violation> {
+    let mut next_of: HashMap<&str, &str> = HashMap::new();
+    let mut prev_of: HashMap<&str, &str> = HashMap::new();
     // A POST retried after an ambiguous answer: the likely culprit when one description is
     // seen in two places of the order.
     let retried = |d: &str| {
@@ -193,10 +380,7 @@ fn infer(client: u32, ops: &[&Op]) -> Result<Order, Violation> {
                 .any(|a| crate::history::ambiguous(a.status))
         })
     };
-    for st in &statements {
-        let Some((_, list)) = statement_list(st) else {
-            continue;
-        };
+    for (st, _, list) in lists {
         let mut seen = HashSet::new();
         if let Some((d, _, _)) = list.iter().find(|(d, _, _)| !seen.insert(d.as_str())) {
             let mut involved = vec![*st];
@@ -209,13 +393,13 @@ fn infer(client: u32, ops: &[&Op]) -> Result<Order, Violation> {
             ));
         }
         for w in list.windows(2) {
-            let (newer, older) = (&w[0].0, &w[1].0);
-            let conflict = match next_of.insert(older.clone(), newer.clone()) {
-                Some(other) if other != *newer => Some(format!(
+            let (newer, older) = (w[0].0.as_str(), w[1].0.as_str());
+            let conflict = match next_of.insert(older, newer) {
+                Some(other) if other != newer => Some(format!(
                     "two statements disagree on what followed {older:?}: {other:?} and {newer:?}"
                 )),
-                _ => match prev_of.insert(newer.clone(), older.clone()) {
-                    Some(other) if other != *older => Some(format!(
+                _ => match prev_of.insert(newer, older) {
+                    Some(other) if other != older => Some(format!(
                         "two statements disagree on what preceded {newer:?}: {other:?} and {older:?}"
                     )),
                     _ => None,
@@ -226,7 +410,7 @@ fn infer(client: u32, ops: &[&Op]) -> Result<Order, Violation> {
                 return Err(match twice {
                     Some(d) => {
                         let mut involved = vec![*st];
-                        involved.extend(requested.get(d.as_str()));
+                        involved.extend(requested.get(d));
                         violation(
                             client,
                             "a",
@@ -240,413 +424,250 @@ fn infer(client: u32, ops: &[&Op]) -> Result<Order, Violation> {
                 });
             }
         }
-        listed.extend(list.iter().map(|(d, _, _)| d.clone()));
     }
-
-    let mut edges: Vec<Edge> = Vec::with_capacity(posts.len());
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    for op in &posts {
-        let tx = op.tx.as_ref().expect("a POST");
-        let fate = op.fate();
-        let is_listed = listed.contains(&tx.descricao);
-        if fate == Fate::NotApplied && !is_listed {
-            continue;
-        }
-        let before = match fate {
-            Fate::Applied => Some(
-                op.body
-                    .as_ref()
-                    .and_then(|b| b["saldo"].as_i64())
-                    .ok_or_else(|| {
-                        violation(client, "b", "answered 200 without a saldo".into(), &[op])
-                    })?
-                    - tx.delta(),
-            ),
-            _ => None,
-        };
-        index.insert(tx.descricao.as_str(), edges.len());
-        edges.push(Edge {
-            op,
-            delta: tx.delta(),
-            before,
-            invoke: op.invoke_ns,
-            complete: op.complete_ns,
-            acked: fate == Fate::Applied,
-            listed: is_listed,
-        });
-    }
-    // A refused request a statement lists was applied: the ledger rules name it (rule a) once
-    // it is in the order, so it is walked as an applied one of unknown balance.
-    let mut from: HashMap<i64, Vec<usize>> = HashMap::new();
-    for (i, e) in edges.iter().enumerate() {
-        if let Some(b) = e.before {
-            from.entry(b).or_default().push(i);
-        }
-    }
-    for v in from.values_mut() {
-        v.sort_by_key(|&i| (edges[i].complete, edges[i].invoke));
-    }
-    // The final statement, when one was read after every POST was answered: its total is
-    // where the walk must end.
-    let last_post_done = posts.iter().map(|op| op.complete_ns).max().unwrap_or(0);
-    let final_total = statements
-        .iter()
-        .filter(|op| op.invoke_ns >= last_post_done && !posts.is_empty())
-        .max_by_key(|op| op.invoke_ns)
-        .and_then(|op| statement_list(op))
-        .map(|(t, _)| t);
-    let visible_desc: HashSet<&str> = visible.iter().map(|(d, _, _)| d.as_str()).collect();
-    let start_last = visible.first().map(|(d, _, _)| d.clone());
-
-    let unknown: Vec<usize> = (0..edges.len()).filter(|&i| !edges[i].acked).collect();
-    let walk = Walk {
-        edges: &edges,
-        from: &from,
-        next_of: &next_of,
-        prev_of: &prev_of,
-        index: &index,
-        unknown: &unknown,
-        limite,
-        final_total,
-    };
-    let refused: Vec<&Op> = posts
-        .iter()
-        .copied()
-        .filter(|op| op.fate() == Fate::NotApplied)
-        .collect();
-    let order = match walk.run(s0, start_last.clone()) {
-        Ok(order) => order,
-        // Every acknowledged POST placed, but the final statement's total out of reach: the
-        // order stands without it, and the ledger rules judge that statement as any other
-        // (a stale one is named so).
-        Err(stuck) if stuck.wanted.is_none() && final_total.is_some() => {
-            let relaxed = Walk {
-                final_total: None,
-                ..walk
-            };
-            relaxed
-                .run(s0, start_last)
-                .map_err(|stuck| stuck.explain(client, &edges, &refused))?
-        }
-        Err(stuck) => return Err(stuck.explain(client, &edges, &refused)),
-    };
-
-    // The rows: the visible history before the run (and one row standing for everything
-    // older, when the balance needs it), then the walk.
-    let mut rows: Vec<Row> = Vec::new();
-    let mut background = Vec::new();
-    let visible_sum: i64 = visible
-        .iter()
-        .map(|(_, v, t)| if t == "c" { *v } else { -*v })
-        .sum();
-    if s0 != visible_sum {
-        let g = s0 - visible_sum;
-        rows.push((
-            client,
-            0,
-            g.abs(),
-            if g > 0 { "c" } else { "d" }.into(),
-            GENESIS.into(),
-        ));
-        background.push(GENESIS.to_string());
-    }
-    for (d, v, t) in visible.iter().rev() {
-        if requested.contains_key(d.as_str()) {
-            continue; // not before the run after all: the ledger rules will say so
-        }
-        rows.push((client, 0, *v, t.clone(), d.clone()));
-        background.push(d.clone());
-    }
-    let mut saldo = s0;
-    for &i in &order {
-        let tx = edges[i].op.tx.as_ref().expect("a POST");
-        rows.push((client, 0, tx.valor, tx.tipo.clone(), tx.descricao.clone()));
-        saldo += edges[i].delta;
-    }
-    for (seq, row) in rows.iter_mut().enumerate() {
-        row.1 = seq as i64 + 1;
-    }
-    let _ = visible_desc;
-    Ok(Order {
-        limite,
-        saldo,
-        rows,
-        background,
-    })
+    Ok(())
 }
 
-struct Walk<'a> {
-    edges: &'a [Edge<'a>],
-    /// Acknowledged edges by the balance they start from, earliest answered first.
-    from: &'a HashMap<i64, Vec<usize>>,
-    /// Statement adjacencies, by description: what came right after, right before.
-    next_of: &'a HashMap<String, String>,
-    prev_of: &'a HashMap<String, String>,
-    index: &'a HashMap<&'a str, usize>,
-    /// The edges whose answer did not say the balance (unknown, or listed though refused).
-    unknown: &'a [usize],
-    limite: i64,
-    final_total: Option<i64>,
-}
+impl<'a> Prepared<'a> {
+    /// The rows: the visible history before the run (and one row standing for everything
+    /// older, when the balance needs it), then the order.
+    fn rows(&self, client: u32, order: &[&Op]) -> Order {
+        let mut rows: Vec<Row> = Vec::new();
+        let mut background = Vec::new();
+        let s0 = self.problem.balance;
+        let visible_sum: i64 = self.visible.iter().map(|(_, v, t)| delta(t, *v)).sum();
+        if s0 != visible_sum {
+            let g = s0 - visible_sum;
+            rows.push((
+                client,
+                0,
+                g.abs(),
+                if g > 0 { "c" } else { "d" }.into(),
+                GENESIS.into(),
+            ));
+            background.push(GENESIS.to_string());
+        }
+        for (d, v, t) in self.visible.iter().rev() {
+            if self.requested.contains_key(d.as_str()) {
+                continue; // not before the run after all: the ledger rules will say so
+            }
+            rows.push((client, 0, *v, t.clone(), d.clone()));
+            background.push(d.clone());
+        }
+        let mut saldo = s0;
+        for op in order {
+            let tx = op.tx.as_ref().expect("a POST");
+            rows.push((client, 0, tx.valor, tx.tipo.clone(), tx.descricao.clone()));
+            saldo += tx.delta();
+        }
+        for (seq, row) in rows.iter_mut().enumerate() {
+            row.1 = seq as i64 + 1;
+        }
+        Order {
+            limite: self.limite,
+            saldo,
+            rows,
+            background,
+        }
+    }
 
-/// Where the deepest walk stopped.
-struct Stuck {
-    balance: i64,
-    placed: usize,
-    last: Option<usize>,
-    /// The acknowledged edge real time asked for next, not placeable.
-    wanted: Option<usize>,
-    budget: bool,
-}
-
-impl Stuck {
-    fn explain(&self, client: u32, edges: &[Edge], refused: &[&Op]) -> Violation {
-        let describe = |i: usize| edges[i].op;
-        if self.budget {
+    /// Why no order exists, from where the deepest attempt stopped: the operation real time
+    /// asked for next, which it could not place.
+    fn explain(&self, client: u32, ops: &[&Op], deepest: &infer::Deepest) -> Violation {
+        let defs = &self.problem.definite;
+        let last = deepest.last.map(|i| defs[i].op);
+        let Some(w) = deepest.wanted else {
             return violation(
                 client,
                 "order",
-                format!(
-                    "no serial order found within {BUDGET} steps (deepest: {} placed, at saldo {})",
-                    self.placed, self.balance
-                ),
-                &self.wanted.map(describe).into_iter().collect::<Vec<_>>(),
-            );
-        }
-        let Some(w) = self.wanted else {
-            return violation(
-                client,
-                "order",
-                format!(
-                    "every acknowledged POST is placed, but no order ends on the final statement's total (stopped at saldo {})",
-                    self.balance
-                ),
-                &self.last.map(describe).into_iter().collect::<Vec<_>>(),
+                "no serial order explains these answers".into(),
+                &last.into_iter().collect::<Vec<_>>(),
             );
         };
-        // A lost update: another acknowledged POST started from the same balance and was
-        // placed, and nothing brought the balance back to it.
-        let before = edges[w].before;
-        if let Some(other) = (0..edges.len())
-            .find(|&j| j != w && edges[j].acked && edges[j].before == before && before.is_some())
-        {
-            return violation(
-                client,
-                "order",
-                format!(
-                    "two acknowledged POSTs both started from saldo {} (a lost update): no serial order has both",
-                    before.unwrap_or_default()
-                ),
-                &[describe(other), describe(w)],
-            );
-        }
-        // The gap between where the walk stands and where the POST started, when one request
-        // explains it: a refusal that was applied, or the POST itself applied twice.
-        if let Some(b) = before {
-            let gap = b - self.balance;
-            let window = |op: &Op| op.invoke_ns <= edges[w].complete;
-            if let Some(r) = refused
-                .iter()
-                .find(|op| op.tx.as_ref().is_some_and(|tx| tx.delta() == gap) && window(op))
-            {
-                return violation(
+        let wanted = defs[w].op;
+        let placed = deepest.placed;
+        let balance = deepest.balance;
+        match &defs[w].kind {
+            Kind::Post { before, delta, .. } => {
+                // A lost update: another acknowledged POST started from the same balance.
+                if let Some(other) = defs.iter().find(|d| {
+                    !std::ptr::eq(d.op, wanted)
+                        && matches!(d.kind, Kind::Post { before: b, .. } if b == *before)
+                }) {
+                    return violation(
+                        client,
+                        "order",
+                        format!(
+                            "two acknowledged POSTs both started from saldo {before} (a lost update): no serial order has both"
+                        ),
+                        &[other.op, wanted],
+                    );
+                }
+                let gap = before - balance;
+                let refused = ops.iter().find(|op| {
+                    op.fate() == Fate::NotApplied
+                        && op.invoke_ns <= wanted.complete_ns
+                        && op.tx.as_ref().is_some_and(|tx| tx.delta() == gap)
+                });
+                if let Some(r) = refused {
+                    return violation(
+                        client,
+                        "order",
+                        format!(
+                            "saldo moved by {gap} with nothing acknowledged to move it: exactly the amount of a request told \"not applied\" ({}), applied after all",
+                            r.status
+                        ),
+                        &[r, wanted],
+                    );
+                }
+                if *delta == gap {
+                    return violation(
+                        client,
+                        "order",
+                        format!(
+                            "started from saldo {before}: its own amount counted twice (applied twice)"
+                        ),
+                        &[wanted],
+                    );
+                }
+                let mut involved = vec![wanted];
+                involved.extend(last);
+                violation(
                     client,
                     "order",
                     format!(
-                        "saldo moved by {gap} with nothing acknowledged to move it: exactly the amount of a request told \"not applied\" ({}), applied after all",
-                        r.status
+                        "no order reaches saldo {before}, where this POST started (the deepest order stopped at saldo {balance} after {placed} operations)"
                     ),
-                    &[r, describe(w)],
-                );
+                    &involved,
+                )
             }
-            if edges[w].delta == gap {
+            Kind::Refusal { valor } => violation(
+                client,
+                "refusal",
+                format!(
+                    "refused as over the limit, but no order consistent with real time has a point where the debit of {valor} did not fit (the deepest stopped at saldo {balance})"
+                ),
+                &[wanted],
+            ),
+            Kind::Statement { total, .. } => {
+                self.explain_statement(client, wanted, *total, deepest)
+            }
+        }
+    }
+
+    fn explain_statement(
+        &self,
+        client: u32,
+        st: &'a Op,
+        total: i64,
+        deepest: &infer::Deepest,
+    ) -> Violation {
+        let (_, list) = statement_list(st).unwrap_or_default();
+        let shown: HashSet<&str> = list.iter().map(|(d, _, _)| d.as_str()).collect();
+        // Torn: on a fresh server, a list of fewer than ten is everything, and the total
+        // must be its sum.
+        let fresh = self.visible.is_empty() && self.problem.balance == 0;
+        let sum: i64 = list.iter().map(|(_, v, t)| delta(t, *v)).sum();
+        if fresh && list.len() < 10 && sum != total {
+            return violation(
+                client,
+                "d",
+                format!(
+                    "a torn statement: saldo.total {total}, but the transactions it lists (all of them: fewer than ten) sum to {sum}"
+                ),
+                &[st],
+            );
+        }
+        // Stale, with a full list too: a statement answered before this one was asked for
+        // showed something after this one's newest; or a POST sent after its newest was
+        // answered, and acknowledged before it was asked for, is not in it.
+        if let Some((newest, _, _)) = list.first() {
+            for other in &self.statements {
+                if other.complete_ns >= st.invoke_ns {
+                    continue;
+                }
+                let Some((_, earlier)) = statement_list(other) else {
+                    continue;
+                };
+                if let Some(j) = earlier.iter().position(|(d, _, _)| d == newest)
+                    && j > 0
+                {
+                    return violation(
+                        client,
+                        "d",
+                        format!(
+                            "a stale statement: its newest is {newest:?}, but a statement answered before it was asked for showed {:?} after that",
+                            earlier[0].0
+                        ),
+                        &[st, other],
+                    );
+                }
+            }
+            if let Some(p0) = self.requested.get(newest.as_str()) {
+                let missed = self.requested.values().find(|op| {
+                    op.fate() == Fate::Applied
+                        && op.complete_ns < st.invoke_ns
+                        && op.invoke_ns > p0.complete_ns
+                        && !shown.contains(op.tx.as_ref().expect("a POST").descricao.as_str())
+                });
+                if let Some(op) = missed {
+                    return violation(
+                        client,
+                        "d",
+                        format!(
+                            "a stale statement: its newest is {newest:?}, but it misses a POST sent after that one was answered and acknowledged before it was asked for"
+                        ),
+                        &[st, op, p0],
+                    );
+                }
+            }
+        }
+        // Stale: it misses what was acknowledged, or shown by an earlier statement, before
+        // it was asked for.
+        if list.len() < 10 {
+            for other in &self.statements {
+                if other.complete_ns >= st.invoke_ns {
+                    continue;
+                }
+                let Some((_, earlier)) = statement_list(other) else {
+                    continue;
+                };
+                if let Some((d, _, _)) =
+                    earlier.iter().find(|(d, _, _)| !shown.contains(d.as_str()))
+                {
+                    return violation(
+                        client,
+                        "d",
+                        format!(
+                            "a stale statement: it misses {d:?}, which a statement answered before it was asked for already showed"
+                        ),
+                        &[st, other],
+                    );
+                }
+            }
+            let acked = self.requested.values().find(|op| {
+                op.fate() == Fate::Applied
+                    && op.complete_ns < st.invoke_ns
+                    && !shown.contains(op.tx.as_ref().expect("a POST").descricao.as_str())
+            });
+            if let Some(op) = acked {
                 return violation(
                     client,
-                    "order",
-                    format!("started from saldo {b}: its own amount counted twice (applied twice)"),
-                    &[describe(w)],
+                    "d",
+                    "a stale statement: it misses a transaction acknowledged before it was asked for".into(),
+                    &[st, op],
                 );
             }
         }
-        let mut involved = vec![describe(w)];
-        involved.extend(self.last.map(describe));
         violation(
             client,
-            "order",
-            match before {
-                Some(b) => format!(
-                    "no order reaches saldo {b}, where this POST started (the walk stopped at saldo {} after {} transactions)",
-                    self.balance, self.placed
-                ),
-                None => format!(
-                    "no order places this POST (stopped at saldo {})",
-                    self.balance
-                ),
-            },
-            &involved,
+            "d",
+            format!(
+                "no point of an order consistent with real time shows this statement (total {total}; the deepest order stopped at saldo {} after {} operations)",
+                deepest.balance, deepest.placed
+            ),
+            &[st],
         )
-    }
-}
-
-impl Walk<'_> {
-    /// The order of edges placed (indices), or where the deepest attempt stopped.
-    fn run(&self, s0: i64, start_last: Option<String>) -> Result<Vec<usize>, Stuck> {
-        let n = self.edges.len();
-        let acked_total = self.edges.iter().filter(|e| e.acked || e.listed).count();
-        let mut placed = vec![false; n];
-        // Unplaced acknowledged edges by completion: real time allows an edge next only if
-        // none of them completed before it was invoked.
-        let mut pending: BTreeSet<(u64, usize)> = self
-            .edges
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.acked)
-            .map(|(i, e)| (e.complete, i))
-            .collect();
-        // The DFS: each frame is a placed edge and the alternatives still to try there.
-        let mut order: Vec<usize> = Vec::new();
-        let mut alternatives: Vec<Vec<usize>> = Vec::new();
-        let mut balance = s0;
-        let mut required_placed = 0usize;
-        let mut steps = 0usize;
-        let mut deepest = Stuck {
-            balance: s0,
-            placed: 0,
-            last: None,
-            wanted: pending.first().map(|&(_, i)| i),
-            budget: false,
-        };
-        let mut choices = self.choices(
-            balance,
-            order.last().copied(),
-            start_last.as_deref(),
-            &placed,
-            &pending,
-        );
-        loop {
-            steps += 1;
-            if steps > BUDGET {
-                deepest.budget = true;
-                return Err(deepest);
-            }
-            if required_placed == acked_total
-                && self.final_total.is_none_or(|t| t == balance)
-                && pending.is_empty()
-            {
-                return Ok(order);
-            }
-            if let Some(next) = choices.pop() {
-                // Place it.
-                let e = &self.edges[next];
-                placed[next] = true;
-                if e.acked {
-                    pending.remove(&(e.complete, next));
-                }
-                if e.acked || e.listed {
-                    required_placed += 1;
-                }
-                balance += e.delta;
-                order.push(next);
-                alternatives.push(choices);
-                if order.len() > deepest.placed {
-                    deepest = Stuck {
-                        balance,
-                        placed: order.len(),
-                        last: Some(next),
-                        wanted: pending.first().map(|&(_, i)| i),
-                        budget: false,
-                    };
-                }
-                choices = self.choices(balance, Some(next), None, &placed, &pending);
-            } else {
-                // Dead end: undo the last placement, try its next alternative.
-                let Some(last) = order.pop() else {
-                    return Err(deepest);
-                };
-                let e = &self.edges[last];
-                placed[last] = false;
-                if e.acked {
-                    pending.insert((e.complete, last));
-                }
-                if e.acked || e.listed {
-                    required_placed -= 1;
-                }
-                balance -= e.delta;
-                choices = alternatives.pop().expect("one frame per placed edge");
-            }
-        }
-    }
-
-    /// What may come next, the preferred last (popped first).
-    fn choices(
-        &self,
-        balance: i64,
-        last: Option<usize>,
-        start_last: Option<&str>,
-        placed: &[bool],
-        pending: &BTreeSet<(u64, usize)>,
-    ) -> Vec<usize> {
-        let last_desc = last
-            .map(|i| {
-                self.edges[i]
-                    .op
-                    .tx
-                    .as_ref()
-                    .expect("a POST")
-                    .descricao
-                    .as_str()
-            })
-            .or(start_last);
-        let desc = |i: usize| {
-            self.edges[i]
-                .op
-                .tx
-                .as_ref()
-                .expect("a POST")
-                .descricao
-                .as_str()
-        };
-        // Real time: nothing invoked after an unplaced acknowledged edge completed.
-        let in_time = |i: usize| {
-            pending
-                .iter()
-                .find(|&&(_, j)| j != i)
-                .is_none_or(|&(c, _)| self.edges[i].invoke <= c)
-        };
-        let fits = |i: usize| {
-            let e = &self.edges[i];
-            !placed[i]
-                && e.before.is_none_or(|b| b == balance)
-                && balance + e.delta >= -self.limite
-                // A statement saw it right after another: only after that one.
-                && self.prev_of.get(desc(i)).is_none_or(|p| Some(p.as_str()) == last_desc)
-                && in_time(i)
-        };
-        // A statement said what came right after the last one: nothing else may (unless it
-        // names nothing this run requested, which the ledger rules report).
-        if let Some(&i) = last_desc
-            .and_then(|d| self.next_of.get(d))
-            .and_then(|n| self.index.get(n.as_str()))
-        {
-            return if fits(i) { vec![i] } else { Vec::new() };
-        }
-        let mut out: Vec<usize> = Vec::new();
-        // Outcomes the answers did not tell, tried last: one a statement listed, one that
-        // bridges to an acknowledged edge's start, or (every acknowledged edge placed) one
-        // toward the final total.
-        let done = pending.is_empty();
-        let toward_end = done && self.final_total.is_some_and(|t| t != balance);
-        for &i in self.unknown {
-            let e = &self.edges[i];
-            if (e.listed || toward_end || self.from.contains_key(&(balance + e.delta))) && fits(i) {
-                out.push(i);
-            }
-        }
-        // Acknowledged edges from this balance, earliest answered tried first (popped last).
-        if let Some(candidates) = self.from.get(&balance) {
-            out.extend(candidates.iter().rev().copied().filter(|&i| fits(i)));
-        }
-        out
     }
 }
 

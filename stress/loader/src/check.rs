@@ -16,108 +16,26 @@
 //! - (d) each statement is a prefix of the order: `saldo.total` the prefix's sum, the ten
 //!   newest transactions of the prefix, newest first, `realizada_em` non-increasing; the prefix
 //!   holds every transaction acknowledged before the statement was invoked and none invoked
-//!   after it completed;
+//!   after it completed, and is no shorter than what a read (a statement, a refusal)
+//!   answered before it was invoked saw; `realizada_em` compared as RFC 3339 instants;
 //! - (e) `saldo >= -limite` after every prefix (and the final `saldo` is the sum of all);
 //! - and a 422 "over the limit" is explained: at some point of the order inside its real-time
-//!   window the debit did not fit.
+//!   window (and no earlier than a read answered before it saw) the debit did not fit.
+//!
+//! Both modes apply these rules: the ledger mode to the database's rows, the black-box mode
+//! ([`crate::blackbox`]) to the order its search found, through [`check_refs`]. A finding is
+//! of one of two kinds ([`ORDER`], [`CONTRACT`]); the report is [`crate::report`]'s.
 //!
 //! Everything is O(n log n) per client (prefix sums, prefix/suffix extrema, binary searches,
 //! a sparse table for range minima).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Serialize;
-
 use crate::history::{self, Fate, Ledger, Op, Row};
+use crate::rfc3339;
 
-/// One broken rule, with the requests involved.
-#[derive(Debug, Clone, Serialize)]
-pub struct Violation {
-    pub client: u32,
-    /// Which rule of the module's list: "a", "b", "c", "d", "e" or "refusal".
-    pub rule: &'static str,
-    pub what: String,
-    pub requests: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Report {
-    /// "ledger" (the order read from the database's rows) or "black-box" (inferred from the
-    /// answers alone, [`crate::blackbox`]).
-    pub mode: &'static str,
-    pub operations: usize,
-    pub posts: usize,
-    pub statements: usize,
-    pub applied: usize,
-    pub not_applied: usize,
-    pub unknown: usize,
-    pub rows: usize,
-    pub strict_serializable: bool,
-    pub violations_total: usize,
-    /// The first violations (all of them are counted in `violations_total`).
-    pub violations: Vec<Violation>,
-}
-
-impl Report {
-    /// The line the stress and fault reports carry.
-    pub fn line(&self) -> String {
-        format!(
-            "history: {} operations, strict serializable: {}{}",
-            self.operations,
-            if self.strict_serializable {
-                "yes"
-            } else {
-                "no"
-            },
-            if self.mode == "black-box" {
-                " (black-box)"
-            } else {
-                ""
-            }
-        )
-    }
-}
-
-pub(crate) const KEEP: usize = 200;
-
-fn seconds(ns: u64) -> String {
-    format!("{:.6} s", ns as f64 / 1e9)
-}
-
-/// A request, in words, for a violation's report.
-pub fn describe(op: &Op) -> String {
-    let answer = match op.status {
-        0 => "no answer".to_string(),
-        s => s.to_string(),
-    };
-    let mut when = format!(
-        "invoked {} completed {} -> {answer}",
-        seconds(op.invoke_ns),
-        seconds(op.complete_ns)
-    );
-    if !op.attempts.is_empty() {
-        let each: Vec<String> = op
-            .attempts
-            .iter()
-            .map(|a| {
-                let status = match a.status {
-                    0 => "no answer".to_string(),
-                    s => s.to_string(),
-                };
-                let replay = if a.replayed { " replayed" } else { "" };
-                format!("{status}{replay} at {}", seconds(a.sent_ns))
-            })
-            .collect();
-        when.push_str(&format!(" (attempts: {})", each.join(", ")));
-    }
-    match &op.tx {
-        Some(tx) => format!(
-            "POST client {} {} {} {:?}, {when}",
-            op.client, tx.tipo, tx.valor, tx.descricao
-        ),
-        None => format!("GET statement of client {}, {when}", op.client),
-    }
-}
+use crate::report::KEEP;
+pub use crate::report::{CONTRACT, ORDER, RULES, Report, Violation, describe};
 
 /// Range minima over a fixed array, in O(1) per query.
 struct SparseMin {
@@ -154,11 +72,27 @@ struct Found {
 
 impl Found {
     fn add(&mut self, client: u32, rule: &'static str, what: String, ops: &[&Op]) {
+        self.push(client, rule, ORDER, what, ops);
+    }
+
+    fn contract(&mut self, client: u32, rule: &'static str, what: String, ops: &[&Op]) {
+        self.push(client, rule, CONTRACT, what, ops);
+    }
+
+    fn push(
+        &mut self,
+        client: u32,
+        rule: &'static str,
+        kind: &'static str,
+        what: String,
+        ops: &[&Op],
+    ) {
         self.total += 1;
         if self.kept.len() < KEEP {
             self.kept.push(Violation {
                 client,
                 rule,
+                kind,
                 what,
                 requests: ops.iter().map(|op| describe(op)).collect(),
             });
@@ -174,12 +108,18 @@ pub fn check(history: &[Op], ledger: &Ledger) -> Report {
 /// As [`check`], where the ledger's rows with a description in `background` were there
 /// before the run (no request of the history made them).
 pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>) -> Report {
+    check_refs(&history.iter().collect::<Vec<_>>(), ledger, background)
+}
+
+/// As [`check_with`], on the history's operations by reference (the black-box mode hands
+/// over the clients it found an order for, without copying them).
+pub fn check_refs(history: &[&Op], ledger: &Ledger, background: &HashSet<String>) -> Report {
     let mut found = Found {
         total: 0,
         kept: Vec::new(),
     };
     let mut by_desc: HashMap<&str, &Op> = HashMap::new();
-    for op in history {
+    for &op in history {
         let Some(tx) = &op.tx else { continue };
         if by_desc.insert(tx.descricao.as_str(), op).is_some() {
             found.add(
@@ -198,7 +138,7 @@ pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>)
         rows.entry(row.0).or_default().push(row);
     }
     let mut ops: BTreeMap<u32, Vec<&Op>> = BTreeMap::new();
-    for op in history {
+    for &op in history {
         ops.entry(op.client).or_default().push(op);
     }
     let clients: BTreeMap<u32, (i64, i64)> = ledger
@@ -243,8 +183,8 @@ pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>)
     }
 
     let posts = history.iter().filter(|op| op.tx.is_some());
-    let fates: Vec<Fate> = posts.clone().map(Op::fate).collect();
-    Report {
+    let fates: Vec<Fate> = posts.clone().map(|op| op.fate()).collect();
+    let mut report = Report {
         mode: "ledger",
         operations: history.len(),
         posts: fates.len(),
@@ -253,10 +193,17 @@ pub fn check_with(history: &[Op], ledger: &Ledger, background: &HashSet<String>)
         not_applied: fates.iter().filter(|f| **f == Fate::NotApplied).count(),
         unknown: fates.iter().filter(|f| **f == Fate::Unknown).count(),
         rows: ledger.transacoes.len(),
-        strict_serializable: found.total == 0,
+        verdict: "yes",
+        strict_serializable: true,
+        rules: RULES.to_vec(),
         violations_total: found.total,
+        no_serial_order: 0,
+        contract: 0,
         violations: found.kept,
-    }
+        undecided: Vec::new(),
+    };
+    report.settle();
+    report
 }
 
 /// One client's order (positions 1..=n; 0 is the empty prefix) and what is derived from it.
@@ -267,6 +214,8 @@ struct Client<'a> {
     sum: Vec<i64>,
     /// The request of the transaction at each position, when there is one.
     op_at: Vec<Option<&'a Op>>,
+    /// The stored row at each position (1..=n at index p − 1).
+    rows: Vec<&'a Row>,
     /// `invoked_max[k]`: the latest invocation among positions 1..=k, and where it is.
     invoked_max: Vec<(u64, usize)>,
     /// Acknowledged (200) transactions by completion: (completed, position), and the running
@@ -362,6 +311,7 @@ impl<'a> Client<'a> {
             limite,
             sum,
             op_at,
+            rows: rows.to_vec(),
             invoked_max,
             acked,
             acked_max,
@@ -386,11 +336,29 @@ impl<'a> Client<'a> {
     }
 
     /// The largest prefix a request completed at `t` may see: none of its transactions was
-    /// invoked at or after `t`.
+    /// invoked after `t` (an instant equal to `t` is concurrent, as everywhere: one operation
+    /// precedes another only when it completed strictly before the other was invoked).
     fn upper_bound(&self, t: u64) -> usize {
         self.invoked_max
-            .partition_point(|&(m, _)| m < t)
+            .partition_point(|&(m, _)| m <= t)
             .saturating_sub(1)
+    }
+
+    /// The first prefix in `lo..=hi` whose balance is below `threshold`.
+    fn first_below(&self, lo: usize, hi: usize, threshold: i64) -> Option<usize> {
+        if self.minima.min(lo, hi) >= threshold {
+            return None;
+        }
+        let (mut a, mut b) = (lo, hi);
+        while a < b {
+            let m = (a + b) / 2;
+            if self.minima.min(lo, m) < threshold {
+                b = m;
+            } else {
+                a = m + 1;
+            }
+        }
+        Some(a)
     }
 
     fn check(&self, saldo: i64, ops: &[&'a Op], found: &mut Found) {
@@ -424,11 +392,46 @@ impl<'a> Client<'a> {
                 later = (op.complete_ns, p);
             }
         }
+        // The reads (statements, refusals) each see the order at one point. Real time
+        // orders them among themselves too: a read invoked after another completed sees no
+        // earlier point than that one did. Each is given the earliest point it can have, in
+        // order of invocation (that leaves the most room to the reads after it).
+        let mut reads: Vec<&'a Op> = Vec::new();
         for op in ops {
             match &op.tx {
-                Some(_) => self.check_post(op, found),
-                None if op.status == 200 => self.check_statement(op, found),
+                Some(tx) => {
+                    self.check_post(op, found);
+                    if op.fate() == Fate::NotApplied
+                        && op.status == 422
+                        && !self.position.contains_key(tx.descricao.as_str())
+                    {
+                        reads.push(op);
+                    }
+                }
+                None if op.status == 200 => reads.push(op),
                 None => {}
+            }
+        }
+        reads.sort_by_key(|op| (op.invoke_ns, op.complete_ns));
+        let mut answered: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, usize)>> =
+            std::collections::BinaryHeap::new();
+        let mut floor: (usize, Option<&'a Op>) = (0, None);
+        for (r, op) in reads.iter().enumerate() {
+            while answered
+                .peek()
+                .is_some_and(|std::cmp::Reverse((c, _, _))| *c < op.invoke_ns)
+            {
+                let std::cmp::Reverse((_, point, by)) = answered.pop().expect("peeked");
+                if point > floor.0 || floor.1.is_none() {
+                    floor = (point, Some(reads[by]));
+                }
+            }
+            let point = match &op.tx {
+                Some(_) => self.check_refusal(op, floor, found),
+                None => self.check_statement(op, floor, found),
+            };
+            if let Some(point) = point {
+                answered.push(std::cmp::Reverse((op.complete_ns, point, r)));
             }
         }
     }
@@ -479,24 +482,56 @@ impl<'a> Client<'a> {
                 ),
                 &[op],
             ),
-            (Fate::NotApplied, None) if op.status == 422 => self.check_refusal(op, found),
             (Fate::NotApplied, None) | (Fate::Unknown, _) => {}
         }
     }
 
-    /// A 422 is explained when, at some prefix inside its real-time window, the debit did not fit.
-    fn check_refusal(&self, op: &'a Op, found: &mut Found) {
+    /// A 422 is explained when, at some prefix inside its real-time window (and no earlier
+    /// than `floor`, what a read answered before it was invoked saw), the debit did not fit.
+    /// The point it is given, when it has one.
+    fn check_refusal(
+        &self,
+        op: &'a Op,
+        floor: (usize, Option<&'a Op>),
+        found: &mut Found,
+    ) -> Option<usize> {
         let tx = op.tx.as_ref().expect("a POST");
         let (lo, set_by) = self.lower_bound(op.invoke_ns);
+        let (lo, set_by) = if floor.1.is_some() && floor.0 > lo {
+            floor
+        } else {
+            (lo, set_by)
+        };
         let hi = self.upper_bound(op.complete_ns);
+        // sum[p] - valor < -limite
+        let threshold = tx.valor - self.limite;
         if tx.tipo != "d" {
-            found.add(
+            found.contract(
                 self.id,
                 "refusal",
                 "a credit refused with 422".into(),
                 &[op],
             );
-        } else if lo > hi {
+            return None;
+        }
+        if lo <= hi {
+            if let Some(p) = self.first_below(lo, hi, threshold) {
+                return Some(p);
+            }
+            if let Some(p) = self.first_below(lo, hi, threshold + 1) {
+                found.contract(
+                    self.id,
+                    "refusal",
+                    format!(
+                        "refused as over the limit, but the debit of {} ends on exactly -limite ({}) at prefix {p}: it fits",
+                        tx.valor, -self.limite
+                    ),
+                    &[op],
+                );
+                return Some(p);
+            }
+        }
+        if lo > hi {
             let mut involved = vec![op];
             involved.extend(set_by);
             found.add(
@@ -505,7 +540,7 @@ impl<'a> Client<'a> {
                 format!("no point of the order fits its real-time window (prefix {lo}..={hi})"),
                 &involved,
             );
-        } else if self.minima.min(lo, hi) - tx.valor >= -self.limite {
+        } else {
             found.add(
                 self.id,
                 "refusal",
@@ -516,25 +551,32 @@ impl<'a> Client<'a> {
                 &[op],
             );
         }
+        None
     }
 
-    fn check_statement(&self, op: &'a Op, found: &mut Found) {
+    /// Checks a statement; the point it shows, when it names one.
+    fn check_statement(
+        &self,
+        op: &'a Op,
+        floor: (usize, Option<&'a Op>),
+        found: &mut Found,
+    ) -> Option<usize> {
         let id = self.id;
         let body = op.body.as_ref();
         let total = body.and_then(|b| b["saldo"]["total"].as_i64());
         let limite = body.and_then(|b| b["saldo"]["limite"].as_i64());
         let list = body.and_then(|b| b["ultimas_transacoes"].as_array());
         let (Some(total), Some(limite), Some(list)) = (total, limite, list) else {
-            found.add(
+            found.contract(
                 id,
                 "d",
                 "the statement is not the contract's JSON".into(),
                 &[op],
             );
-            return;
+            return None;
         };
         if limite != self.limite {
-            found.add(
+            found.contract(
                 id,
                 "d",
                 format!("saldo.limite {limite}, the client's is {}", self.limite),
@@ -559,7 +601,7 @@ impl<'a> Client<'a> {
                         ),
                         &[op],
                     );
-                    return;
+                    return None;
                 }
             },
         };
@@ -578,7 +620,7 @@ impl<'a> Client<'a> {
                 &[op],
             );
         }
-        let mut previous: Option<&str> = None;
+        let mut previous: Option<(&str, i128)> = None;
         for (j, entry) in list.iter().enumerate().take(expected) {
             let p = k - j;
             let row_op = self.op_at[p];
@@ -587,14 +629,21 @@ impl<'a> Client<'a> {
                 entry["tipo"].as_str(),
                 entry["descricao"].as_str(),
             );
-            let matches = row_op.and_then(|o| o.tx.as_ref()).is_some_and(|tx| {
-                shown
-                    == (
-                        Some(tx.valor),
-                        Some(tx.tipo.as_str()),
-                        Some(tx.descricao.as_str()),
-                    )
-            });
+            let matches = match row_op.and_then(|o| o.tx.as_ref()) {
+                Some(tx) => {
+                    shown
+                        == (
+                            Some(tx.valor),
+                            Some(tx.tipo.as_str()),
+                            Some(tx.descricao.as_str()),
+                        )
+                }
+                // A row from before the run (no request made it): the row itself.
+                None => {
+                    let (_, _, valor, tipo, descricao) = self.rows[p - 1];
+                    shown == (Some(*valor), Some(tipo.as_str()), Some(descricao.as_str()))
+                }
+            };
             if !matches {
                 found.add(
                     id,
@@ -605,26 +654,47 @@ impl<'a> Client<'a> {
                     &[op],
                 );
             }
-            let at = entry["realizada_em"].as_str();
-            if previous.zip(at).is_some_and(|(prev, at)| at > prev) {
-                let (prev, at) = (previous.unwrap_or_default(), at.unwrap_or_default());
-                found.add(
+            let Some(at) = entry["realizada_em"].as_str() else {
+                continue;
+            };
+            let Some(instant) = rfc3339::parse(at) else {
+                found.contract(
+                    id,
+                    "d",
+                    format!("ultimas_transacoes[{j}].realizada_em {at:?} is not RFC 3339"),
+                    &[op],
+                );
+                continue;
+            };
+            if let Some((prev, before)) = previous
+                && instant > before
+            {
+                found.contract(
                     id,
                     "d",
                     format!("realizada_em increases at ultimas_transacoes[{j}]: {at} after {prev}"),
                     &[op],
                 );
             }
-            previous = at.or(previous);
+            previous = Some((at, instant));
         }
         let (lo, set_by) = self.lower_bound(op.invoke_ns);
         if k < lo {
             let mut involved = vec![op];
             involved.extend(set_by);
             found.add(id, "d", format!("stale: shows {k} transactions, misses position {lo}, acknowledged before it was asked for"), &involved);
+        } else if let (point, Some(earlier)) = floor
+            && k < point
+        {
+            found.add(
+                id,
+                "d",
+                format!("stale: shows {k} transactions, but a read answered before it was asked for saw {point}"),
+                &[op, earlier],
+            );
         }
         let (invoked, at) = self.invoked_max[k];
-        if k > 0 && invoked >= op.complete_ns {
+        if k > 0 && invoked > op.complete_ns {
             let mut involved = vec![op];
             involved.extend(self.op_at[at]);
             found.add(
@@ -634,6 +704,7 @@ impl<'a> Client<'a> {
                 &involved,
             );
         }
+        Some(k)
     }
 }
 

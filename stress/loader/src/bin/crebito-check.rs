@@ -6,8 +6,10 @@
 //! The history is what `crebito-loader --history` wrote; the ledger the database's final rows
 //! as `stress/ledger.sql` exports them. Without a ledger the order is inferred from the
 //! answers alone (`crebito_loader::blackbox`): any implementation of the contract can be
-//! checked. Prints "history: N operations, strict serializable: yes|no" and each violation
-//! with the requests involved; exit code 1 on any violation.
+//! checked. Prints "history: N operations, strict serializable: yes|no|undecided …" and
+//! each violation with the requests involved. Exit code 0 yes, 1 on any violation, 2
+//! undecided (the black-box search gave up on a client: neither passed nor failed), 3 when
+//! the history or the ledger cannot be read.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -29,9 +31,13 @@ struct Args {
     /// Without it, the black-box check: each client's order inferred from the answers.
     #[arg(long)]
     ledger: Option<PathBuf>,
-    /// Write the report (counts, strict_serializable, violations) as JSON here.
+    /// Write the report (counts, verdict, violations) as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The black-box search's budget per client, in steps (it grows with the client's
+    /// history: at least 200 per operation). Past it the client is undecided.
+    #[arg(long, default_value_t = blackbox::BUDGET)]
+    budget: usize,
 }
 
 fn main() {
@@ -39,7 +45,7 @@ fn main() {
     let started = std::time::Instant::now();
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         eprintln!("crebito-check: {what}: {e}");
-        std::process::exit(2)
+        std::process::exit(3)
     };
     let file = std::fs::File::open(&args.history).unwrap_or_else(|e| fail("history", &e));
     let mut history = Vec::new();
@@ -55,7 +61,7 @@ fn main() {
             let ledger: Ledger = serde_json::from_str(&text).unwrap_or_else(|e| fail("ledger", &e));
             check::check(&history, &ledger)
         }
-        None => blackbox::check(&history),
+        None => blackbox::check_within(&history, args.budget),
     };
     let mut json = serde_json::to_value(&report).expect("json");
     json["seconds"] =
@@ -65,7 +71,7 @@ fn main() {
             .unwrap_or_else(|e| fail("--out", &e));
     }
     for v in &report.violations {
-        eprintln!("client {} ({}): {}", v.client, v.rule, v.what);
+        eprintln!("client {} ({}, {}): {}", v.client, v.rule, v.kind, v.what);
         for r in &v.requests {
             eprintln!("    {r}");
         }
@@ -76,10 +82,16 @@ fn main() {
             report.violations_total - report.violations.len()
         );
     }
+    for u in &report.undecided {
+        eprintln!(
+            "client {}: undecided — gave up after {} steps",
+            u.client, u.steps
+        );
+    }
     println!(
         "{} ({:.2} s to check)",
         report.line(),
         started.elapsed().as_secs_f64()
     );
-    std::process::exit(if report.strict_serializable { 0 } else { 1 });
+    std::process::exit(report.exit_code());
 }
