@@ -1,5 +1,5 @@
-//! Group commit: a connection's writes leave together, one transaction — one WAL flush — for
-//! many.
+//! A lane: one connection and the queue of writes waiting for it, with group commit — the
+//! writes waiting leave together, one transaction (one WAL flush) for many.
 //!
 //! Why: in the durable profile a commit waits for its WAL flush, the disk's time (0.1–0.2 ms
 //! on this project's machines), with the client's row locked; one flush per write caps the
@@ -42,9 +42,9 @@ use tokio::sync::oneshot;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Row, Statement as Prepared};
 
-use super::LedgerError;
-use super::node::{Conn, classify};
 use crate::domain::{ClientId, Description, IdempotencyKey, Transaction};
+use crate::store::LedgerError;
+use crate::store::postgres::conn::{Conn, classify};
 
 /// Upper bounds of the batch-size histogram (`crebito_pg_batch_size`).
 const SIZES: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
@@ -142,11 +142,13 @@ struct Queue {
     waiting: Vec<Member>,
 }
 
-/// One connection's group commit.
-pub(super) struct Writes {
+/// One connection and its group commit.
+pub(super) struct Lane {
+    /// The wire: every request of the lane goes on it.
+    pub(super) conn: Conn,
     /// The most writes per transaction; 1: none wait, every write is sent at once, alone.
     limit: usize,
-    /// Mirrors `queue.busy`, for [`Writes::idle`] without the lock.
+    /// Mirrors `queue.busy`, for [`Lane::idle`] without the lock.
     busy: AtomicBool,
     queue: Mutex<Queue>,
     stats: Arc<Stats>,
@@ -163,9 +165,10 @@ pub(super) struct Stats {
     waiting: AtomicI64,
 }
 
-impl Writes {
-    pub(super) fn new(limit: usize, stats: Arc<Stats>) -> Writes {
-        Writes {
+impl Lane {
+    pub(super) fn new(conn: Conn, limit: usize, stats: Arc<Stats>) -> Lane {
+        Lane {
+            conn,
             limit: limit.max(1),
             busy: AtomicBool::new(false),
             queue: Mutex::new(Queue::default()),
@@ -248,27 +251,26 @@ fn family(
     }
 }
 
-/// Sends `write` on `conn`: at once and alone when no write is in flight there (or batching
+/// Sends `write` on `lane`: at once and alone when no write is in flight there (or batching
 /// is off, or `alone`), else with the next batch. `order` places its client in the global
 /// lock order; `lock` is the lock statement for its client's table.
 pub(super) async fn write(
-    conn: &Arc<Conn>,
+    lane: &Arc<Lane>,
     order: (i64, i32),
     statement: Prepared,
     lock: &Prepared,
     write: Write,
     alone: bool,
 ) -> Done {
-    let writes = &conn.writes;
-    if alone || writes.limit == 1 {
-        writes.stats.observe(1);
-        return single(conn, &statement, &write).await;
+    if alone || lane.limit == 1 {
+        lane.stats.observe(1);
+        return single(&lane.conn, &statement, &write).await;
     }
     let waiting = {
-        let mut queue = writes.queue.lock().expect("not poisoned");
+        let mut queue = lane.queue.lock().expect("not poisoned");
         if queue.busy {
             let (reply, answer) = oneshot::channel();
-            writes.stats.waiting.fetch_add(1, Ordering::Relaxed);
+            lane.stats.waiting.fetch_add(1, Ordering::Relaxed);
             queue.waiting.push(Member {
                 order,
                 statement,
@@ -279,7 +281,7 @@ pub(super) async fn write(
             Err(answer)
         } else {
             queue.busy = true;
-            writes.busy.store(true, Ordering::Relaxed);
+            lane.busy.store(true, Ordering::Relaxed);
             Ok((statement, write))
         }
     };
@@ -292,9 +294,9 @@ pub(super) async fn write(
         Ok((statement, write)) => {
             // Whether this request is answered or abandoned (its deadline passed), the
             // writes queued meanwhile leave next.
-            let _next = PassOn(conn);
-            writes.stats.observe(1);
-            single(conn, &statement, &write).await
+            let _next = PassOn(lane);
+            lane.stats.observe(1);
+            single(&lane.conn, &statement, &write).await
         }
     }
 }
@@ -307,11 +309,11 @@ async fn single(conn: &Conn, statement: &Prepared, write: &Write) -> Done {
 }
 
 /// On drop, hands the connection to the writes that queued behind the one in flight.
-struct PassOn<'a>(&'a Arc<Conn>);
+struct PassOn<'a>(&'a Arc<Lane>);
 
 impl Drop for PassOn<'_> {
     fn drop(&mut self) {
-        let Some(batch) = next_batch(&self.0.writes) else {
+        let Some(batch) = next_batch(self.0) else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
@@ -327,24 +329,24 @@ impl Drop for PassOn<'_> {
 }
 
 /// The next batch, or none (and the connection idle again).
-fn next_batch(writes: &Writes) -> Option<Vec<Member>> {
-    let mut queue = writes.queue.lock().expect("not poisoned");
+fn next_batch(lane: &Lane) -> Option<Vec<Member>> {
+    let mut queue = lane.queue.lock().expect("not poisoned");
     if queue.waiting.is_empty() {
         queue.busy = false;
-        writes.busy.store(false, Ordering::Relaxed);
+        lane.busy.store(false, Ordering::Relaxed);
         return None;
     }
-    let n = queue.waiting.len().min(writes.limit);
-    writes.stats.waiting.fetch_sub(n as i64, Ordering::Relaxed);
+    let n = queue.waiting.len().min(lane.limit);
+    lane.stats.waiting.fetch_sub(n as i64, Ordering::Relaxed);
     Some(queue.waiting.drain(..n).collect())
 }
 
 /// Sends batches until nothing more is waiting.
-async fn run(conn: Arc<Conn>, mut batch: Vec<Member>) {
+async fn run(lane: Arc<Lane>, mut batch: Vec<Member>) {
     loop {
-        conn.writes.stats.observe(batch.len());
-        commit(&conn, batch).await;
-        match next_batch(&conn.writes) {
+        lane.stats.observe(batch.len());
+        commit(&lane, batch).await;
+        match next_batch(&lane) {
             Some(next) => batch = next,
             None => return,
         }
@@ -352,7 +354,8 @@ async fn run(conn: Arc<Conn>, mut batch: Vec<Member>) {
 }
 
 /// One transaction for the members, each answered once it is over.
-async fn commit(conn: &Conn, mut members: Vec<Member>) {
+async fn commit(lane: &Lane, mut members: Vec<Member>) {
+    let conn = &lane.conn;
     // Stable: a client's writes keep their arrival order.
     members.sort_by_key(|m| m.order);
     if conn.is_closed() {
@@ -419,10 +422,7 @@ async fn commit(conn: &Conn, mut members: Vec<Member>) {
     let locked = results;
     let outcome = settle(&opened, &locked, &answers, &committed);
     if outcome == Settled::RolledBack {
-        conn.writes
-            .stats
-            .rolled_back
-            .fetch_add(1, Ordering::Relaxed);
+        lane.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
     }
     for (m, answer) in members.into_iter().zip(answers) {
         let done = match (outcome, answer) {
