@@ -591,3 +591,55 @@ async fn a_lost_batch_is_504_for_each_member_and_an_unsent_one_503() {
         "e1 and e2 once; f1, f2 and the lost blocker x1 never"
     );
 }
+
+/// A connection's queue is bounded (`--pg-queue`): with it full, one more write is refused
+/// at once — answered 503 while the write in flight still waits, not queued behind it — and
+/// never sent; the writes already queued are served as before once the server answers. The
+/// high-water mark and the refusals show on /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_beyond_the_queue_bound_is_refused_at_once_and_never_sent() {
+    let app = spawn_app_with(Backend::Postgres, |a| {
+        a.store.pg_connections = 1;
+        a.store.pg_queue = 2;
+        a.store_timeout = 30;
+    })
+    .await;
+    let five = Held::lock(&app.database_url, 5).await;
+    let blocker = occupy(&app.api, 5, "x0").await;
+    let credit = |v: i64, d: &str| json!({"valor": v, "tipo": "c", "descricao": d});
+    let queued = [
+        queue(&app.api, 1, credit(1, "q1"), None).await,
+        queue(&app.api, 2, credit(2, "q2"), None).await,
+    ];
+    // Row 5 is still held: an answer now cannot have waited for the queue to move.
+    let (s, body, _) = post(&app.api, 3, credit(3, "q3"), Some("q3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!("store unavailable: not applied, retry")
+        ),
+        "refused at once, with the queue full"
+    );
+    assert_eq!(app.metric("crebito_pg_batch_queue_full_total").await, 1.0);
+    assert_eq!(app.metric("crebito_pg_batch_waiting_max").await, 2.0);
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    for q in queued {
+        assert_eq!(q.await.unwrap().0, 200);
+    }
+    // Not applied: its keyed retry applies it now, the first time.
+    let (s, _, replayed) = app.post_keyed(3, credit(3, "q3"), "q3").await;
+    assert_eq!(
+        (s.as_u16(), replayed),
+        (200, false),
+        "q3: not applied before"
+    );
+    let rows = audit(&app.database_url).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
+        [(1, 1), (2, 1), (3, 1), (0, 0), (1, 1)]
+    );
+}

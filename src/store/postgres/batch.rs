@@ -17,6 +17,10 @@
 //!   when a member carries an idempotency key, a lock of every client of the batch in that
 //!   order comes first (sql/postgres/lock.sql); one that waited alone leaves as its own
 //!   statement;
+//! - at most `--pg-queue` writes wait per connection: one more is refused at once, 503, never
+//!   sent. A frozen server thus leaves a bounded backlog, a few transactions' worth, that
+//!   drains at once when it answers again, instead of one that grows for as long as it is
+//!   frozen and that every new write then waits behind (and times out behind);
 //! - no member is answered before the COMMIT is.
 //!
 //! What a member is told is what happened to it ([`Done`]):
@@ -35,7 +39,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::BytesMut;
 use tokio::sync::oneshot;
@@ -148,14 +152,18 @@ pub(super) struct Lane {
     pub(super) conn: Conn,
     /// The most writes per transaction; 1: none wait, every write is sent at once, alone.
     limit: usize,
+    /// The most writes waiting (`--pg-queue`); one more is refused at once, never sent.
+    bound: usize,
     /// Mirrors `queue.busy`, for [`Lane::idle`] without the lock.
     busy: AtomicBool,
+    /// Mirrors `queue.waiting.len()`, for [`Lane::waiting`] without the lock.
+    len: AtomicUsize,
     queue: Mutex<Queue>,
     stats: Arc<Stats>,
 }
 
-/// Transactions by number of writes, rollbacks, and writes waiting (shared by a node's
-/// connections).
+/// Transactions by number of writes, rollbacks, writes waiting and refused (shared by a
+/// node's connections).
 #[derive(Default)]
 pub(super) struct Stats {
     sizes: [AtomicU64; SIZES.len()],
@@ -163,14 +171,20 @@ pub(super) struct Stats {
     transactions: AtomicU64,
     rolled_back: AtomicU64,
     waiting: AtomicI64,
+    /// The most writes seen waiting at once, since the start.
+    waiting_max: AtomicI64,
+    /// Writes refused because their connection's queue was full.
+    full: AtomicU64,
 }
 
 impl Lane {
-    pub(super) fn new(conn: Conn, limit: usize, stats: Arc<Stats>) -> Lane {
+    pub(super) fn new(conn: Conn, limit: usize, bound: usize, stats: Arc<Stats>) -> Lane {
         Lane {
             conn,
             limit: limit.max(1),
+            bound: bound.max(1),
             busy: AtomicBool::new(false),
+            len: AtomicUsize::new(0),
             queue: Mutex::new(Queue::default()),
             stats,
         }
@@ -179,6 +193,11 @@ impl Lane {
     /// No write of this connection is in flight: a write sent now goes at once.
     pub(super) fn idle(&self) -> bool {
         !self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Writes waiting for this connection's next transaction.
+    pub(super) fn waiting(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
     }
 }
 
@@ -233,6 +252,22 @@ pub(super) fn render(out: &mut String, nodes: &[(&str, &Stats)]) {
         nodes,
         |s| s.waiting.load(Ordering::Relaxed),
     );
+    family(
+        out,
+        "crebito_pg_batch_waiting_max",
+        "The most writes seen waiting at once since the start (high-water mark; at most --pg-queue per connection).",
+        "gauge",
+        nodes,
+        |s| s.waiting_max.load(Ordering::Relaxed),
+    );
+    family(
+        out,
+        "crebito_pg_batch_queue_full_total",
+        "Writes refused at once with 503, never sent, because their connection's queue was full (--pg-queue).",
+        "counter",
+        nodes,
+        |s| s.full.load(Ordering::Relaxed) as i64,
+    );
 }
 
 /// One metric family, a series per node.
@@ -268,9 +303,17 @@ pub(super) async fn write(
     }
     let waiting = {
         let mut queue = lane.queue.lock().expect("not poisoned");
+        if queue.busy && queue.waiting.len() >= lane.bound {
+            // Full: refused now, never sent, rather than queued behind a backlog that a
+            // frozen server would leave for every later write to wait behind.
+            lane.stats.full.fetch_add(1, Ordering::Relaxed);
+            return Done::Lost(LedgerError::Unavailable);
+        }
         if queue.busy {
             let (reply, answer) = oneshot::channel();
-            lane.stats.waiting.fetch_add(1, Ordering::Relaxed);
+            let now = lane.stats.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+            lane.stats.waiting_max.fetch_max(now, Ordering::Relaxed);
+            lane.len.fetch_add(1, Ordering::Relaxed);
             queue.waiting.push(Member {
                 order,
                 statement,
@@ -338,6 +381,7 @@ fn next_batch(lane: &Lane) -> Option<Vec<Member>> {
     }
     let n = queue.waiting.len().min(lane.limit);
     lane.stats.waiting.fetch_sub(n as i64, Ordering::Relaxed);
+    lane.len.fetch_sub(n, Ordering::Relaxed);
     Some(queue.waiting.drain(..n).collect())
 }
 

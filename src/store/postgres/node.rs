@@ -100,8 +100,8 @@ impl Node {
     }
 
     /// A live lane and its slot, starting from the next slot in turn: the first one with no
-    /// write in flight (a request sent there waits for nobody's commit), else the first live
-    /// one. Dead slots start reconnecting.
+    /// write in flight (a request sent there waits for nobody's commit), else the live one
+    /// with the fewest writes waiting. Dead slots start reconnecting.
     pub(super) fn lane(self: &Arc<Self>) -> Result<(usize, Arc<Lane>), LedgerError> {
         let n = self.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +114,12 @@ impl Node {
                     if c.idle() {
                         return Ok((i, c));
                     }
-                    live.get_or_insert((i, c));
+                    if live
+                        .as_ref()
+                        .is_none_or(|(_, l): &(usize, Arc<Lane>)| c.waiting() < l.waiting())
+                    {
+                        live = Some((i, c));
+                    }
                 }
                 _ => self.mark_dead(i),
             }
@@ -180,7 +185,13 @@ async fn open_lane(
     stats: &Arc<Stats>,
 ) -> Result<Lane, tokio_postgres::Error> {
     let conn = Conn::open(client, options.layout).await?;
-    Ok(Lane::new(conn, batch_limit(options, role), stats.clone()))
+    let bound = usize::from(options.queue.max(1));
+    Ok(Lane::new(
+        conn,
+        batch_limit(options, role),
+        bound,
+        stats.clone(),
+    ))
 }
 
 /// Reopens slot `i`, retrying every 50–250 ms (a restarted server is usually back within a

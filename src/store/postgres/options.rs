@@ -33,6 +33,9 @@ pub struct Options {
     pub connections: u16,
     /// The most writes per transaction (batch.rs); 1: each write its own.
     pub batch: u16,
+    /// The most writes waiting for one connection (batch.rs); beyond it a write is refused
+    /// at once, never sent.
+    pub queue: u16,
     /// The Citus layout: each client's requests straight to its worker (route.rs), or all
     /// through the coordinator.
     pub direct: bool,
