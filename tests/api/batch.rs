@@ -643,3 +643,51 @@ async fn a_write_beyond_the_queue_bound_is_refused_at_once_and_never_sent() {
         [(1, 1), (2, 1), (3, 1), (0, 0), (1, 1)]
     );
 }
+
+/// A queued write whose caller is gone — its deadline passed and it was answered 504 "outcome
+/// unknown" — is dropped when its turn comes, never sent: the write ahead of it, sent before
+/// its own deadline passed, is applied (its 504 was honest), the abandoned one is not, and the
+/// connection serves the next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_write_whose_caller_is_gone_is_never_sent() {
+    let app = spawn_app_with(Backend::Postgres, |a| {
+        a.store.pg_connections = 1;
+        a.store_timeout = 5;
+    })
+    .await;
+    let url = app.database_url.clone();
+    let admin = connect(&url).await;
+    let (five, four) = (Held::lock(&url, 5).await, Held::lock(&url, 4).await);
+    let credit = |v: i64, d: &str| json!({"valor": v, "tipo": "c", "descricao": d});
+    let blocker = occupy(&app.api, 5, "x0").await;
+    let sent = queue(&app.api, 4, credit(4, "m4"), None).await;
+    // The blocker answered, the batch task sends the queued write, which waits for row 4: the
+    // connection stays busy with no caller's deadline on it.
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    until("the queued write sent, waiting for row 4", || async {
+        lock_waits(&admin, false).await == 1 && app.metric("crebito_pg_batch_waiting").await == 0.0
+    })
+    .await;
+    let gone = queue(&app.api, 3, credit(3, "m3"), Some("m3")).await;
+    const UNKNOWN: &str =
+        "outcome unknown: retry with the same Idempotency-Key to apply it at most once";
+    for h in [sent, gone] {
+        let (s, body, _) = h.await.unwrap();
+        assert_eq!((s, body), (StatusCode::GATEWAY_TIMEOUT, json!(UNKNOWN)));
+    }
+    four.release().await;
+    // The next write is served after the abandoned one's turn (behind it, or on an idle
+    // connection once it has passed).
+    assert_eq!(app.post_json(2, credit(2, "m2")).await.0, 200);
+    let rows = audit(&url).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
+        [(0, 0), (2, 1), (0, 0), (4, 1), (1, 1)],
+        "m4 applied (sent before its deadline), m3 never sent"
+    );
+    assert_eq!(app.metric("crebito_pg_batch_abandoned_total").await, 1.0);
+    // Its keyed retry applies it, the first time.
+    let (s, _, replayed) = app.post_keyed(3, credit(3, "m3"), "m3").await;
+    assert_eq!((s.as_u16(), replayed), (200, false));
+}

@@ -21,6 +21,9 @@
 //!   sent. A frozen server thus leaves a bounded backlog, a few transactions' worth, that
 //!   drains at once when it answers again, instead of one that grows for as long as it is
 //!   frozen and that every new write then waits behind (and times out behind);
+//! - a member whose caller is gone (its deadline passed: it was answered 504 "outcome
+//!   unknown") is dropped unsent when its turn comes: nobody waits for it, and sending it
+//!   would only delay the writes somebody does wait for;
 //! - no member is answered before the COMMIT is.
 //!
 //! What a member is told is what happened to it ([`Done`]):
@@ -37,6 +40,7 @@
 //! id) and every other writer locks one row, so no two transactions wait on each other in a
 //! cycle.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -143,7 +147,15 @@ struct Member {
 #[derive(Default)]
 struct Queue {
     busy: bool,
-    waiting: Vec<Member>,
+    waiting: VecDeque<Member>,
+}
+
+impl Member {
+    /// Its caller is gone: its deadline passed and it was answered 504 "outcome unknown".
+    /// Sent now, it would apply a write nobody waits for, ahead of writes somebody does.
+    fn gone(&self) -> bool {
+        self.reply.is_closed()
+    }
 }
 
 /// One connection and its group commit.
@@ -175,6 +187,8 @@ pub(super) struct Stats {
     waiting_max: AtomicI64,
     /// Writes refused because their connection's queue was full.
     full: AtomicU64,
+    /// Writes dropped from a queue unsent because their caller had gone.
+    abandoned: AtomicU64,
 }
 
 impl Lane {
@@ -198,6 +212,23 @@ impl Lane {
     /// Writes waiting for this connection's next transaction.
     pub(super) fn waiting(&self) -> usize {
         self.len.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` writes out of the queue.
+    fn taken(&self, n: usize) {
+        self.stats.waiting.fetch_sub(n as i64, Ordering::Relaxed);
+        self.len.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Drops the members whose caller is gone (a full queue makes room before refusing).
+    fn forget_gone(&self, queue: &mut Queue) {
+        let before = queue.waiting.len();
+        queue.waiting.retain(|m| !m.gone());
+        let gone = before - queue.waiting.len();
+        self.stats
+            .abandoned
+            .fetch_add(gone as u64, Ordering::Relaxed);
+        self.taken(gone);
     }
 }
 
@@ -262,6 +293,14 @@ pub(super) fn render(out: &mut String, nodes: &[(&str, &Stats)]) {
     );
     family(
         out,
+        "crebito_pg_batch_abandoned_total",
+        "Writes dropped from a queue unsent because their caller had gone (answered 504 at its deadline).",
+        "counter",
+        nodes,
+        |s| s.abandoned.load(Ordering::Relaxed) as i64,
+    );
+    family(
+        out,
         "crebito_pg_batch_queue_full_total",
         "Writes refused at once with 503, never sent, because their connection's queue was full (--pg-queue).",
         "counter",
@@ -304,6 +343,9 @@ pub(super) async fn write(
     let waiting = {
         let mut queue = lane.queue.lock().expect("not poisoned");
         if queue.busy && queue.waiting.len() >= lane.bound {
+            lane.forget_gone(&mut queue);
+        }
+        if queue.busy && queue.waiting.len() >= lane.bound {
             // Full: refused now, never sent, rather than queued behind a backlog that a
             // frozen server would leave for every later write to wait behind.
             lane.stats.full.fetch_add(1, Ordering::Relaxed);
@@ -314,7 +356,7 @@ pub(super) async fn write(
             let now = lane.stats.waiting.fetch_add(1, Ordering::Relaxed) + 1;
             lane.stats.waiting_max.fetch_max(now, Ordering::Relaxed);
             lane.len.fetch_add(1, Ordering::Relaxed);
-            queue.waiting.push(Member {
+            queue.waiting.push_back(Member {
                 order,
                 statement,
                 lock: lock.clone(),
@@ -372,17 +414,29 @@ impl Drop for PassOn<'_> {
 }
 
 /// The next batch, or none (and the connection idle again).
+/// Members whose caller is gone are dropped unsent on the way.
 fn next_batch(lane: &Lane) -> Option<Vec<Member>> {
     let mut queue = lane.queue.lock().expect("not poisoned");
-    if queue.waiting.is_empty() {
+    let mut batch = Vec::with_capacity(queue.waiting.len().min(lane.limit));
+    let mut taken = 0;
+    while batch.len() < lane.limit {
+        let Some(m) = queue.waiting.pop_front() else {
+            break;
+        };
+        taken += 1;
+        if m.gone() {
+            lane.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+        } else {
+            batch.push(m);
+        }
+    }
+    lane.taken(taken);
+    if batch.is_empty() {
         queue.busy = false;
         lane.busy.store(false, Ordering::Relaxed);
         return None;
     }
-    let n = queue.waiting.len().min(lane.limit);
-    lane.stats.waiting.fetch_sub(n as i64, Ordering::Relaxed);
-    lane.len.fetch_sub(n, Ordering::Relaxed);
-    Some(queue.waiting.drain(..n).collect())
+    Some(batch)
 }
 
 /// Sends batches until nothing more is waiting.
