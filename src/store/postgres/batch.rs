@@ -33,8 +33,10 @@
 //!   Citus direct path; a key stored meanwhile by a statement that took no lock): nothing of
 //!   it was applied, so each member runs again alone ([`Done::Again`]): one member's failure
 //!   never becomes another's answer;
-//! - the connection failed, or the COMMIT got no answer: every member's outcome is unknown
-//!   (504; a keyed retry settles each exactly once); never sent: not applied (503).
+//! - the connection failed, or the COMMIT got no answer, or got a FATAL or PANIC (which may
+//!   come after the commit record reached the disk: 53100 from the WAL writer): every
+//!   member's outcome is unknown (504; a keyed retry settles each exactly once) — never 503,
+//!   and never run again; never sent: not applied (503).
 //!
 //! No deadlock: a batch takes client row locks in one global order (by shard, then client
 //! id) and every other writer locks one row, so no two transactions wait on each other in a
@@ -571,7 +573,7 @@ fn settle(
     }
     match committed {
         Err(e) => match classify(e) {
-            // Refused: rolled back.
+            // Refused with an ERROR: rolled back. (A FATAL or PANIC is `Unknown`: conn.rs.)
             LedgerError::Unavailable => {
                 tracing::warn!(error = %e, "postgres batch commit refused");
                 Settled::RolledBack

@@ -245,10 +245,24 @@ impl Conn {
 /// committed: `Unknown`.
 pub(super) fn classify(e: &tokio_postgres::Error) -> LedgerError {
     match e.as_db_error() {
-        Some(db) if !matches!(&db.code().code()[..2], "57" | "08" | "58" | "XX") => {
-            LedgerError::Unavailable
-        }
-        _ => LedgerError::Unknown,
+        Some(db) => reported(db.parsed_severity(), db.code().code()),
+        None => LedgerError::Unknown,
+    }
+}
+
+/// An error the server reported, by severity and SQLSTATE. An ERROR rolls the statement (or
+/// the transaction) back: `Unavailable`, unless its class says the server itself is going
+/// away (57 operator intervention, 08 connection, 58 system, XX internal). A FATAL or PANIC
+/// ends the session whatever its SQLSTATE, and may come after the work it answers is durable:
+/// 53100 (disk full) from the WAL writer on COMMIT, after the commit record may have reached
+/// the disk, or a PANIC whose crash recovery replays that record. Neither says the statement
+/// rolled back: `Unknown`.
+fn reported(severity: Option<Severity>, code: &str) -> LedgerError {
+    let ends_session = matches!(severity, Some(Severity::Fatal | Severity::Panic));
+    if ends_session || matches!(code.get(..2), Some("57" | "08" | "58" | "XX")) {
+        LedgerError::Unknown
+    } else {
+        LedgerError::Unavailable
     }
 }
 
@@ -274,6 +288,41 @@ pub(super) async fn connect_with_patience(
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FATAL or PANIC on COMMIT (53100 from XLogWrite, after the commit record may be on
+    /// disk) says nothing of whether it committed: 504, never 503 "not applied". A plain ERROR
+    /// with the same code rolled back: 503.
+    #[test]
+    fn a_fatal_or_panic_is_outcome_unknown_whatever_its_sqlstate() {
+        for severity in [Severity::Fatal, Severity::Panic] {
+            for code in ["53100", "25P03", "23505", "40001"] {
+                assert_eq!(
+                    reported(Some(severity), code),
+                    LedgerError::Unknown,
+                    "{severity:?} {code}"
+                );
+            }
+        }
+        for code in ["53100", "23505", "40001", "22003"] {
+            assert_eq!(
+                reported(Some(Severity::Error), code),
+                LedgerError::Unavailable,
+                "ERROR {code}"
+            );
+        }
+        for code in ["57P01", "08006", "58030", "XX000"] {
+            assert_eq!(
+                reported(Some(Severity::Error), code),
+                LedgerError::Unknown,
+                "{code}"
+            );
         }
     }
 }
