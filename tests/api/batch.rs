@@ -691,3 +691,49 @@ async fn a_queued_write_whose_caller_is_gone_is_never_sent() {
     let (s, _, replayed) = app.post_keyed(3, credit(3, "m3"), "m3").await;
     assert_eq!((s.as_u16(), replayed), (200, false));
 }
+
+/// A batch task that panics (debug builds panic on a member described `(panic)`:
+/// src/store/postgres/batch.rs) does not leave its connection busy for ever: its members are
+/// told 504 (they may have been sent, as far as anyone knows), the writes queued behind it 503
+/// at once (never sent), the connection is retired and reopened, and writes are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_task_that_panics_frees_its_connection() {
+    let app = spawn_app_with(Backend::Postgres, |a| {
+        a.store.pg_connections = 1;
+        a.store.pg_batch = Some(2);
+        a.store_timeout = 30;
+    })
+    .await;
+    let five = Held::lock(&app.database_url, 5).await;
+    let blocker = occupy(&app.api, 5, "x0").await;
+    let credit = |v: i64, d: &str| json!({"valor": v, "tipo": "c", "descricao": d});
+    let panics = queue(&app.api, 1, credit(1, "(panic)"), None).await;
+    let beside = queue(&app.api, 2, credit(2, "p2"), None).await;
+    let behind = queue(&app.api, 3, credit(3, "p3"), None).await;
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    const UNKNOWN: &str =
+        "outcome unknown: retry with the same Idempotency-Key to apply it at most once";
+    for h in [panics, beside] {
+        let (s, body, _) = h.await.unwrap();
+        assert_eq!((s, body), (StatusCode::GATEWAY_TIMEOUT, json!(UNKNOWN)));
+    }
+    let (s, body, _) = behind.await.unwrap();
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!("store unavailable: not applied, retry")
+        ),
+        "queued behind the panic: never sent"
+    );
+    until("writes are served again", || async {
+        app.post_keyed(4, credit(4, "p4"), "p4").await.0 == 200
+    })
+    .await;
+    let rows = audit(&app.database_url).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
+        [(0, 0), (0, 0), (0, 0), (4, 1), (1, 1)]
+    );
+}

@@ -44,8 +44,8 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use bytes::BytesMut;
 use tokio::sync::oneshot;
@@ -55,6 +55,13 @@ use tokio_postgres::{Row, Statement as Prepared};
 use crate::domain::{ClientId, Description, IdempotencyKey, Transaction};
 use crate::store::LedgerError;
 use crate::store::postgres::conn::{Conn, classify};
+
+/// Debug builds only, a fault for the tests: a batch carrying a write with this description
+/// panics in its task before anything is sent (tests/api/batch.rs shows that the task's drop
+/// guard, [`Running`], frees the lane). Release builds have no such path, and abort on a
+/// panic anyway (Cargo.toml); the guard serves them when the task is dropped.
+#[cfg(debug_assertions)]
+const PANIC_MARK: &str = "(panic)";
 
 /// Upper bounds of the batch-size histogram (`crebito_pg_batch_size`).
 const SIZES: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
@@ -214,6 +221,24 @@ impl Lane {
     /// Writes waiting for this connection's next transaction.
     pub(super) fn waiting(&self) -> usize {
         self.len.load(Ordering::Relaxed)
+    }
+
+    /// The lane's batch task ended without finishing. Its members in flight learn it from
+    /// their dropped reply (504: they may have been sent); the connection may hold a
+    /// half-sent transaction, so it is ended (its slot reconnects); every write still waiting
+    /// was never sent and is told so (503); and the lane is free again.
+    fn stall(&self) {
+        self.conn.end();
+        let waiting: Vec<Member> = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.busy = false;
+            self.busy.store(false, Ordering::Relaxed);
+            queue.waiting.drain(..).collect()
+        };
+        self.taken(waiting.len());
+        for m in waiting {
+            let _ = m.reply.send(Done::Lost(LedgerError::Unavailable));
+        }
     }
 
     /// Counts `n` writes out of the queue.
@@ -410,6 +435,7 @@ impl Drop for PassOn<'_> {
                 for m in batch {
                     let _ = m.reply.send(Done::Lost(LedgerError::Unavailable));
                 }
+                self.0.stall();
             }
         }
     }
@@ -443,12 +469,37 @@ fn next_batch(lane: &Lane) -> Option<Vec<Member>> {
 
 /// Sends batches until nothing more is waiting.
 async fn run(lane: Arc<Lane>, mut batch: Vec<Member>) {
+    let mut running = Running {
+        lane: &lane,
+        done: false,
+    };
     loop {
         lane.stats.observe(batch.len());
         commit(&lane, batch).await;
         match next_batch(&lane) {
             Some(next) => batch = next,
-            None => return,
+            None => {
+                running.done = true;
+                return;
+            }
+        }
+    }
+}
+
+/// The drop guard of a lane's batch task. The task owns the lane while it runs (the lane is
+/// busy, later writes queue for it); should it end any other way than by finding the queue
+/// empty — a panic, or the task dropped — the lane would stay busy for ever, and every later
+/// write on it would wait in its queue until its deadline and get 504, though never sent.
+struct Running<'a> {
+    lane: &'a Lane,
+    done: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::error!("postgres batch task ended before its queue did; connection retired");
+            self.lane.stall();
         }
     }
 }
@@ -456,6 +507,13 @@ async fn run(lane: Arc<Lane>, mut batch: Vec<Member>) {
 /// One transaction for the members, each answered once it is over.
 async fn commit(lane: &Lane, mut members: Vec<Member>) {
     let conn = &lane.conn;
+    #[cfg(debug_assertions)]
+    if members
+        .iter()
+        .any(|m| m.write.description.0.as_str() == PANIC_MARK)
+    {
+        panic!("a batch carries {PANIC_MARK}: its task panics (debug builds only)");
+    }
     // Stable: a client's writes keep their arrival order.
     members.sort_by_key(|m| m.order);
     if conn.is_closed() {

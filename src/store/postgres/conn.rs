@@ -118,6 +118,12 @@ impl Conn {
         self.client.is_closed() || self.ended.load(Ordering::Relaxed)
     }
 
+    /// Ends the connection for crebito: nothing more is sent on it, and its slot reconnects
+    /// (the caller no longer knows what state the session is in).
+    pub(super) fn end(&self) {
+        self.ended.store(true, Ordering::Relaxed);
+    }
+
     /// Notes a request's error: one that ended the session ends the connection.
     fn noted<T>(
         &self,
