@@ -737,3 +737,79 @@ async fn a_batch_task_that_panics_frees_its_connection() {
         [(0, 0), (0, 0), (0, 0), (4, 1), (1, 1)]
     );
 }
+
+/// A refused keyed write stores its key under its client's row lock, as an applied one does
+/// (sql/postgres/apply_once.sql): a batch whose member carries the same key waits for that
+/// lock, then reads the key and answers from it — nothing rolls back. Without the lock, the
+/// member's key INSERT met the refusal's uncommitted key, and the unique violation rolled back
+/// every member of the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_keyed_write_elsewhere_never_rolls_a_batch_back() {
+    let (x, admin) = one_connection(Backend::Postgres).await;
+    let url = x.database_url.clone();
+    let five = Held::lock(&url, 5).await;
+    // crebito's own keyed statement, refused (far over client 1's limit), in a transaction
+    // left open on another session: as a keyed retry through another instance, caught between
+    // its statement and its commit.
+    let other = connect(&url).await;
+    other.batch_execute("BEGIN").await.unwrap();
+    let refused = other
+        .query(
+            include_str!("../../sql/postgres/apply_once.sql"),
+            &[
+                &1i32,
+                &-1_000_000_000i64,
+                &1_000_000_000i32,
+                &"d",
+                &"kr",
+                &"kr",
+                &"another request",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused[0].get::<_, Option<i64>>(0), None, "refused");
+    let blocker = occupy(&x.api, 5, "x0").await;
+    let keyed = queue(
+        &x.api,
+        1,
+        json!({"valor": 11, "tipo": "c", "descricao": "kr"}),
+        Some("kr"),
+    )
+    .await;
+    let two = queue(
+        &x.api,
+        2,
+        json!({"valor": 3, "tipo": "c", "descricao": "y2"}),
+        None,
+    )
+    .await;
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    until("the batch waits for the refusal's transaction", || async {
+        lock_waits(&admin, false).await == 1
+    })
+    .await;
+    other.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        keyed.await.unwrap(),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("Idempotency-Key already used with a different request"),
+            false
+        ),
+        "the key, read from the refusal"
+    );
+    assert_eq!(
+        two.await.unwrap(),
+        (StatusCode::OK, json!({"limite": 80_000, "saldo": 3}), false)
+    );
+    assert_eq!(
+        x.metric("crebito_pg_batch_rollbacks_total").await,
+        0.0,
+        "the batch rolled back"
+    );
+    let rows = audit(&url).await;
+    assert_eq!((rows[0].saldo, rows[0].rows), (0, 0), "nothing applied");
+    assert_eq!((rows[1].saldo, rows[1].rows), (3, 1), "once");
+}
