@@ -71,6 +71,13 @@ pub struct StoreArgs {
     #[arg(long, env = "CREBITO_PG_BATCH", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub pg_batch: Option<u16>,
 
+    /// PostgreSQL only: the most writes waiting for one connection's next transaction (group
+    /// commit). A write that would wait beyond it is refused at once with 503 (never sent: not
+    /// applied), so a frozen or saturated server leaves a bounded backlog, drained within a few
+    /// transactions once it answers again, instead of one that new writes queue behind.
+    #[arg(long, env = "CREBITO_PG_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=65535))]
+    pub pg_queue: u16,
+
     /// PostgreSQL only: `single` (one server) or `citus` (a Citus coordinator: the tables are
     /// distributed by client and each request runs on the one worker that owns the client;
     /// docs: "Scaling out").

@@ -85,6 +85,7 @@ impl Store {
                     seed,
                     connections: args.pg_connections,
                     batch: args.pg_batch(),
+                    queue: args.pg_queue,
                     keys,
                 };
                 PgLedger::connect(url, options)

@@ -19,7 +19,11 @@
 #   api-kill      one crebito instance SIGKILLed; the supervisor restarts it
 #   api-term      one crebito instance SIGTERMed: in-flight requests finish, then it restarts
 #   nginx-reload  nginx -s reload (SIGHUP) under load
-#   pg-freeze     every PostgreSQL process SIGSTOPped for --freeze seconds (default 5), then SIGCONT
+#   pg-freeze     every PostgreSQL process SIGSTOPped for --freeze seconds (default 5), then SIGCONT;
+#                 durable profile (group commit on): faults.json's after_thaw is how soon after
+#                 the thaw new requests were served normally again, from the loader's own records
+#                 (stress/reporting/faults.py, `recovery`), and queue the group commit queue's
+#                 high-water mark (crebito_pg_batch_waiting_max)
 #   power-loss    PostgreSQL's data on LazyFS, --cuts power cuts (default 3, every --at/2 s):
 #                 every write not fsynced is dropped, PostgreSQL restarts on what reached the
 #                 "disk". Runs four times: power-loss-default (the default stack: must lose
@@ -103,7 +107,8 @@ fault() { # name dir: inject it now; DIR/fired.txt gets its name once it has had
       "$stack" signal lb HUP
       local _; for _ in $(seq 100); do [ "$(lb_processes "$lb")" != "$before" ] && break; sleep 0.05; done
       [ "$(lb_processes "$lb")" != "$before" ] || { say "nginx did not reload"; return 1; } ;;
-    pg-freeze) "$stack" signal db STOP all; sleep "$freeze"; "$stack" signal db CONT all ;;
+    pg-freeze) date +%s%3N > "$2/freeze-unix-ms"; "$stack" signal db STOP all; sleep "$freeze"
+      "$stack" signal db CONT all; date +%s%3N >> "$2/freeze-unix-ms" ;;
     power-loss) "$launcher" power-cut ;;
     disk-full)
       say "    free bytes after the fill: $("$stack" disk-fill)"; sleep 10; "$stack" disk-free ;;
@@ -223,6 +228,9 @@ for s in $runs; do
   if [ "$store" = embedded ]; then
     n=$("$embedded" restarts); restarts=""; [ "$n" = 0 ] || restarts="crebito $n"
   else
+    # The group commit's queue (its high-water mark, its refusals), as the instances saw it.
+    ops=$("$stack" env STACK_OPS_URL)
+    { curl -fsS "$ops/metrics/api1"; curl -fsS "$ops/metrics/api2"; } > "$dir/metrics.txt" 2>/dev/null || true
     "$stack" status > "$dir/stack-status.txt" || true
     "$stack" status --json > "$dir/stack-status.json" || true
     restarts=$(python3 -c '
@@ -241,12 +249,16 @@ print(", ".join(s["name"] + " " + str(s["restarts"]) for s in json.load(open(sys
     : > "$dir/ledger.csv"; echo '[]' > "$dir/audit.json"; check_args=(--db-down)
   fi
   store_down
+  # pg-freeze: how soon after the thaw new requests were served normally (report.py).
+  thaw=(); [ "$s" != pg-freeze ] || [ ! -s "$dir/freeze-unix-ms" ] || thaw=(--thaw "$dir/freeze-unix-ms")
+  metrics=(); [ ! -s "$dir/metrics.txt" ] || metrics=(--metrics "$dir/metrics.txt")
   # What every client saw while the fault happened, against one serial order in real time.
   [ ! -f "$dir/ledger.json" ] ||
     "$check_bin" --history "$dir/history.jsonl" --ledger "$dir/ledger.json" --out "$dir/check.json" 2>"$dir/check.log" >&2 || true
   python3 "$here/report.py" faults --scenario "$s" --posts "$dir/posts.csv" --ledger "$dir/ledger.csv" \
     --audit "$dir/audit.json" --loader "$dir/loader.json" --restarts "${restarts:-none}" "${check_args[@]}" \
-    --profile "$profile" --fired "$dir/fired.txt" --expected "$expected" ${loss_expected[@]+"${loss_expected[@]}"} --out "$dir/faults.json" || verdict=1
+    --profile "$profile" --fired "$dir/fired.txt" --expected "$expected" ${loss_expected[@]+"${loss_expected[@]}"} \
+    ${thaw[@]+"${thaw[@]}"} ${metrics[@]+"${metrics[@]}"} --out "$dir/faults.json" || verdict=1
   summaries+=("$dir/faults.json")
 done
 python3 "$here/report.py" faults-table --out "$out/faults.md" "${summaries[@]}"

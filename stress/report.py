@@ -83,6 +83,8 @@ def parser():
     )
     fa.add_argument("--expected", default="", help="the faults that were scheduled")
     fa.add_argument("--restarts", default="")
+    fa.add_argument("--thaw", help="pg-freeze: the thaw's wall-clock instant in ms, last word of the file (faults.sh)")
+    fa.add_argument("--metrics", help="the instances' /metrics after the load (the group commit's queue)")
     ft = sub.add_parser("faults-table")
     ft.add_argument("--out")
     ft.add_argument("summaries", nargs="+")

@@ -8,6 +8,12 @@
 -- transaction. Two statements racing with one key: the second waits for the client's row
 -- lock, then its key INSERT hits the primary key and the whole statement fails with a unique
 -- violation (23505), undoing its UPDATE too; the caller asks again and gets the replay.
+--
+-- A key is only ever stored under its client's row lock: the UPDATE's when it applies, and
+-- `locked`'s when it refuses (a refused UPDATE matches no row, so it locks none). That is what
+-- lets a group commit's members read the keys safely after lock.sql: a key stored without
+-- the lock could be inserted, uncommitted, under a batch's member, whose own key INSERT would
+-- then fail with a unique violation and roll back the whole batch.
 -- Result: one row: saldo, limite, known (as in apply.sql), then the stored answer's columns
 -- (NULL when the key is new).
 -- The comment `shard guard` in the WHERE clause marks where the Citus layout's direct path
@@ -27,13 +33,17 @@ WITH prev AS (
 ), i AS (
     INSERT INTO transacoes (cliente_id, seq, valor, tipo, descricao)
     SELECT $1::int4, u.ultima_seq, $3::int4, $4::text, $5::text FROM u
+), locked AS (
+    -- Read only for a refusal (below); had the UPDATE applied, its row would be skipped here
+    -- (updated by this very statement), the lock being held already.
+    SELECT id FROM clientes WHERE id = $1::int4 FOR UPDATE
 ), k AS (
     INSERT INTO idempotencia (cliente_id, chave, pedido, aplicada, saldo, limite)
     SELECT $1::int4, $6::text, $7::text, u.saldo IS NOT NULL, u.saldo, u.limite
       FROM (SELECT) AS one
       LEFT JOIN u ON true
      WHERE NOT EXISTS (SELECT 1 FROM prev)
-       AND (u.saldo IS NOT NULL OR EXISTS (SELECT 1 FROM clientes WHERE id = $1::int4))
+       AND (u.saldo IS NOT NULL OR EXISTS (SELECT 1 FROM locked))
 )
 SELECT u.saldo,
        u.limite,

@@ -14,6 +14,7 @@ an ambiguous attempt may have been. A replay whose earlier attempts were all ref
 the audit. (A first 503 followed by a 504 that stored it, then a replay, is explained:
 `first_503_replayed` counts those, for the record.)"""
 
+import bisect
 import csv
 import json
 import re
@@ -105,6 +106,73 @@ def audit_posts(posts, stored):
     return out
 
 
+# After a thaw: a POST is served normally when its first attempt is answered 200 or 422 within
+# the loader's own SLA line (the `ok_under_250` of loader.json), and the stack serves new
+# requests normally again from the start of the first one-second window, slid over the thaw's
+# time line in steps of STEP_S, in which at least NORMAL_SHARE of the POSTs first sent in it
+# were served normally (a window in which none was sent does not count).
+NORMAL_MS = 250.0
+NORMAL_SHARE = 0.99
+WINDOW_S = 1.0
+STEP_S = 0.1
+
+
+def served_normally(p):
+    return int(p["first_status"]) in (200, 422) and float(p["first_ms"]) <= NORMAL_MS
+
+
+def recovery(posts, thaw_s, horizon_s=30.0):
+    """How long after the thaw (`thaw_s`, seconds on the loader's time line) new requests were
+    served normally again (module comment above), from the POST log alone: `recovered_s`, None
+    if not within `horizon_s`; with the window that decided it, and what the first two seconds
+    after the thaw looked like."""
+    sent = sorted((float(p["at_ms"]) / 1000, served_normally(p)) for p in posts)
+    times = [t for t, _ in sent]
+
+    def window(t0, t1):
+        lo, hi = bisect.bisect_left(times, t0), bisect.bisect_left(times, t1)
+        part = [ok for _, ok in sent[lo:hi]]
+        return len(part), sum(part)
+
+    out = {"thaw_s": round(thaw_s, 3), "normal_ms": NORMAL_MS, "normal_share": NORMAL_SHARE, "recovered_s": None}
+    k = 0
+    while k * STEP_S <= horizon_s:
+        t = thaw_s + k * STEP_S
+        n, ok = window(t, t + WINDOW_S)
+        if n and ok >= NORMAL_SHARE * n:
+            out["recovered_s"] = round(k * STEP_S, 1)
+            out["window"] = {"posts": n, "served_normally": ok}
+            break
+        k += 1
+    n, ok = window(thaw_s, thaw_s + 2.0)
+    out["first_2s"] = {"posts": n, "served_normally": ok}
+    # Second by second, from 5 s before the thaw to 20 s after it: the POSTs first sent in
+    # each second, how many were served normally, and their first answers by status.
+    by = {}
+    for p in posts:
+        k = int((float(p["at_ms"]) / 1000 - thaw_s) // 1)
+        if -5 <= k < 20:
+            row = by.setdefault(k, {"s": k, "posts": 0, "served_normally": 0, "first_status": {}})
+            row["posts"] += 1
+            row["served_normally"] += served_normally(p)
+            row["first_status"][p["first_status"]] = row["first_status"].get(p["first_status"], 0) + 1
+    out["timeline"] = [by[k] for k in sorted(by)]
+    return out
+
+
+def queue_metrics(text):
+    """The group commit's queue from the instances' /metrics text (concatenated): the highest
+    high-water mark of any instance's node, and the refusals of a full queue, summed."""
+    top, full = None, 0
+    for line in text.splitlines():
+        if line.startswith("crebito_pg_batch_waiting_max{"):
+            v = float(line.rsplit(" ", 1)[1])
+            top = v if top is None else max(top, v)
+        elif line.startswith("crebito_pg_batch_queue_full_total{"):
+            full += float(line.rsplit(" ", 1)[1])
+    return {"waiting_max": top, "queue_full": full if top is not None else None}
+
+
 def scenario_passed(r):
     """Every rule at 0, a history checked and strictly serializable, the database back by
     itself, and every scheduled fault fired. Absent is not passed: a rule, a verdict or a
@@ -155,6 +223,14 @@ def faults(args):
             "strict_serializable": c["strict_serializable"],
             "history_violations": c["violations_total"],
         }
+    if getattr(args, "thaw", None):
+        # The wall-clock instant of the thaw (faults.sh), on the loader's time line.
+        with open(args.thaw) as f:
+            thaw_unix_ms = float(f.read().split()[-1])
+        result["after_thaw"] = recovery(posts, (thaw_unix_ms - loader["started_unix_ms"]) / 1000)
+    if getattr(args, "metrics", None):
+        with open(args.metrics) as f:
+            result["queue"] = queue_metrics(f.read())
     result["passed"] = scenario_passed(result)
     # A run made to measure a loss (the contest profile's power cut): reported, never failed,
     # as long as its faults fired.

@@ -591,3 +591,225 @@ async fn a_lost_batch_is_504_for_each_member_and_an_unsent_one_503() {
         "e1 and e2 once; f1, f2 and the lost blocker x1 never"
     );
 }
+
+/// A connection's queue is bounded (`--pg-queue`): with it full, one more write is refused
+/// at once — answered 503 while the write in flight still waits, not queued behind it — and
+/// never sent; the writes already queued are served as before once the server answers. The
+/// high-water mark and the refusals show on /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_beyond_the_queue_bound_is_refused_at_once_and_never_sent() {
+    let app = spawn_app_with(Backend::Postgres, |a| {
+        a.store.pg_connections = 1;
+        a.store.pg_queue = 2;
+        a.store_timeout = 30;
+    })
+    .await;
+    let five = Held::lock(&app.database_url, 5).await;
+    let blocker = occupy(&app.api, 5, "x0").await;
+    let credit = |v: i64, d: &str| json!({"valor": v, "tipo": "c", "descricao": d});
+    let queued = [
+        queue(&app.api, 1, credit(1, "q1"), None).await,
+        queue(&app.api, 2, credit(2, "q2"), None).await,
+    ];
+    // Row 5 is still held: an answer now cannot have waited for the queue to move.
+    let (s, body, _) = post(&app.api, 3, credit(3, "q3"), Some("q3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!("store unavailable: not applied, retry")
+        ),
+        "refused at once, with the queue full"
+    );
+    assert_eq!(app.metric("crebito_pg_batch_queue_full_total").await, 1.0);
+    assert_eq!(app.metric("crebito_pg_batch_waiting_max").await, 2.0);
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    for q in queued {
+        assert_eq!(q.await.unwrap().0, 200);
+    }
+    // Not applied: its keyed retry applies it now, the first time.
+    let (s, _, replayed) = app.post_keyed(3, credit(3, "q3"), "q3").await;
+    assert_eq!(
+        (s.as_u16(), replayed),
+        (200, false),
+        "q3: not applied before"
+    );
+    let rows = audit(&app.database_url).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
+        [(1, 1), (2, 1), (3, 1), (0, 0), (1, 1)]
+    );
+}
+
+/// A queued write whose caller is gone — its deadline passed and it was answered 504 "outcome
+/// unknown" — is dropped when its turn comes, never sent: the write ahead of it, sent before
+/// its own deadline passed, is applied (its 504 was honest), the abandoned one is not, and the
+/// connection serves the next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_write_whose_caller_is_gone_is_never_sent() {
+    let app = spawn_app_with(Backend::Postgres, |a| {
+        a.store.pg_connections = 1;
+        a.store_timeout = 5;
+    })
+    .await;
+    let url = app.database_url.clone();
+    let admin = connect(&url).await;
+    let (five, four) = (Held::lock(&url, 5).await, Held::lock(&url, 4).await);
+    let credit = |v: i64, d: &str| json!({"valor": v, "tipo": "c", "descricao": d});
+    let blocker = occupy(&app.api, 5, "x0").await;
+    let sent = queue(&app.api, 4, credit(4, "m4"), None).await;
+    // The blocker answered, the batch task sends the queued write, which waits for row 4: the
+    // connection stays busy with no caller's deadline on it.
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    until("the queued write sent, waiting for row 4", || async {
+        lock_waits(&admin, false).await == 1 && app.metric("crebito_pg_batch_waiting").await == 0.0
+    })
+    .await;
+    let gone = queue(&app.api, 3, credit(3, "m3"), Some("m3")).await;
+    const UNKNOWN: &str =
+        "outcome unknown: retry with the same Idempotency-Key to apply it at most once";
+    for h in [sent, gone] {
+        let (s, body, _) = h.await.unwrap();
+        assert_eq!((s, body), (StatusCode::GATEWAY_TIMEOUT, json!(UNKNOWN)));
+    }
+    four.release().await;
+    // The next write is served after the abandoned one's turn (behind it, or on an idle
+    // connection once it has passed).
+    assert_eq!(app.post_json(2, credit(2, "m2")).await.0, 200);
+    let rows = audit(&url).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
+        [(0, 0), (2, 1), (0, 0), (4, 1), (1, 1)],
+        "m4 applied (sent before its deadline), m3 never sent"
+    );
+    assert_eq!(app.metric("crebito_pg_batch_abandoned_total").await, 1.0);
+    // Its keyed retry applies it, the first time.
+    let (s, _, replayed) = app.post_keyed(3, credit(3, "m3"), "m3").await;
+    assert_eq!((s.as_u16(), replayed), (200, false));
+}
+
+/// A batch task that panics (debug builds panic on a member described `(panic)`:
+/// src/store/postgres/batch.rs) does not leave its connection busy for ever: its members are
+/// told 504 (they may have been sent, as far as anyone knows), the writes queued behind it 503
+/// at once (never sent), the connection is retired and reopened, and writes are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_task_that_panics_frees_its_connection() {
+    let app = spawn_app_with(Backend::Postgres, |a| {
+        a.store.pg_connections = 1;
+        a.store.pg_batch = Some(2);
+        a.store_timeout = 30;
+    })
+    .await;
+    let five = Held::lock(&app.database_url, 5).await;
+    let blocker = occupy(&app.api, 5, "x0").await;
+    let credit = |v: i64, d: &str| json!({"valor": v, "tipo": "c", "descricao": d});
+    let panics = queue(&app.api, 1, credit(1, "(panic)"), None).await;
+    let beside = queue(&app.api, 2, credit(2, "p2"), None).await;
+    let behind = queue(&app.api, 3, credit(3, "p3"), None).await;
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    const UNKNOWN: &str =
+        "outcome unknown: retry with the same Idempotency-Key to apply it at most once";
+    for h in [panics, beside] {
+        let (s, body, _) = h.await.unwrap();
+        assert_eq!((s, body), (StatusCode::GATEWAY_TIMEOUT, json!(UNKNOWN)));
+    }
+    let (s, body, _) = behind.await.unwrap();
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!("store unavailable: not applied, retry")
+        ),
+        "queued behind the panic: never sent"
+    );
+    until("writes are served again", || async {
+        app.post_keyed(4, credit(4, "p4"), "p4").await.0 == 200
+    })
+    .await;
+    let rows = audit(&app.database_url).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
+        [(0, 0), (0, 0), (0, 0), (4, 1), (1, 1)]
+    );
+}
+
+/// A refused keyed write stores its key under its client's row lock, as an applied one does
+/// (sql/postgres/apply_once.sql): a batch whose member carries the same key waits for that
+/// lock, then reads the key and answers from it — nothing rolls back. Without the lock, the
+/// member's key INSERT met the refusal's uncommitted key, and the unique violation rolled back
+/// every member of the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_keyed_write_elsewhere_never_rolls_a_batch_back() {
+    let (x, admin) = one_connection(Backend::Postgres).await;
+    let url = x.database_url.clone();
+    let five = Held::lock(&url, 5).await;
+    // crebito's own keyed statement, refused (far over client 1's limit), in a transaction
+    // left open on another session: as a keyed retry through another instance, caught between
+    // its statement and its commit.
+    let other = connect(&url).await;
+    other.batch_execute("BEGIN").await.unwrap();
+    let refused = other
+        .query(
+            include_str!("../../sql/postgres/apply_once.sql"),
+            &[
+                &1i32,
+                &-1_000_000_000i64,
+                &1_000_000_000i32,
+                &"d",
+                &"kr",
+                &"kr",
+                &"another request",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused[0].get::<_, Option<i64>>(0), None, "refused");
+    let blocker = occupy(&x.api, 5, "x0").await;
+    let keyed = queue(
+        &x.api,
+        1,
+        json!({"valor": 11, "tipo": "c", "descricao": "kr"}),
+        Some("kr"),
+    )
+    .await;
+    let two = queue(
+        &x.api,
+        2,
+        json!({"valor": 3, "tipo": "c", "descricao": "y2"}),
+        None,
+    )
+    .await;
+    five.release().await;
+    assert_eq!(blocker.await.unwrap().0, 200);
+    until("the batch waits for the refusal's transaction", || async {
+        lock_waits(&admin, false).await == 1
+    })
+    .await;
+    other.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        keyed.await.unwrap(),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("Idempotency-Key already used with a different request"),
+            false
+        ),
+        "the key, read from the refusal"
+    );
+    assert_eq!(
+        two.await.unwrap(),
+        (StatusCode::OK, json!({"limite": 80_000, "saldo": 3}), false)
+    );
+    assert_eq!(
+        x.metric("crebito_pg_batch_rollbacks_total").await,
+        0.0,
+        "the batch rolled back"
+    );
+    let rows = audit(&url).await;
+    assert_eq!((rows[0].saldo, rows[0].rows), (0, 0), "nothing applied");
+    assert_eq!((rows[1].saldo, rows[1].rows), (3, 1), "once");
+}

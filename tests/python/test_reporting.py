@@ -70,6 +70,37 @@ class Score(unittest.TestCase):
 
 
 class FaultsAudit(unittest.TestCase):
+    def test_recovery_after_a_thaw_is_the_first_window_of_normal_answers(self):
+        # One POST every 50 ms from 0 to 20 s; the thaw at 10 s. Until 11.5 s the POSTs sent
+        # wait behind the backlog (600 ms, or 504 at the deadline); from 11.5 s they are served
+        # in 5 ms.
+        def post(i):
+            at = i * 50.0
+            slow = 10_000 <= at < 11_500
+            status = 504 if slow and i % 2 else 200
+            return {"at_ms": str(at), "first_status": str(status), "first_ms": "600.0" if slow else "5.0"}
+
+        posts = [post(i) for i in range(400)]
+        r = faults.recovery(posts, 10.0)
+        self.assertEqual(r["recovered_s"], 1.5)
+        self.assertEqual(r["window"], {"posts": 20, "served_normally": 20})
+        self.assertEqual(r["first_2s"], {"posts": 40, "served_normally": 10})
+        # One slow answer in a window of 20 is over the 1 %: the window after it decides.
+        posts[235] = dict(posts[235], first_ms="300.0")  # sent at 11.75 s
+        self.assertEqual(faults.recovery(posts, 10.0)["recovered_s"], 1.8)
+        # Never normal again within the horizon: None.
+        self.assertIsNone(faults.recovery([post(i) | {"first_status": "503"} for i in range(400)], 10.0)["recovered_s"])
+
+    def test_the_queue_from_the_instances_metrics(self):
+        text = (
+            'crebito_pg_batch_waiting_max{node="owner"} 180\n'
+            'crebito_pg_batch_queue_full_total{node="owner"} 7\n'
+            'crebito_pg_batch_waiting_max{node="owner"} 512\n'
+            'crebito_pg_batch_queue_full_total{node="owner"} 40\n'
+        )
+        self.assertEqual(faults.queue_metrics(text), {"waiting_max": 512.0, "queue_full": 47.0})
+        self.assertEqual(faults.queue_metrics(""), {"waiting_max": None, "queue_full": None})
+
     def post(self, d, status, first=None, **kw):
         return {
             "descricao": d,

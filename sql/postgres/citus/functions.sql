@@ -66,6 +66,11 @@ BEGIN
     SELECT a.o_saldo, a.o_limite, a.o_known
       INTO o_saldo, o_limite, o_known
       FROM crebito_apply(p_cliente, p_delta, p_valor, p_tipo, p_descricao) AS a;
+    IF o_saldo IS NULL AND o_known THEN
+        -- A refusal locked no row: take the client's row lock before storing the key, as
+        -- every key is stored (apply_once.sql, lock.sql).
+        PERFORM 1 FROM clientes AS c WHERE c.id = p_cliente FOR UPDATE;
+    END IF;
     IF o_saldo IS NOT NULL OR o_known THEN
         INSERT INTO idempotencia (cliente_id, chave, pedido, aplicada, saldo, limite)
         VALUES (p_cliente, p_chave, p_pedido, o_saldo IS NOT NULL, o_saldo, o_limite);

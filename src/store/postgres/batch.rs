@@ -1,5 +1,5 @@
-//! Group commit: a connection's writes leave together, one transaction — one WAL flush — for
-//! many.
+//! A lane: one connection and the queue of writes waiting for it, with group commit — the
+//! writes waiting leave together, one transaction (one WAL flush) for many.
 //!
 //! Why: in the durable profile a commit waits for its WAL flush, the disk's time (0.1–0.2 ms
 //! on this project's machines), with the client's row locked; one flush per write caps the
@@ -17,6 +17,13 @@
 //!   when a member carries an idempotency key, a lock of every client of the batch in that
 //!   order comes first (sql/postgres/lock.sql); one that waited alone leaves as its own
 //!   statement;
+//! - at most `--pg-queue` writes wait per connection: one more is refused at once, 503, never
+//!   sent. A frozen server thus leaves a bounded backlog, a few transactions' worth, that
+//!   drains at once when it answers again, instead of one that grows for as long as it is
+//!   frozen and that every new write then waits behind (and times out behind);
+//! - a member whose caller is gone (its deadline passed: it was answered 504 "outcome
+//!   unknown") is dropped unsent when its turn comes: nobody waits for it, and sending it
+//!   would only delay the writes somebody does wait for;
 //! - no member is answered before the COMMIT is.
 //!
 //! What a member is told is what happened to it ([`Done`]):
@@ -26,25 +33,35 @@
 //!   Citus direct path; a key stored meanwhile by a statement that took no lock): nothing of
 //!   it was applied, so each member runs again alone ([`Done::Again`]): one member's failure
 //!   never becomes another's answer;
-//! - the connection failed, or the COMMIT got no answer: every member's outcome is unknown
-//!   (504; a keyed retry settles each exactly once); never sent: not applied (503).
+//! - the connection failed, or the COMMIT got no answer, or got a FATAL or PANIC (which may
+//!   come after the commit record reached the disk: 53100 from the WAL writer): every
+//!   member's outcome is unknown (504; a keyed retry settles each exactly once) — never 503,
+//!   and never run again; never sent: not applied (503).
 //!
 //! No deadlock: a batch takes client row locks in one global order (by shard, then client
 //! id) and every other writer locks one row, so no two transactions wait on each other in a
 //! cycle.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Row, Statement as Prepared};
 
-use super::LedgerError;
-use super::node::{Conn, classify};
 use crate::domain::{ClientId, Description, IdempotencyKey, Transaction};
+use crate::store::LedgerError;
+use crate::store::postgres::conn::{Conn, classify};
+
+/// Debug builds only, a fault for the tests: a batch carrying a write with this description
+/// panics in its task before anything is sent (tests/api/batch.rs shows that the task's drop
+/// guard, [`Running`], frees the lane). Release builds have no such path, and abort on a
+/// panic anyway (Cargo.toml); the guard serves them when the task is dropped.
+#[cfg(debug_assertions)]
+const PANIC_MARK: &str = "(panic)";
 
 /// Upper bounds of the batch-size histogram (`crebito_pg_batch_size`).
 const SIZES: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
@@ -139,21 +156,35 @@ struct Member {
 #[derive(Default)]
 struct Queue {
     busy: bool,
-    waiting: Vec<Member>,
+    waiting: VecDeque<Member>,
 }
 
-/// One connection's group commit.
-pub(super) struct Writes {
+impl Member {
+    /// Its caller is gone: its deadline passed and it was answered 504 "outcome unknown".
+    /// Sent now, it would apply a write nobody waits for, ahead of writes somebody does.
+    fn gone(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// One connection and its group commit.
+pub(super) struct Lane {
+    /// The wire: every request of the lane goes on it.
+    pub(super) conn: Conn,
     /// The most writes per transaction; 1: none wait, every write is sent at once, alone.
     limit: usize,
-    /// Mirrors `queue.busy`, for [`Writes::idle`] without the lock.
+    /// The most writes waiting (`--pg-queue`); one more is refused at once, never sent.
+    bound: usize,
+    /// Mirrors `queue.busy`, for [`Lane::idle`] without the lock.
     busy: AtomicBool,
+    /// Mirrors `queue.waiting.len()`, for [`Lane::waiting`] without the lock.
+    len: AtomicUsize,
     queue: Mutex<Queue>,
     stats: Arc<Stats>,
 }
 
-/// Transactions by number of writes, rollbacks, and writes waiting (shared by a node's
-/// connections).
+/// Transactions by number of writes, rollbacks, writes waiting and refused (shared by a
+/// node's connections).
 #[derive(Default)]
 pub(super) struct Stats {
     sizes: [AtomicU64; SIZES.len()],
@@ -161,13 +192,22 @@ pub(super) struct Stats {
     transactions: AtomicU64,
     rolled_back: AtomicU64,
     waiting: AtomicI64,
+    /// The most writes seen waiting at once, since the start.
+    waiting_max: AtomicI64,
+    /// Writes refused because their connection's queue was full.
+    full: AtomicU64,
+    /// Writes dropped from a queue unsent because their caller had gone.
+    abandoned: AtomicU64,
 }
 
-impl Writes {
-    pub(super) fn new(limit: usize, stats: Arc<Stats>) -> Writes {
-        Writes {
+impl Lane {
+    pub(super) fn new(conn: Conn, limit: usize, bound: usize, stats: Arc<Stats>) -> Lane {
+        Lane {
+            conn,
             limit: limit.max(1),
+            bound: bound.max(1),
             busy: AtomicBool::new(false),
+            len: AtomicUsize::new(0),
             queue: Mutex::new(Queue::default()),
             stats,
         }
@@ -176,6 +216,46 @@ impl Writes {
     /// No write of this connection is in flight: a write sent now goes at once.
     pub(super) fn idle(&self) -> bool {
         !self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Writes waiting for this connection's next transaction.
+    pub(super) fn waiting(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// The lane's batch task ended without finishing. Its members in flight learn it from
+    /// their dropped reply (504: they may have been sent); the connection may hold a
+    /// half-sent transaction, so it is ended (its slot reconnects); every write still waiting
+    /// was never sent and is told so (503); and the lane is free again.
+    fn stall(&self) {
+        self.conn.end();
+        let waiting: Vec<Member> = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.busy = false;
+            self.busy.store(false, Ordering::Relaxed);
+            queue.waiting.drain(..).collect()
+        };
+        self.taken(waiting.len());
+        for m in waiting {
+            let _ = m.reply.send(Done::Lost(LedgerError::Unavailable));
+        }
+    }
+
+    /// Counts `n` writes out of the queue.
+    fn taken(&self, n: usize) {
+        self.stats.waiting.fetch_sub(n as i64, Ordering::Relaxed);
+        self.len.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Drops the members whose caller is gone (a full queue makes room before refusing).
+    fn forget_gone(&self, queue: &mut Queue) {
+        let before = queue.waiting.len();
+        queue.waiting.retain(|m| !m.gone());
+        let gone = before - queue.waiting.len();
+        self.stats
+            .abandoned
+            .fetch_add(gone as u64, Ordering::Relaxed);
+        self.taken(gone);
     }
 }
 
@@ -230,6 +310,30 @@ pub(super) fn render(out: &mut String, nodes: &[(&str, &Stats)]) {
         nodes,
         |s| s.waiting.load(Ordering::Relaxed),
     );
+    family(
+        out,
+        "crebito_pg_batch_waiting_max",
+        "The most writes seen waiting at once since the start (high-water mark; at most --pg-queue per connection).",
+        "gauge",
+        nodes,
+        |s| s.waiting_max.load(Ordering::Relaxed),
+    );
+    family(
+        out,
+        "crebito_pg_batch_abandoned_total",
+        "Writes dropped from a queue unsent because their caller had gone (answered 504 at its deadline).",
+        "counter",
+        nodes,
+        |s| s.abandoned.load(Ordering::Relaxed) as i64,
+    );
+    family(
+        out,
+        "crebito_pg_batch_queue_full_total",
+        "Writes refused at once with 503, never sent, because their connection's queue was full (--pg-queue).",
+        "counter",
+        nodes,
+        |s| s.full.load(Ordering::Relaxed) as i64,
+    );
 }
 
 /// One metric family, a series per node.
@@ -248,28 +352,38 @@ fn family(
     }
 }
 
-/// Sends `write` on `conn`: at once and alone when no write is in flight there (or batching
+/// Sends `write` on `lane`: at once and alone when no write is in flight there (or batching
 /// is off, or `alone`), else with the next batch. `order` places its client in the global
 /// lock order; `lock` is the lock statement for its client's table.
 pub(super) async fn write(
-    conn: &Arc<Conn>,
+    lane: &Arc<Lane>,
     order: (i64, i32),
     statement: Prepared,
     lock: &Prepared,
     write: Write,
     alone: bool,
 ) -> Done {
-    let writes = &conn.writes;
-    if alone || writes.limit == 1 {
-        writes.stats.observe(1);
-        return single(conn, &statement, &write).await;
+    if alone || lane.limit == 1 {
+        lane.stats.observe(1);
+        return single(&lane.conn, &statement, &write).await;
     }
     let waiting = {
-        let mut queue = writes.queue.lock().expect("not poisoned");
+        let mut queue = lane.queue.lock().expect("not poisoned");
+        if queue.busy && queue.waiting.len() >= lane.bound {
+            lane.forget_gone(&mut queue);
+        }
+        if queue.busy && queue.waiting.len() >= lane.bound {
+            // Full: refused now, never sent, rather than queued behind a backlog that a
+            // frozen server would leave for every later write to wait behind.
+            lane.stats.full.fetch_add(1, Ordering::Relaxed);
+            return Done::Lost(LedgerError::Unavailable);
+        }
         if queue.busy {
             let (reply, answer) = oneshot::channel();
-            writes.stats.waiting.fetch_add(1, Ordering::Relaxed);
-            queue.waiting.push(Member {
+            let now = lane.stats.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+            lane.stats.waiting_max.fetch_max(now, Ordering::Relaxed);
+            lane.len.fetch_add(1, Ordering::Relaxed);
+            queue.waiting.push_back(Member {
                 order,
                 statement,
                 lock: lock.clone(),
@@ -279,7 +393,7 @@ pub(super) async fn write(
             Err(answer)
         } else {
             queue.busy = true;
-            writes.busy.store(true, Ordering::Relaxed);
+            lane.busy.store(true, Ordering::Relaxed);
             Ok((statement, write))
         }
     };
@@ -292,9 +406,9 @@ pub(super) async fn write(
         Ok((statement, write)) => {
             // Whether this request is answered or abandoned (its deadline passed), the
             // writes queued meanwhile leave next.
-            let _next = PassOn(conn);
-            writes.stats.observe(1);
-            single(conn, &statement, &write).await
+            let _next = PassOn(lane);
+            lane.stats.observe(1);
+            single(&lane.conn, &statement, &write).await
         }
     }
 }
@@ -307,11 +421,11 @@ async fn single(conn: &Conn, statement: &Prepared, write: &Write) -> Done {
 }
 
 /// On drop, hands the connection to the writes that queued behind the one in flight.
-struct PassOn<'a>(&'a Arc<Conn>);
+struct PassOn<'a>(&'a Arc<Lane>);
 
 impl Drop for PassOn<'_> {
     fn drop(&mut self) {
-        let Some(batch) = next_batch(&self.0.writes) else {
+        let Some(batch) = next_batch(self.0) else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
@@ -321,38 +435,85 @@ impl Drop for PassOn<'_> {
                 for m in batch {
                     let _ = m.reply.send(Done::Lost(LedgerError::Unavailable));
                 }
+                self.0.stall();
             }
         }
     }
 }
 
 /// The next batch, or none (and the connection idle again).
-fn next_batch(writes: &Writes) -> Option<Vec<Member>> {
-    let mut queue = writes.queue.lock().expect("not poisoned");
-    if queue.waiting.is_empty() {
+/// Members whose caller is gone are dropped unsent on the way.
+fn next_batch(lane: &Lane) -> Option<Vec<Member>> {
+    let mut queue = lane.queue.lock().expect("not poisoned");
+    let mut batch = Vec::with_capacity(queue.waiting.len().min(lane.limit));
+    let mut taken = 0;
+    while batch.len() < lane.limit {
+        let Some(m) = queue.waiting.pop_front() else {
+            break;
+        };
+        taken += 1;
+        if m.gone() {
+            lane.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+        } else {
+            batch.push(m);
+        }
+    }
+    lane.taken(taken);
+    if batch.is_empty() {
         queue.busy = false;
-        writes.busy.store(false, Ordering::Relaxed);
+        lane.busy.store(false, Ordering::Relaxed);
         return None;
     }
-    let n = queue.waiting.len().min(writes.limit);
-    writes.stats.waiting.fetch_sub(n as i64, Ordering::Relaxed);
-    Some(queue.waiting.drain(..n).collect())
+    Some(batch)
 }
 
 /// Sends batches until nothing more is waiting.
-async fn run(conn: Arc<Conn>, mut batch: Vec<Member>) {
+async fn run(lane: Arc<Lane>, mut batch: Vec<Member>) {
+    let mut running = Running {
+        lane: &lane,
+        done: false,
+    };
     loop {
-        conn.writes.stats.observe(batch.len());
-        commit(&conn, batch).await;
-        match next_batch(&conn.writes) {
+        lane.stats.observe(batch.len());
+        commit(&lane, batch).await;
+        match next_batch(&lane) {
             Some(next) => batch = next,
-            None => return,
+            None => {
+                running.done = true;
+                return;
+            }
+        }
+    }
+}
+
+/// The drop guard of a lane's batch task. The task owns the lane while it runs (the lane is
+/// busy, later writes queue for it); should it end any other way than by finding the queue
+/// empty — a panic, or the task dropped — the lane would stay busy for ever, and every later
+/// write on it would wait in its queue until its deadline and get 504, though never sent.
+struct Running<'a> {
+    lane: &'a Lane,
+    done: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::error!("postgres batch task ended before its queue did; connection retired");
+            self.lane.stall();
         }
     }
 }
 
 /// One transaction for the members, each answered once it is over.
-async fn commit(conn: &Conn, mut members: Vec<Member>) {
+async fn commit(lane: &Lane, mut members: Vec<Member>) {
+    let conn = &lane.conn;
+    #[cfg(debug_assertions)]
+    if members
+        .iter()
+        .any(|m| m.write.description.0.as_str() == PANIC_MARK)
+    {
+        panic!("a batch carries {PANIC_MARK}: its task panics (debug builds only)");
+    }
     // Stable: a client's writes keep their arrival order.
     members.sort_by_key(|m| m.order);
     if conn.is_closed() {
@@ -419,10 +580,7 @@ async fn commit(conn: &Conn, mut members: Vec<Member>) {
     let locked = results;
     let outcome = settle(&opened, &locked, &answers, &committed);
     if outcome == Settled::RolledBack {
-        conn.writes
-            .stats
-            .rolled_back
-            .fetch_add(1, Ordering::Relaxed);
+        lane.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
     }
     for (m, answer) in members.into_iter().zip(answers) {
         let done = match (outcome, answer) {
@@ -473,7 +631,7 @@ fn settle(
     }
     match committed {
         Err(e) => match classify(e) {
-            // Refused: rolled back.
+            // Refused with an ERROR: rolled back. (A FATAL or PANIC is `Unknown`: conn.rs.)
             LedgerError::Unavailable => {
                 tracing::warn!(error = %e, "postgres batch commit refused");
                 Settled::RolledBack

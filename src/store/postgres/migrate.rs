@@ -5,22 +5,15 @@
 
 use tokio_postgres::Client;
 
-use super::{Layout, Options, Persistence};
-
-const SCHEMA: &str = include_str!("../../../sql/postgres/schema.sql");
-const SEED: &str = include_str!("../../../sql/postgres/seed.sql");
-const PERSISTENCE: &str = include_str!("../../../sql/postgres/persistence.sql");
-const SET_LOGGED: &str = include_str!("../../../sql/postgres/set_logged.sql");
-const SET_UNLOGGED: &str = include_str!("../../../sql/postgres/set_unlogged.sql");
-const LOCK: &str = include_str!("../../../sql/postgres/migration_lock.sql");
-const UNLOCK: &str = include_str!("../../../sql/postgres/migration_unlock.sql");
-const CITUS_EXTENSION: &str = include_str!("../../../sql/postgres/citus/extension.sql");
-const CITUS_DISTRIBUTE: &str = include_str!("../../../sql/postgres/citus/distribute.sql");
-const CITUS_FUNCTIONS: &str = include_str!("../../../sql/postgres/citus/functions.sql");
+use crate::store::postgres::options::{Layout, Options, Persistence};
+use crate::store::postgres::sql::{
+    CITUS_DISTRIBUTE, CITUS_EXTENSION, CITUS_FUNCTIONS, MIGRATION_LOCK as LOCK,
+    MIGRATION_UNLOCK as UNLOCK, PERSISTENCE, SCHEMA, SEED, SET_LOGGED, SET_UNLOGGED,
+};
 
 /// Key of the advisory lock that serialises schema changes between instances starting
 /// at the same moment ("crebito" in ASCII, as a number).
-const MIGRATION_LOCK: i64 = 0x63_72_65_62_69_74_6f;
+const MIGRATION_KEY: i64 = 0x63_72_65_62_69_74_6f;
 
 /// Applies the schema, the profile's persistence, the layout and the seed. Two instances
 /// starting together take turns on the advisory lock; the second finds everything in place.
@@ -28,7 +21,7 @@ pub(super) async fn migrate(
     client: &Client,
     options: &Options,
 ) -> Result<(), tokio_postgres::Error> {
-    client.execute(LOCK, &[&MIGRATION_LOCK]).await?;
+    client.execute(LOCK, &[&MIGRATION_KEY]).await?;
     let result = async {
         if options.layout == Layout::Citus {
             client.batch_execute(CITUS_EXTENSION).await?;
@@ -49,7 +42,7 @@ pub(super) async fn migrate(
         Ok(())
     }
     .await;
-    client.execute(UNLOCK, &[&MIGRATION_LOCK]).await?;
+    client.execute(UNLOCK, &[&MIGRATION_KEY]).await?;
     result
 }
 

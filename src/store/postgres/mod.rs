@@ -1,80 +1,58 @@
-//! The PostgreSQL store: the reference design, one round trip per request.
+//! The PostgreSQL store: PostgreSQL owns the invariant, crebito holds a few connections and
+//! groups the writes waiting on each into one transaction.
 //!
-//! PostgreSQL owns the invariant: `apply` is the single statement in
-//! `sql/postgres/apply.sql` (conditional `UPDATE … RETURNING` + `INSERT`), `statement` the
-//! single query in `sql/postgres/statement.sql`, both prepared once per connection.
+//! `apply` is the single statement in `sql/postgres/apply.sql` (conditional `UPDATE …
+//! RETURNING` + `INSERT`), `apply_once` its keyed twin, `statement` the single query in
+//! `sql/postgres/statement.sql`, all prepared once per connection. A read is one round trip.
+//! A write that finds its connection idle is one round trip too; writes that arrive while one
+//! is in flight wait in that connection's queue and leave together, one transaction
+//! and one WAL flush for many (group commit, [`batch`]).
 //!
 //! A few connections, not a pool: tokio-postgres pipelines concurrent queries on one
 //! connection, and more than a handful of sessions fighting over five hot rows only adds
 //! lock waits. Requests are spread round-robin over the slots. When a connection is lost,
 //! the slot is marked dead and a background task reconnects with backoff; meanwhile the
 //! other slots carry the traffic. A query is never re-sent, so nothing is applied twice,
-//! and the caller is told what is known: no live connection, or a statement the server
-//! refused, is `Unavailable` (certainly not applied); a connection that broke after the
-//! query was sent is `Unknown` (maybe applied; a retry with an idempotency key tells).
-//! The one exception, `apply_once` after a unique violation on its key, re-asks a statement
-//! that the server has already rolled back as a whole.
+//! and the caller is told what is known: no live connection, or a statement
+//! the server refused, is `Unavailable` (certainly not applied); a connection that broke
+//! after the query was sent is `Unknown` (maybe applied; a retry with an idempotency key
+//! tells). Two exceptions re-ask what the server has rolled back as a whole: `apply_once`
+//! after a unique violation on its key, and the members of a batch that rolled back, each
+//! run again alone.
 //!
-//! By job: this file answers requests; [`node`] owns one server's connections (round robin,
-//! reconnect, what a failure means); [`route`] sends each client's requests to the Citus
-//! worker holding it, where [`shard`]'s statements run on the shard's own tables;
-//! [`migrate`] sets the database up; [`purge`] forgets expired idempotency keys. Every SQL
-//! text is a file in `sql/postgres/`.
+//! By job, each file depending only on those after it: this file answers requests;
+//! [`route`] sends each client's requests to the Citus worker holding it, where [`shard`]'s
+//! statements run on the shard's own tables; [`node`] owns one server's lanes (round robin,
+//! reconnect, what a failure means); [`batch`] is a lane: a connection and its queue, group
+//! commit; [`conn`] is the wire; [`migrate`] sets the database up; [`purge`] forgets expired
+//! idempotency keys; [`options`] is what the store is asked to be; [`sql`] holds every SQL
+//! text, each a file in `sql/postgres/`.
 
 mod batch;
+mod conn;
 mod migrate;
 mod node;
+mod options;
 mod purge;
 mod route;
 mod shard;
+mod sql;
 
 use std::sync::Arc;
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, Row};
 
-use super::{KeyPolicy, Ledger, LedgerError, Once, Purges, Seed, StatementRows};
 use crate::domain::{Balance, ClientId, IdempotencyKey, Statement, Transaction};
-use batch::{Done, Write};
-use node::{Node, Role};
-use route::Router;
-use shard::{Kind, Shard};
+use crate::store::postgres::batch::{Done, Write};
+use crate::store::postgres::conn::{Conn, connect_with_patience};
+use crate::store::postgres::node::{Node, Role};
+use crate::store::postgres::route::Router;
+use crate::store::postgres::shard::Shard;
+use crate::store::postgres::sql::Kind;
+use crate::store::{Ledger, LedgerError, Once, Purges, StatementRows};
 
-/// How the tables are stored: the store's own notion, onto which the CLI's profile
-/// (`durable` / `contest`) is mapped by `startup`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persistence {
-    /// Logged tables: a crash loses nothing the server's own durability settings keep.
-    Logged,
-    /// `UNLOGGED` tables: no WAL, emptied by crash recovery (the contest's trade-off).
-    Unlogged,
-}
-
-/// Where the tables live: the store's own notion of the CLI's `--pg-layout`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// Plain tables on one server.
-    Single,
-    /// A Citus cluster: tables distributed by client, co-located; each request runs on the
-    /// worker owning the client (sql/postgres/citus/).
-    Citus,
-}
-
-/// How to set up and reach the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    pub persistence: Persistence,
-    pub layout: Layout,
-    pub seed: Seed,
-    /// Connections kept open (each pipelines many concurrent queries).
-    pub connections: u16,
-    /// The most writes per transaction (batch.rs); 1: each write its own.
-    pub batch: u16,
-    /// The Citus layout: each client's requests straight to its worker (route.rs), or all
-    /// through the coordinator.
-    pub direct: bool,
-    pub keys: KeyPolicy,
-}
+pub use crate::store::postgres::options::{Layout, Options, Persistence};
 
 /// Handle to the connections. Dropping it lets the background tasks end.
 pub struct PgLedger {
@@ -105,7 +83,7 @@ impl PgLedger {
             None => planner.to_string(),
         };
         config.options(&session);
-        let first = node::connect_with_patience(&config).await?;
+        let first = connect_with_patience(&config).await?;
         migrate::migrate(&first, &options).await?;
         let owner = Node::open("owner".into(), config.clone(), options, Role::Owner, first).await?;
         let purges = Arc::new(Purges::default());
@@ -173,17 +151,18 @@ impl PgLedger {
         request: Request<'_>,
         alone: bool,
     ) -> Step {
-        let (slot, conn) = match node.conn() {
+        let (slot, lane) = match node.lane() {
             Ok(c) => c,
             Err(e) => return Step::Done(Err(e.into())),
         };
+        let conn = &lane.conn;
         let kind = request.kind();
-        let statement = match prepared(&conn, shard, kind).await {
+        let statement = match prepared(conn, shard, kind).await {
             Ok(p) => p,
             Err(e) if shard::is_moved(&e) => return Step::Moved,
             Err(e) => {
                 // Not prepared, so not run: certainly not applied.
-                let _ = node.failed(slot, &conn, e);
+                let _ = node.failed(slot, conn, e);
                 return Step::Done(Err(Failed::Ledger(LedgerError::Unavailable)));
             }
         };
@@ -193,25 +172,25 @@ impl PgLedger {
                 Err(e) => Done::Error(e),
             },
             Request::Write(client, t, key) => {
-                let lock = match prepared(&conn, shard, Kind::Lock).await {
+                let lock = match prepared(conn, shard, Kind::Lock).await {
                     Ok(p) => p,
                     Err(e) if shard::is_moved(&e) => return Step::Moved,
                     Err(e) => {
-                        let _ = node.failed(slot, &conn, e);
+                        let _ = node.failed(slot, conn, e);
                         return Step::Done(Err(Failed::Ledger(LedgerError::Unavailable)));
                     }
                 };
                 let order = (shard.map_or(0, |s| s.id), client.get());
                 let write = Write::new(client, t, key);
-                batch::write(&conn, order, statement, &lock, write, alone).await
+                batch::write(&lane, order, statement, &lock, write, alone).await
             }
         };
         match done {
             Done::Rows(rows) => Step::Done(Ok(rows)),
             Done::Error(e) if shard.is_some() && shard::is_moved(&e) => Step::Moved,
-            Done::Error(e) => Step::Done(Err(Failed::new(node, slot, &conn, e))),
+            Done::Error(e) => Step::Done(Err(Failed::new(node, slot, conn, e))),
             Done::Again => Step::Again,
-            // A closed connection's slot is retired by the next `conn()`.
+            // A closed connection's slot is retired by the next `lane()`.
             Done::Lost(e) => Step::Done(Err(Failed::Ledger(e))),
         }
     }
@@ -219,7 +198,7 @@ impl PgLedger {
 
 /// The statement of this kind on `conn`: the node's own, or `shard`'s (prepared on first use).
 async fn prepared(
-    conn: &node::Conn,
+    conn: &Conn,
     shard: Option<&Shard>,
     kind: Kind,
 ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
@@ -284,7 +263,7 @@ enum Failed {
 }
 
 impl Failed {
-    fn new(node: &Arc<Node>, slot: usize, conn: &node::Conn, e: tokio_postgres::Error) -> Failed {
+    fn new(node: &Arc<Node>, slot: usize, conn: &Conn, e: tokio_postgres::Error) -> Failed {
         if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
             return Failed::Unique;
         }
@@ -358,10 +337,11 @@ impl Ledger for PgLedger {
     }
 
     async fn ping(&self) -> Result<(), LedgerError> {
-        let (slot, conn) = self.owner.conn()?;
-        conn.ping()
+        let (slot, lane) = self.owner.lane()?;
+        lane.conn
+            .ping()
             .await
-            .map_err(|e| self.owner.failed(slot, &conn, e))
+            .map_err(|e| self.owner.failed(slot, &lane.conn, e))
     }
 
     fn render_metrics(&self, out: &mut String) {

@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
-use super::node::{Conn, Node, Role, connect_raw};
-use super::shard::Shard;
-use super::{ClientId, Options};
-
-const PLACEMENT_VERSION: &str = include_str!("../../../sql/postgres/citus/placement_version.sql");
-const CLIENT_NODES: &str = include_str!("../../../sql/postgres/citus/client_nodes.sql");
+use crate::domain::ClientId;
+use crate::store::postgres::conn::{Conn, connect_raw};
+use crate::store::postgres::node::{Node, Role};
+use crate::store::postgres::options::Options;
+use crate::store::postgres::shard::Shard;
+use crate::store::postgres::sql::{CLIENT_NODES, PLACEMENT_VERSION};
 
 /// How often the coordinator is asked whether shards or nodes changed.
 const POLL: Duration = Duration::from_secs(1);
@@ -148,12 +148,12 @@ impl Router {
     /// workers already known and opening the others. Without a live coordinator connection
     /// nothing changes (the next poll tries again).
     async fn reload(&self) -> Result<(), tokio_postgres::Error> {
-        let Ok((_, conn)) = self.coordinator.conn() else {
+        let Ok((_, lane)) = self.coordinator.lane() else {
             self.stale.store(true, Ordering::Relaxed);
             return Ok(());
         };
-        let version = placement_version(&conn).await?;
-        let rows = conn.query_text(CLIENT_NODES, &[]).await?;
+        let version = placement_version(&lane.conn).await?;
+        let rows = lane.conn.query_text(CLIENT_NODES, &[]).await?;
         let current = self.routes.read().expect("not poisoned").clone();
         let mut nodes = current.nodes.clone();
         let mut clients = HashMap::with_capacity(rows.len());
@@ -191,10 +191,10 @@ impl Router {
     /// Whether the placements changed since the routes were loaded (asked of the
     /// coordinator; without a live connection to it, no).
     async fn moved(&self) -> Result<bool, tokio_postgres::Error> {
-        let Ok((_, conn)) = self.coordinator.conn() else {
+        let Ok((_, lane)) = self.coordinator.lane() else {
             return Ok(false);
         };
-        let version = placement_version(&conn).await?;
+        let version = placement_version(&lane.conn).await?;
         Ok(version != self.routes.read().expect("not poisoned").version)
     }
 

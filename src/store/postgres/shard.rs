@@ -18,6 +18,8 @@
 
 use tokio_postgres::error::SqlState;
 
+use crate::store::postgres::sql::Kind;
+
 /// Where the guard goes in each statement.
 const GUARD_MARK: &str = "/* shard guard */";
 
@@ -26,32 +28,6 @@ const TABLES: [&str; 3] = ["clientes", "transacoes", "idempotencia"];
 
 /// The SQLSTATE `crebito_shard_guard` raises when the shard is no longer on the node.
 pub(super) const MOVED: &str = "CR001";
-
-/// Which statement: the three requests', and a batch's lock (batch.rs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Kind {
-    Apply,
-    ApplyOnce,
-    Statement,
-    Lock,
-}
-
-impl Kind {
-    /// The single server's text of the statement: what the single layout prepares, and what
-    /// each shard's statement is rewritten from.
-    pub(super) fn sql(self) -> &'static str {
-        match self {
-            Kind::Apply => include_str!("../../../sql/postgres/apply.sql"),
-            Kind::ApplyOnce => include_str!("../../../sql/postgres/apply_once.sql"),
-            Kind::Statement => include_str!("../../../sql/postgres/statement.sql"),
-            Kind::Lock => include_str!("../../../sql/postgres/lock.sql"),
-        }
-    }
-
-    /// Every kind, in one place (each is prepared per shard).
-    #[cfg(test)]
-    pub(super) const ALL: [Kind; 4] = [Kind::Apply, Kind::ApplyOnce, Kind::Statement, Kind::Lock];
-}
 
 /// One shard's statements, ready to be prepared on its worker's connections.
 #[derive(Debug, PartialEq, Eq)]

@@ -167,6 +167,12 @@ fn main() {
         Vec::new()
     };
     let start = Instant::now() + Duration::from_millis(100);
+    // The same instant on the wall clock: what a fault script's own timestamps (a thaw, a
+    // restart) are placed against on the run's time line (stress/reporting/faults.py).
+    let start_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        + 100.0;
     let cpu0 = cpu_seconds();
 
     // The dispatcher: releases each user at its instant, from its own thread.
@@ -273,7 +279,8 @@ fn main() {
     if let Some(path) = &args.history {
         write_history(path, &records, &before_load, &after_load).expect("writing the history");
     }
-    let summary = summarize(&args, &records, load_seconds, cpu);
+    let mut summary = summarize(&args, &records, load_seconds, cpu);
+    summary["started_unix_ms"] = json!((start_unix_ms * 1e3).round() / 1e3);
     let text = serde_json::to_string_pretty(&summary).expect("json");
     if let Some(path) = &args.out {
         std::fs::write(path, &text).expect("writing the summary");
