@@ -148,7 +148,7 @@ fn assert_follows_the_contest_rules(dir: &Path) {
         cpus += cpu;
         memory += mem;
         for volume in strings(&svc["volumes"]) {
-            assert!(mount_is_allowed(volume, &dir), "{name} mounts {volume}");
+            assert!(mount_is_allowed(volume, dir), "{name} mounts {volume}");
         }
         match base {
             "postgres" => dbs.push(name),
