@@ -11,22 +11,8 @@
 use std::io::Write;
 
 use crebito_loader::history::{Ledger, Op, Tx};
+use crebito_loader::rng::Rng;
 use serde_json::json;
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

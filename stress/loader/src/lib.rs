@@ -7,7 +7,8 @@
 //!   to the search (`infer`, order inference: Wing & Gong's search with Lowe's cache), its
 //!   order then to the rules;
 //! - [`report`]: the verdict and the findings of each kind;
-//! - [`rfc3339`]: `realizada_em` as an instant.
+//! - [`rfc3339`]: `realizada_em` as an instant;
+//! - [`rng`]: the loader's random numbers (xorshift64*), reproducible from a seed.
 //!
 //! The loader itself is the `crebito-loader` binary (`main.rs`); the checker is
 //! `crebito-check`.
@@ -18,3 +19,4 @@ pub mod history;
 pub(crate) mod infer;
 pub mod report;
 pub mod rfc3339;
+pub mod rng;

@@ -30,6 +30,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crebito_loader::history::{self, Attempt, Op, Tx};
+use crebito_loader::rng::Rng;
 use request::{Outcome, Post};
 use schedule::Scenario;
 
@@ -109,21 +110,6 @@ struct Record {
     post: Option<Post>,
 }
 
-/// xorshift64*: a few cycles per number, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const ALNUM: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// Ten alphanumeric characters: three of the run, seven of the sequence number, so every
@@ -185,7 +171,7 @@ fn main() {
         let keep = args.history.is_some();
         let clients = args.clients;
         let mut rng = Rng(args.seed | 1);
-        let run = rng.next();
+        let run = rng.next_u64();
         std::thread::spawn(move || {
             let total = plan.len();
             for (seq, (offset, scenario)) in plan.into_iter().enumerate() {
