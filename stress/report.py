@@ -13,6 +13,7 @@
   report.py hops …                                 bench/hops.sh's per-hop table
   report.py row …                                  one bench/topology.sh row
   report.py cost SUMMARY…                          CPU per request per service, a table
+  report.py sitting DIR [VARIANT…]                 official rounds side by side, with each round's flush
   report.py check-page --check F --loader F --out F   the black-box check's page (stress/check.sh)
 
 Standard library only, so that the runner needs nothing but python3.
@@ -99,6 +100,9 @@ def parser():
     cp.add_argument("--out", required=True)
     co = sub.add_parser("cost")
     co.add_argument("summaries", nargs="+")
+    si = sub.add_parser("sitting", help="official rounds side by side (bench/lib.sh official_rounds)")
+    si.add_argument("dir")
+    si.add_argument("variants", nargs="*")
     rw = sub.add_parser("row")
     for a in ["--loader", "--label", "--cpu", "--throttled"]:
         rw.add_argument(a, required=True)
@@ -123,6 +127,7 @@ def main():
         "hops": bench.hops,
         "row": bench.row,
         "cost": bench.cost,
+        "sitting": bench.sitting,
         "check-page": check_page,
     }[a.cmd_name](a)
 

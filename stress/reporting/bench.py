@@ -252,3 +252,73 @@ def cost(args):
         )
     print("\n".join(lines))
     return 0
+
+
+FLUSH_LINE = re.compile(r"(paced at [\d.]+/s|back to back)[^:]*: p50 ([\d.]+), p90 [\d.]+, p99 ([\d.]+)")
+
+
+def flush_of(path):
+    """A round's flush-N.txt (bench/lib.sh disk_flush): {"paced": (p50, p99), "back to back":
+    (p50, p99)} in µs, and pg_test_fsync's mean."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = FLUSH_LINE.search(line)
+            if m:
+                out["paced" if m.group(1).startswith("paced") else "back to back"] = (
+                    float(m.group(2)),
+                    float(m.group(3)),
+                )
+            elif line.startswith("disk flush (pg_test_fsync"):
+                out["pg_test_fsync"] = float(line.rsplit(":", 1)[1].split()[0])
+    return out
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+
+def sitting(args):
+    """One sitting of official rounds (bench/lib.sh official_rounds: OUT/official/VARIANT/run-N,
+    OUT/official/flush-N.txt): per variant each round's p99, the medians of p50, p99, max and of
+    the floor's p99, PostgreSQL's and the stack's CPU per request, KOs; then each round's flush.
+    Variants in the order given (default: as found)."""
+    root = os.path.join(args.dir, "official")
+    variants = args.variants or sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    rounds = sorted(int(m.group(1)) for f in os.listdir(root) for m in [re.fullmatch(r"flush-(\d+)\.txt", f)] if m)
+    fmt = lambda v, nd=2: "–" if v is None else f"{v:.{nd}f}"
+    lines = [
+        "| variant | p99 by round (ms) | p50 | **p99** | max | floor p99 | PostgreSQL CPU µs/req | stack CPU µs/req | KO |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        runs = []
+        for r in rounds:
+            path = os.path.join(root, v, f"run-{r}", "summary.json")
+            runs.append(read_json(path) if os.path.exists(path) else None)
+        done = [s for s in runs if s]
+        lat = lambda q, done=done: median([s["latency_ms"][q] for s in done])
+        per = lambda s, pick: (
+            sum(x for k, x in s["cpu_seconds"].items() if x is not None and pick(k)) * 1e6 / max(s["requests"], 1)
+        )
+        lines.append(
+            f"| {v} | {' · '.join(fmt(s['latency_ms']['p99']) if s else '–' for s in runs)} | {fmt(lat('p50'))} | "
+            f"**{fmt(lat('p99'))}** | {fmt(lat('max'))} | "
+            f"{fmt(median([s['floor']['latency_ms']['p99'] for s in done if s.get('floor')]))} | "
+            f"{fmt(median([per(s, lambda k: k == 'db') for s in done]), 0)} | "
+            f"{fmt(median([per(s, lambda k: k not in ('loader', 'k6')) for s in done]), 0)} | "
+            f"{', '.join(str(s['ko']) for s in done) or '–'} |"
+        )
+    lines += [
+        "",
+        "| round | pg_test_fsync mean | flush paced p50 / p99 | flush back to back p50 / p99 |",
+        "|---|---|---|---|",
+    ]
+    for r in rounds:
+        f = flush_of(os.path.join(root, f"flush-{r}.txt"))
+        pair = lambda k, f=f: " / ".join(fmt(x, 1) for x in f[k]) + " µs" if k in f else "–"
+        lines.append(f"| {r} | {fmt(f.get('pg_test_fsync'), 0)} µs | {pair('paced')} | {pair('back to back')} |")
+    print("\n".join(lines))
+    return 0

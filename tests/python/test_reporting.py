@@ -504,3 +504,51 @@ class ProfilesPlot(unittest.TestCase):
         self.assertIn(">contest</text>", svg)
         # The axis reaches the decade above the worst p99.
         self.assertIn(">1 000</text>", svg)
+
+
+class Sitting(unittest.TestCase):
+    """report.py sitting: official rounds side by side, medians over the rounds a variant ran,
+    each round's flush read back from bench/lib.sh's flush-N.txt."""
+
+    def test_medians_per_variant_and_the_flush_per_round(self):
+        import argparse
+        import contextlib
+        import io
+        import json
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            official = os.path.join(d, "official")
+            for name, p99s in {"durable": [3.0, 2.0, 5.0], "contest": [1.5, 1.0]}.items():
+                for r, p99 in enumerate(p99s, 1):
+                    os.makedirs(os.path.join(official, name, f"run-{r}"))
+                    with open(os.path.join(official, name, f"run-{r}", "summary.json"), "w") as f:
+                        json.dump(
+                            {
+                                "latency_ms": {"p50": p99 / 4, "p99": p99, "max": 10 * p99},
+                                "floor": {"latency_ms": {"p99": 1.0}},
+                                "requests": 1000,
+                                "ko": 0,
+                                "cpu_seconds": {"db": 0.3, "api1": 0.1, "lb": 0.1, "loader": 9.0},
+                            },
+                            f,
+                        )
+            for r in (1, 2, 3):
+                with open(os.path.join(official, f"flush-{r}.txt"), "w") as f:
+                    f.write(
+                        f"disk flush (pg_test_fsync, one 8 kB write + fdatasync, on x): {100 * r} µs\n"
+                        "disk flush distribution: one 8 kB write + fdatasync, paced at 250/s for 10 s (2501 on ext4): "
+                        f"p50 {200 * r}, p90 1, p99 {900 * r}, p99.9 1, max 1, mean 1 µs\n"
+                        "disk flush distribution: one 8 kB write + fdatasync, back to back for 10 s (9 on ext4): "
+                        "p50 150, p90 1, p99 450.5, p99.9 1, max 1, mean 1 µs\n"
+                    )
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                bench.sitting(argparse.Namespace(dir=d, variants=["durable", "contest"]))
+        rows = [line.split(" | ") for line in out.getvalue().splitlines() if line.startswith("| ")]
+        durable = next(r for r in rows if r[0] == "| durable")
+        self.assertEqual(durable[1:5], ["3.00 · 2.00 · 5.00", "0.75", "**3.00**", "30.00"])
+        self.assertEqual(durable[6:8], ["300", "500"])  # PostgreSQL, the stack without the loader
+        contest = next(r for r in rows if r[0] == "| contest")
+        self.assertEqual(contest[1:3], ["1.50 · 1.00 · –", "0.31"])  # round 3 missing; median of two
+        self.assertIn("| 2 | 200 µs | 400.0 / 1800.0 µs | 150.0 / 450.5 µs |", out.getvalue())
