@@ -130,6 +130,8 @@ wait_http() { local _; for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/de
 # the order reversed every other round; `RUNNER VARIANT COMMAND…` runs a command under a
 # variant. Each round first measures the disk's flush (disk_flush: OUT/official/flush-N.txt),
 # as its floor. Writes OUT/official/VARIANT/run-N and each variant's medians.txt.
+# OFFICIAL_DURATION_SCALE (default 1, full length) shortens every run alike, for screening
+# many variants; a figure quoted as "official" is full length.
 official_rounds() {
   local out=$1 rounds=$2 runner=$3; shift 3
   local variants=("$@") order r i v floor_args
@@ -140,7 +142,8 @@ official_rounds() {
     floor_args=(--floor)
     mkdir -p "$out/official"; disk_flush "${STACK_DIR:-/tmp}" > "$out/official/flush-$r.txt"
     for v in "${order[@]}"; do
-      "$runner" "$v" "$repo/stress/run.sh" "${floor_args[@]}" --out "$out/official/$v/run-$r" ||
+      "$runner" "$v" "$repo/stress/run.sh" "${floor_args[@]}" --duration-scale "${OFFICIAL_DURATION_SCALE:-1}" \
+        --out "$out/official/$v/run-$r" ||
         echo "$(basename "$0"): $v run $r failed (see its summary.txt)" >&2
       floor_args=(--floor-from "$out/official/$v/run-$r/floor.json")
     done
@@ -158,6 +161,7 @@ knob() {
     keepalive0) printf '%s\n' 's#^    keepalive_timeout 5s;#    keepalive_timeout 0;#' ;;
     single_accept) printf '%s\n' 's#^    multi_accept on;#    multi_accept off;#' ;;
     no_reuseport) printf '%s\n' 's#^\(        listen 9999 .*\) reuseport;#\1;#' ;;
+    accept_mutex) printf '%s\n' 's#^\(        listen 9999 .*\) reuseport;#\1;#' 's#^    multi_accept on;#&\n    accept_mutex on;#' ;;
     lingering_off) printf '%s\n' 's#^        limit_conn inflight 512;#&\n        lingering_close off;#' ;;
     inflight:[0-9]*) printf '%s\n' "s#^        limit_conn inflight 512;#        limit_conn inflight ${1#inflight:};#" ;;
     *) return 1 ;;

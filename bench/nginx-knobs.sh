@@ -12,6 +12,8 @@
 #                     (the official test opens a connection per request anyway)
 #   single_accept     multi_accept off: one accept per wakeup instead of draining the queue
 #   no_reuseport      one listening socket shared by the workers instead of one each
+#   accept_mutex      one shared socket, taken in turn (accept_mutex on): when idle, one
+#                     worker takes the connections and the other sleeps; when busy, both
 #   lingering_off     lingering_close off: close at once after the answer instead of
 #                     shutdown(SHUT_WR) and waiting for the client's FIN (nginx lingers on
 #                     almost every connection here: strace counts a shutdown per accept)
