@@ -803,3 +803,91 @@ async fn db_write_iops_throttles_the_databases_own_writes_and_down_removes_the_l
     assert!(stack.down().status.success());
     assert!(!cg.exists(), "{} removed", cg.display());
 }
+
+/// Writes an executable shell script.
+fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\nset -e\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// STACK_ENTRY (how bench/reference.sh runs another contest entry in crebito's place): the
+/// entry's `setup` instead of crebito's migration, its `serve` per instance on loopback TCP,
+/// the database it names, its nginx.conf with LB=entry. The entry here is crebito itself,
+/// started by those scripts, so that what runs can be told apart only by where it came from.
+/// And a stack up with another split keeps it: `status` reads the limits from the cgroups,
+/// not from the environment of whoever asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_entry_runs_in_crebitos_place_with_its_database_and_its_nginx() {
+    let entry = tempfile::tempdir().unwrap();
+    let crebito = env!("CARGO_BIN_EXE_crebito");
+    let url = r#"postgres://$PGUSER@localhost:$PGPORT/$PGDATABASE?host=$PGHOST"#;
+    std::fs::write(entry.path().join("database"), "ledger\n").unwrap();
+    script(
+        &entry.path().join("setup"),
+        &format!(r#"exec "{crebito}" migrate --database-url "{url}" --pg-profile durable"#),
+    );
+    script(
+        &entry.path().join("serve"),
+        &format!(
+            r#"exec "{crebito}" serve --listen "127.0.0.1:$PORT" --database-url "{url}" --pg-profile durable --threads 1"#
+        ),
+    );
+    std::fs::write(
+        entry.path().join("nginx.conf"),
+        "error_log stderr;\nevents {}\nhttp {\n  upstream api { server @API1@; server @API2@; keepalive 8; }\n  \
+         server {\n    listen 127.0.0.1:@PORT@;\n    add_header X-Entry-Conf yes;\n    \
+         location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n  }\n}\n",
+    )
+    .unwrap();
+    let entry_dir = entry.path().to_str().unwrap();
+    let mut stack = Stack::stack(
+        &[],
+        &[
+            ("STACK_ENTRY", entry_dir),
+            ("LB", "entry"),
+            ("DB_CPUS", "0.5"),
+        ],
+    );
+    assert_eq!(stack.fact("STACK_ENTRY"), entry_dir);
+    assert_eq!(stack.fact("STACK_DB_NAME"), "ledger");
+
+    let api = Api::new(stack.url());
+    for id in 1..=5 {
+        let (status, body) = api
+            .post_json(
+                id,
+                serde_json::json!({"valor": 7, "tipo": "c", "descricao": "entry"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let r = reqwest::get(format!("{}/clientes/1/extrato", stack.url()))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("x-entry-conf").map(|v| v.to_str().unwrap()),
+        Some("yes"),
+        "nginx runs the entry's own nginx.conf"
+    );
+    for i in 1..=2 {
+        let args = cmdline(stack.pid(&format!("api{i}")));
+        let at = args.iter().position(|a| a == "--listen").unwrap();
+        assert_eq!(
+            args[at + 1],
+            format!("127.0.0.1:{}", stack.port + 1 + i),
+            "instance {i} on loopback TCP, from the entry's serve"
+        );
+    }
+
+    // A later shell, with only the port and the directory: the entry's database, the split
+    // the stack was brought up with.
+    stack.env.clear();
+    assert_eq!(
+        stack.psql("SELECT current_database() || ' ' || sum(saldo) FROM clientes"),
+        "ledger 35"
+    );
+    assert_eq!(stack.service("db")["cpus"], serde_json::json!(0.5));
+    assert_eq!(stack.service("api1")["cpus"], serde_json::json!(0.2));
+    assert!(stack.down().status.success());
+}

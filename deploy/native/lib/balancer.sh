@@ -2,7 +2,8 @@
 # The load balancer in front of the two instances. LB=nginx runs the very file Compose
 # mounts, deploy/nginx.conf, with this machine's paths and ports put in (each rewrite
 # checked: a changed nginx.conf fails loudly here, never silently); the alternatives
-# (LB=nginx-stream, haproxy-*) are templates in deploy/native/templates/.
+# (LB=nginx-stream, haproxy-*) are templates in deploy/native/templates/, LB=entry the
+# compared entry's own (STACK_ENTRY/nginx.conf).
 
 # render TEMPLATE OUT: @PORT@, @OPS_PORT@, @PROCESSES@, @API1@, @API2@ filled in.
 render() {
@@ -46,12 +47,15 @@ nginx_conf() {
 balancer_up() {
   local nginx conf
   case "$LB" in
-    nginx|nginx-stream)
+    nginx|nginx-stream|entry)
       nginx=$(command -v nginx || echo /usr/sbin/nginx)
       [ -x "$nginx" ] || die "nginx not found: sudo apt-get install nginx"
       conf="$DIR/nginx/nginx.conf"
-      if [ "$LB" = nginx ]; then nginx_conf "$conf"
-      else render "${here:?}/templates/nginx-stream.conf" "$conf" "$(api_listen 1)" "$(api_listen 2)"; fi
+      case "$LB" in
+        nginx) nginx_conf "$conf" ;;
+        entry) render "$STACK_ENTRY/nginx.conf" "$conf" "$(api_listen 1)" "$(api_listen 2)" ;;
+        *) render "${here:?}/templates/nginx-stream.conf" "$conf" "$(api_listen 1)" "$(api_listen 2)" ;;
+      esac
       "$nginx" -t -q -p "$DIR/nginx" -c "$conf" -g "pid $DIR/nginx/nginx.pid;" >"$DIR/log/nginx-t.log" 2>&1 ||
         { cat "$DIR/log/nginx-t.log" >&2; die "nginx -t rejected the configuration"; }
       supervise lb "$nginx" -p "$DIR/nginx" -c "$conf" -g "daemon off; pid $DIR/nginx/nginx.pid;" ;;

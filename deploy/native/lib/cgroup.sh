@@ -100,6 +100,21 @@ cg_usage() { # svc -> "cpu_seconds mem_mb" (or "null null")
   esac
 }
 
+cg_limits() { # svc -> "cpus memory_mb" the cgroup holds (not the environment's: a stack up
+  # with another split keeps it for every later command), "- -" when it has none
+  local q p m
+  case "$CGV" in
+    1) q=$(cg_read "$(cg cpu "$1")/cpu.cfs_quota_us"); p=$(cg_read "$(cg cpu "$1")/cpu.cfs_period_us")
+       m=$(cg_read "$(cg memory "$1")/memory.limit_in_bytes");;
+    2) read -r q p < "$(cg cpu "$1")/cpu.max" 2>/dev/null || q=max; m=$(cg_read "$(cg memory "$1")/memory.max");;
+    *) echo "- -"; return;;
+  esac
+  awk -v q="$q" -v p="$p" -v m="$m" 'BEGIN {
+    c = (q == "max" || q < 0 || p <= 0) ? "-" : sprintf("%g", q / p)
+    mb = (m == "max" || m == 0 || m >= 2^60) ? "-" : sprintf("%d", m / 1048576)
+    print c, mb }'
+}
+
 cg_throttled() { # svc -> "periods throttled"
   [ "$CGV" != none ] || { echo "null null"; return; }
   awk '/^nr_periods/ { p = $2 } /^nr_throttled/ { t = $2 } END { printf "%s %s", p + 0, t + 0 }' "$(cg cpu "$1")/cpu.stat" 2>/dev/null || echo "null null"

@@ -33,7 +33,8 @@
 #   DB_ONLY         "1": the database service(s) only (no crebito, no balancer), for tests
 #   LB              the load balancer: "nginx" (default, deploy/nginx.conf, as in Compose),
 #                   "nginx-stream" (layer 4, no HTTP parsing), "haproxy-http", "haproxy-tcp"
-#                   (Debian's haproxy; templates in deploy/native/templates/)
+#                   (Debian's haproxy; templates in deploy/native/templates/), or "entry":
+#                   STACK_ENTRY's own nginx.conf, a template as those (@PORT@, @API1@, @API2@)
 #   LB_PROCESSES    nginx worker processes, or HAProxy threads (default: nginx.conf's, 2)
 #   NGINX_BALANCE   "round_robin" (default, as the contest rules ask) or "least_conn"
 #   NGINX_CONF      a variant of deploy/nginx.conf to run instead (bench/nginx-knobs.sh)
@@ -45,6 +46,13 @@
 #                   exporters (Debian's packages) too
 #   RESTART_DELAY   seconds a supervisor waits before restarting a service (default 0.5)
 #   NODE            `psql` only: which PostgreSQL (db, w1, …; default db)
+#   STACK_ENTRY     another contest entry in crebito's place, for comparison in the same
+#                   harness (bench/reference.sh writes one): a directory with two executables,
+#                   `setup` (run once PostgreSQL is up, instead of crebito's migration) and
+#                   `serve` (one per instance, must listen on 127.0.0.1:$PORT); both get
+#                   PGHOST, PGPORT, PGUSER=postgres, PGDATABASE. An optional file `database`
+#                   names the database it expects (default rinha, as crebito's). Implies
+#                   UPSTREAM=tcp; single layout only
 #
 # Ports (PORT + offset; one table, printed into stack.env):
 #   +0 the API (balancer)   +1 PostgreSQL (coordinator)   +2, +3 api1, api2 (UPSTREAM=tcp)
@@ -56,14 +64,27 @@ DIR="${STACK_DIR:-/tmp/crebito-stack-$PORT}"
 NAME="crebito-$PORT"
 STACK_LIMITS="${STACK_LIMITS:-on}"
 UPSTREAM="${UPSTREAM:-unix}"
+STACK_ENTRY="${STACK_ENTRY:-}"
 STACK_LAYOUT="${STACK_LAYOUT:-single}"
 LB="${LB:-nginx}"
 PG_FS="${PG_FS:-disk}"
 CPU_PERIOD_US="${CPU_PERIOD_US:-100000}"
 case "$STACK_LAYOUT" in single|citus) ;; *) echo "STACK_LAYOUT must be single or citus" >&2; exit 2;; esac
+if [ -n "$STACK_ENTRY" ]; then
+  if [ ! -x "$STACK_ENTRY/setup" ] || [ ! -x "$STACK_ENTRY/serve" ]; then
+    echo "STACK_ENTRY=$STACK_ENTRY needs executable setup and serve" >&2; exit 2
+  fi
+  [ "$STACK_LAYOUT" = single ] || { echo "STACK_ENTRY runs in the single layout only" >&2; exit 2; }
+  UPSTREAM=tcp
+fi
+# The database every service uses (`stack psql` too): crebito's, or the one the entry names.
+DB_NAME=rinha
+if [ -n "$STACK_ENTRY" ] && [ -f "$STACK_ENTRY/database" ]; then DB_NAME=$(cat "$STACK_ENTRY/database")
+elif [ -f "$DIR/stack.env" ]; then DB_NAME=$(sed -n 's/^STACK_DB_NAME=//p' "$DIR/stack.env"); DB_NAME=${DB_NAME:-rinha}; fi
 case "$PG_FS" in disk|lazyfs|small) ;; *) echo "PG_FS must be disk, lazyfs or small" >&2; exit 2;; esac
 case "$LB" in nginx|nginx-stream|haproxy-http|haproxy-tcp) ;;
-  *) echo "LB must be nginx, nginx-stream, haproxy-http or haproxy-tcp" >&2; exit 2;; esac
+  entry) [ -f "${STACK_ENTRY:-}/nginx.conf" ] || { echo "LB=entry needs STACK_ENTRY/nginx.conf" >&2; exit 2; } ;;
+  *) echo "LB must be nginx, nginx-stream, haproxy-http, haproxy-tcp or entry" >&2; exit 2;; esac
 
 # The split and settings: deploy/.env, unless the environment already sets a value (so a
 # benchmark can try another split without editing the file).
@@ -96,7 +117,7 @@ port_of() {
   esac
 }
 url() { echo "http://127.0.0.1:$PORT"; }
-db_url() { echo "postgres://postgres@localhost:$(port_of db)/rinha?host=$DIR/pg"; }
+db_url() { echo "postgres://postgres@localhost:$(port_of db)/$DB_NAME?host=$DIR/pg"; }
 prom_url() { echo "http://127.0.0.1:$(port_of prom)"; }
 ops_url() { echo "http://127.0.0.1:$(port_of ops)"; }
 # Where an instance listens (Unix socket by default, as in Compose).
@@ -112,6 +133,8 @@ write_stack_env() {
     echo "STACK_URL=$(url)"
     echo "STACK_DIR=$DIR"
     echo "STACK_LAYOUT=$STACK_LAYOUT"
+    echo "STACK_ENTRY=${STACK_ENTRY:-crebito}"
+    echo "STACK_DB_NAME=$DB_NAME"
     echo "STACK_PG_PROFILE=$CREBITO_PG_PROFILE"
     echo "STACK_SERVICES=\"${SERVICES[*]}\""
     echo "STACK_DB_URL=$(db_url)"

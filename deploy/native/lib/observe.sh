@@ -11,7 +11,7 @@ observe_up() {
   mkdir -p "$DIR/obs/tsdb"
   sed -e "s#127.0.0.1:9998#127.0.0.1:$(port_of ops)#" -e "s#127.0.0.1:9187#127.0.0.1:$(port_of pgexp)#" \
     -e "s#127.0.0.1:9113#127.0.0.1:$(port_of ngexp)#" "${repo:?}/deploy/observability/prometheus.yml" > "$DIR/obs/prometheus.yml"
-  supervise obs-pgexp env DATA_SOURCE_NAME="host=$DIR/pg port=$(port_of db) user=postgres dbname=rinha sslmode=disable" \
+  supervise obs-pgexp env DATA_SOURCE_NAME="host=$DIR/pg port=$(port_of db) user=postgres dbname=$DB_NAME sslmode=disable" \
     "$pgexp" --web.listen-address="127.0.0.1:$(port_of pgexp)"
   supervise obs-ngexp "$ngexp" -nginx.scrape-uri="$(ops_url)/nginx_status" \
     -web.listen-address="127.0.0.1:$(port_of ngexp)"

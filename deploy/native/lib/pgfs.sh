@@ -39,7 +39,7 @@ pg_fs_down() {
 # a power cut then takes only what the load wrote and the server did not fsync.
 pg_fs_barrier() {
   [ "$PG_FS" = lazyfs ] || return 0
-  node_psql db -d rinha -qc "CHECKPOINT" >/dev/null
+  node_psql db -d "$DB_NAME" -qc "CHECKPOINT" >/dev/null
   find "$(pg_data db)" -type f -print0 | xargs -0 sync --
 }
 

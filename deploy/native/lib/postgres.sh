@@ -48,7 +48,7 @@ pg_flags() {
 }
 
 # One server: a fresh cluster, supervised; returns once it accepts connections, with
-# database `rinha` (and the extensions the layout and tracing need).
+# database DB_NAME, `rinha` unless STACK_ENTRY names another (and the extensions the layout and tracing need).
 pg_node_up() {
   local svc=$1 pgbin=$2 data port
   data=$(pg_data "$svc"); port=$(port_of "$svc")
@@ -62,10 +62,10 @@ pg_node_up() {
   supervise "$svc" "${AS_PG[@]}" env HOME="$data" "$pgbin/postgres" -D "$data" -p "$port" -k "$DIR/pg" $(pg_flags)
   wait_for "PostgreSQL ($svc)" 30 test -S "$DIR/pg/.s.PGSQL.$port"
   wait_for "PostgreSQL ($svc)" 30 node_psql "$svc" -d postgres -Atqc "SELECT 1"
-  node_psql "$svc" -d postgres -qc "CREATE DATABASE rinha" >/dev/null
-  [ "${STACK_TRACE:-0}" != 1 ] || node_psql "$svc" -d rinha -qc "CREATE EXTENSION pg_stat_statements" >/dev/null
+  node_psql "$svc" -d postgres -qc "CREATE DATABASE \"$DB_NAME\"" >/dev/null
+  [ "${STACK_TRACE:-0}" != 1 ] || node_psql "$svc" -d "$DB_NAME" -qc "CREATE EXTENSION pg_stat_statements" >/dev/null
   if [ "$STACK_LAYOUT" = citus ]; then
-    node_psql "$svc" -d rinha -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION citus" >/dev/null ||
+    node_psql "$svc" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION citus" >/dev/null ||
       die "CREATE EXTENSION citus failed on $svc (is Citus installed? deploy/native/citus install)"
   fi
 }
@@ -73,9 +73,9 @@ pg_node_up() {
 # The coordinator learns its own address and its workers'.
 citus_register() {
   local w
-  node_psql db -d rinha -v ON_ERROR_STOP=1 -Atqc "SELECT citus_set_coordinator_host('127.0.0.1', $(port_of db))" >/dev/null
+  node_psql db -d "$DB_NAME" -v ON_ERROR_STOP=1 -Atqc "SELECT citus_set_coordinator_host('127.0.0.1', $(port_of db))" >/dev/null
   for w in "${CITUS_NODES[@]}"; do
-    node_psql db -d rinha -v ON_ERROR_STOP=1 -Atqc "SELECT citus_add_node('127.0.0.1', $(port_of "$w"))" >/dev/null ||
+    node_psql db -d "$DB_NAME" -v ON_ERROR_STOP=1 -Atqc "SELECT citus_add_node('127.0.0.1', $(port_of "$w"))" >/dev/null ||
       die "citus_add_node($w) failed"
   done
 }
@@ -88,6 +88,11 @@ databases_up() {
   fi
   for svc in "${DB_SERVICES[@]}"; do pg_node_up "$svc" "$pgbin"; done
   [ "$STACK_LAYOUT" != citus ] || citus_register
+  if [ -n "$STACK_ENTRY" ]; then
+    env PGHOST="$DIR/pg" PGPORT="$(port_of db)" PGUSER=postgres PGDATABASE="$DB_NAME" "$STACK_ENTRY/setup" >"$DIR/log/migrate.log" 2>&1 ||
+      { cat "$DIR/log/migrate.log" >&2; die "STACK_ENTRY's setup failed"; }
+    pg_fs_barrier; return
+  fi
   "$crebito" migrate --database-url "$(db_url)" --pg-profile "$CREBITO_PG_PROFILE" --pg-layout "$STACK_LAYOUT" \
     --extra-clients "${CREBITO_EXTRA_CLIENTS:-0}" >"$DIR/log/migrate.log" 2>&1 ||
     { cat "$DIR/log/migrate.log" >&2; die "migration failed"; }

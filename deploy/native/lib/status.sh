@@ -17,8 +17,7 @@ status_json() {
     pid=$(cat "$DIR/pid/$svc" 2>/dev/null || true)
     read -r cpu mem <<<"$(cg_usage "$svc")"
     read -r periods throttled <<<"$(cg_throttled "$svc")"
-    cpus=null; limit=null
-    if [ "$STACK_LIMITS" = on ]; then cpus=$(num_or_null "$(cpus_of "$svc")"); limit=$(num_or_null "$(mem_of "$svc")"); fi
+    read -r cpus limit <<<"$(cg_limits "$svc")"; cpus=$(num_or_null "$cpus"); limit=$(num_or_null "$limit")
     printf '%s\n  {"name": "%s", "pid": %s, "up": %s, "cpus": %s, "memory_mb": %s, "cpu_used_s": %s, "memory_used_mb": %s, "periods": %s, "throttled_periods": %s, "oom_kills": %s, "restarts": %s, "cgroups": ' \
       "$sep" "$svc" "$(num_or_null "$pid")" "$up" "$cpus" "$limit" "$(num_or_null "$cpu")" "$(num_or_null "$mem")" \
       "$(num_or_null "$periods")" "$(num_or_null "$throttled")" "$(num_or_null "$(cg_oom_kills "$svc")")" \
