@@ -316,9 +316,14 @@ def sitting(args):
         "| round | pg_test_fsync mean | flush paced p50 / p99 | flush back to back p50 / p99 |",
         "|---|---|---|---|",
     ]
-    for r in rounds:
-        f = flush_of(os.path.join(root, f"flush-{r}.txt"))
+    flushes = [flush_of(os.path.join(root, f"flush-{r}.txt")) for r in rounds]
+    for r, f in zip(rounds, flushes, strict=True):
         pair = lambda k, f=f: " / ".join(fmt(x, 1) for x in f[k]) + " µs" if k in f else "–"
         lines.append(f"| {r} | {fmt(f.get('pg_test_fsync'), 0)} µs | {pair('paced')} | {pair('back to back')} |")
+    if len(flushes) > 1:
+        mid = lambda k, i: median([f[k][i] for f in flushes if k in f])
+        both = lambda k: f"{fmt(mid(k, 0), 1)} / {fmt(mid(k, 1), 1)} µs"
+        fsync = fmt(median([f["pg_test_fsync"] for f in flushes if "pg_test_fsync" in f]), 0)
+        lines.append(f"| median | {fsync} µs | {both('paced')} | {both('back to back')} |")
     print("\n".join(lines))
     return 0

@@ -552,3 +552,4 @@ class Sitting(unittest.TestCase):
         contest = next(r for r in rows if r[0] == "| contest")
         self.assertEqual(contest[1:3], ["1.50 · 1.00 · –", "0.31"])  # round 3 missing; median of two
         self.assertIn("| 2 | 200 µs | 400.0 / 1800.0 µs | 150.0 / 450.5 µs |", out.getvalue())
+        self.assertIn("| median | 200 µs | 400.0 / 1800.0 µs | 150.0 / 450.5 µs |", out.getvalue())
