@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import statistics
 
 from .charts import DualAxes, scale_svg
 from .pages import write_saturation_page
@@ -275,9 +276,8 @@ def flush_of(path):
 
 
 def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return None if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+    """statistics.median, None for no values (a variant that ran no round)."""
+    return statistics.median(xs) if xs else None
 
 
 def sitting(args):
