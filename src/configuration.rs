@@ -78,6 +78,13 @@ pub struct StoreArgs {
     #[arg(long, env = "CREBITO_PG_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=65535))]
     pub pg_queue: u16,
 
+    /// PostgreSQL only, with `--pg-connections` above 1: the first connection carries the
+    /// writes and their group commit; the others only take a request that finds it busy with
+    /// a write while they are idle (a lone write then overlaps the other's WAL flush instead
+    /// of waiting for it). Off: every connection is used alike.
+    #[arg(long, env = "CREBITO_PG_SPILL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub pg_spill: bool,
+
     /// PostgreSQL only: `single` (one server) or `citus` (a Citus coordinator: the tables are
     /// distributed by client and each request runs on the one worker that owns the client;
     /// docs: "Scaling out").

@@ -86,6 +86,7 @@ impl Store {
                     connections: args.pg_connections,
                     batch: args.pg_batch(),
                     queue: args.pg_queue,
+                    spill: args.pg_spill,
                     keys,
                 };
                 PgLedger::connect(url, options)

@@ -101,10 +101,17 @@ impl Node {
 
     /// A live lane and its slot, starting from the next slot in turn: the first one with no
     /// write in flight (a request sent there waits for nobody's commit), else the live one
-    /// with the fewest writes waiting. Dead slots start reconnecting.
+    /// with the fewest writes waiting. With `spill` the first slot is always tried first and
+    /// the others only take what finds it busy while they are idle: everything else queues
+    /// for the first (its next batch). Dead slots start reconnecting.
     pub(super) fn lane(self: &Arc<Self>) -> Result<(usize, Arc<Lane>), LedgerError> {
         let n = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let spill = self.options.spill;
+        let start = if spill {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed)
+        };
         let mut live = None;
         for k in 0..n {
             let i = (start + k) % n;
@@ -114,10 +121,9 @@ impl Node {
                     if c.idle() {
                         return Ok((i, c));
                     }
-                    if live
-                        .as_ref()
-                        .is_none_or(|(_, l): &(usize, Arc<Lane>)| c.waiting() < l.waiting())
-                    {
+                    if live.as_ref().is_none_or(|(_, l): &(usize, Arc<Lane>)| {
+                        !spill && c.waiting() < l.waiting()
+                    }) {
                         live = Some((i, c));
                     }
                 }

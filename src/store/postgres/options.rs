@@ -36,6 +36,10 @@ pub struct Options {
     /// The most writes waiting for one connection (batch.rs); beyond it a write is refused
     /// at once, never sent.
     pub queue: u16,
+    /// Connections beyond the first only take a request that finds the first busy with a
+    /// write while they are idle (node.rs); writes that find every connection busy queue for
+    /// the first. Off: every connection is used alike.
+    pub spill: bool,
     /// The Citus layout: each client's requests straight to its worker (route.rs), or all
     /// through the coordinator.
     pub direct: bool,
