@@ -1,7 +1,7 @@
 //! Static checks of the deployment files: the Compose files, nginx.conf, the Dockerfile
 //! and the native launcher must agree with each other and with the contest's budget.
 //! (There is no Docker engine to run Compose here; the native stack runs for real in
-//! tests/stack.rs.)
+//! tests/stack.rs. nginx.conf's own refusal, which needs no stack, runs here.)
 
 mod common;
 
@@ -456,6 +456,143 @@ fn the_observability_profile_and_dashboard_are_consistent() {
         assert_eq!(p["datasource"]["uid"], uid, "{}", p["title"]);
         assert!(!p["targets"].as_array().unwrap().is_empty());
     }
+}
+
+/// nginx.conf's in-flight bound, run for real: past it nginx answers at once, from
+/// `@overloaded`, 503 with `Retry-After: 1` (what crebito's own 503s and 504s say) and
+/// "overloaded: not applied, retry". deploy/nginx.conf as the native launcher rewrites it
+/// (socket directory, ports) and one rewrite more, the bound from 512 down to 1; behind it a
+/// stand-in for both instances that takes a request and never answers, so one request holds
+/// the only slot. (The bound under a real flood, with PostgreSQL frozen: tests/stack.rs.)
+#[test]
+fn past_its_in_flight_bound_nginx_refuses_at_once_with_retry_after() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+
+    let work = tempfile::tempdir().unwrap();
+    let run = work.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    // As root nginx's workers run as nobody: they must reach the sockets (as in
+    // deploy/native/stack).
+    for dir in [work.path(), run.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    // The stand-in instances: every request read, noticed, and held unanswered.
+    let (seen, requests) = std::sync::mpsc::channel();
+    for api in ["api1", "api2"] {
+        let sock = run.join(format!("{api}.sock"));
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = seen.send(api);
+                held.push(conn);
+            }
+        });
+    }
+
+    let (port, ops) = (common::free_port(), common::free_port());
+    let mut conf = read("deploy/nginx.conf");
+    for (from, to) in [
+        ("/run/crebito", run.display().to_string()),
+        ("listen 9999 ", format!("listen 127.0.0.1:{port} ")),
+        ("listen 127.0.0.1:9998;", format!("listen 127.0.0.1:{ops};")),
+        (
+            "limit_conn inflight 512;",
+            "limit_conn inflight 1;".to_string(),
+        ),
+    ] {
+        assert!(
+            conf.contains(from),
+            "deploy/nginx.conf no longer has `{from}`"
+        );
+        conf = conf.replace(from, &to);
+    }
+    let path = work.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let log = std::fs::File::create(work.path().join("nginx.log")).unwrap();
+    let nginx = Command::new(common::nginx::binary())
+        .arg("-p")
+        .arg(work.path())
+        .arg("-c")
+        .arg(&path)
+        .arg("-g")
+        .arg(format!(
+            "daemon off; pid {}/nginx.pid;",
+            work.path().display()
+        ))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // SIGTERM, not SIGKILL: the master then stops its workers too.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the nginx master this test started.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+    let _nginx = Stop(nginx);
+    let nginx_log = || std::fs::read_to_string(work.path().join("nginx.log")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx did not start:\n{}",
+            nginx_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let request = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        s
+    };
+    // One request in flight: it reached an instance, which holds it.
+    let _holding = request("/clientes/1/extrato");
+    requests
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| {
+            panic!(
+                "the first request never reached an instance:\n{}",
+                nginx_log()
+            )
+        });
+
+    // The next one is refused at once, and told when to come back.
+    let mut answer = String::new();
+    request("/clientes/2/extrato")
+        .read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("no answer past the bound ({e}):\n{}", nginx_log()));
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a complete answer");
+    let mut lines = head.lines();
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("HTTP/1.1 503")),
+        "{answer}"
+    );
+    let retry_after: Vec<&str> = lines
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+        .map(|(_, value)| value.trim())
+        .collect();
+    assert_eq!(retry_after, ["1"], "one Retry-After, of 1 s: {answer}");
+    assert_eq!(body, "overloaded: not applied, retry\n");
 }
 
 /// No tracked file (reports included) names an absolute path of the machine it was made on:

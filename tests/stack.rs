@@ -337,8 +337,9 @@ async fn the_default_stack_is_durable_and_passes_the_official_validations_throug
 /// Overload without death: PostgreSQL frozen (SIGSTOP) while 5 000 clients each send one
 /// POST at once, then thawed. nginx lets at most its in-flight bound through and refuses the
 /// rest at once with a 503 that never reached crebito; those let in are answered 200, or
-/// 504 "outcome unknown" past crebito's store deadline; every process stays within its
-/// memory limit; the ledger matches what each client was told.
+/// 504 "outcome unknown" past crebito's store deadline; every 503 and 504 says `Retry-After:
+/// 1`; every process stays within its memory limit; the ledger matches what each client was
+/// told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -428,7 +429,11 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
     thawed.store(true, std::sync::atomic::Ordering::SeqCst);
     signal(libc::SIGCONT);
 
-    // What each client was told, by its unique descricao.
+    // What each client was told, by its unique descricao. Every refusal says when to retry.
+    let retry_after = |answer: &str| {
+        let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+        head.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n")
+    };
     let (mut ok, mut refused, mut unknown) = (HashSet::new(), HashSet::new(), HashSet::new());
     let mut refused_frozen = 0;
     while let Some(answer) = clients.join_next().await {
@@ -443,14 +448,18 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
             Some("200") => ok.insert(descricao),
             Some("503") => {
                 assert!(
-                    answer.ends_with("overloaded: not applied, retry\n"),
+                    answer.ends_with("overloaded: not applied, retry\n") && retry_after(&answer),
                     "{answer}"
                 );
                 refused.insert(descricao)
             }
-            // Queued past crebito's store deadline while PostgreSQL was frozen.
+            // Queued past crebito's store deadline while PostgreSQL was frozen; its
+            // Retry-After passed on by nginx.
             Some("504") => {
-                assert!(answer.contains("outcome unknown"), "{answer}");
+                assert!(
+                    answer.contains("outcome unknown") && retry_after(&answer),
+                    "{answer}"
+                );
                 unknown.insert(descricao)
             }
             _ => panic!("unexpected answer: {answer}"),

@@ -242,12 +242,7 @@ fn assert_follows_the_contest_rules(dir: &Path) {
 #[test]
 fn nginx_accepts_the_submitted_config() {
     let (_tmp, dir) = common::submission();
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| {
-            panic!("nginx is not installed: `sudo apt-get install nginx` (scripts/test does it)")
-        });
+    let nginx = nginx::binary();
     let work = tempfile::tempdir().unwrap();
     let conf = std::fs::read_to_string(dir.join("nginx.conf"))
         .unwrap()

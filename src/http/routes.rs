@@ -8,13 +8,16 @@
 //! | `GET /metrics`                       | 200 Prometheus text                              |
 //! | known path, other method             | 405 with `Allow`                                 |
 //! | anything else                        | 404                                              |
+//!
+//! Every 503 and 504 carries `Retry-After: 1` ([`RETRY_AFTER_SECONDS`], set by
+//! [`retry_later`]).
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::metrics::Metrics;
@@ -64,6 +67,15 @@ type Resp = Response<Full<Bytes>>;
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
+/// `Retry-After` on every 503 (not applied, retry) and 504 (outcome unknown, retry with the
+/// same key), in RFC 9110's delay-seconds. One second is the shortest wait above none the
+/// header can ask for: crebito cannot know when the store will answer again, so it asks for
+/// the least and leaves the rest to the client, which should back off further when refused
+/// again, with jitter, so that the clients refused together do not all come back together
+/// (docs/src/challenge.md, "What a client can rely on"). nginx's own 503 past its in-flight
+/// bound (deploy/nginx.conf, `@overloaded`) says the same.
+const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
+
 /// Answers one request. Never panics on any input, never returns an error: every outcome
 /// is a response.
 pub async fn handle<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> Resp {
@@ -88,7 +100,7 @@ async fn dispatch<L: Ledger>(app: &App<L>, req: Request<Incoming>) -> (Route, Re
             let ping = tokio::time::timeout(app.limits.store_timeout, app.ledger.ping()).await;
             match ping.unwrap_or(Err(LedgerError::Unknown)) {
                 Ok(()) => text(StatusCode::OK, "Healthy"),
-                Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+                Err(_) => retry_later(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
             }
         }
         Route::Extrato | Route::Healthz => method_not_allowed("GET, HEAD"),
@@ -241,7 +253,7 @@ async fn get_statement<L: Ledger>(app: &App<L>, id: Option<ClientId>) -> Resp {
     match read.unwrap_or(Err(LedgerError::Unknown)) {
         Ok(statement) => json(&statement),
         // A read changes nothing: "unknown" only means "no answer in time".
-        Err(LedgerError::Unknown) => text(
+        Err(LedgerError::Unknown) => retry_later(
             StatusCode::GATEWAY_TIMEOUT,
             "store did not answer in time; retry",
         ),
@@ -258,11 +270,11 @@ fn ledger_error(e: LedgerError) -> Resp {
             StatusCode::UNPROCESSABLE_ENTITY,
             "Idempotency-Key already used with a different request",
         ),
-        LedgerError::Unavailable => text(
+        LedgerError::Unavailable => retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             "store unavailable: not applied, retry",
         ),
-        LedgerError::Unknown => text(
+        LedgerError::Unknown => retry_later(
             StatusCode::GATEWAY_TIMEOUT,
             "outcome unknown: retry with the same Idempotency-Key to apply it at most once",
         ),
@@ -286,6 +298,17 @@ fn text(status: StatusCode, body: &'static str) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, TEXT);
+    r
+}
+
+/// A 503 or a 504: `text` with `Retry-After` ([`RETRY_AFTER_SECONDS`]).
+fn retry_later(status: StatusCode, body: &'static str) -> Resp {
+    debug_assert!(matches!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    ));
+    let mut r = text(status, body);
+    r.headers_mut().insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
     r
 }
 

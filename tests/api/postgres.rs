@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crebito::configuration::{DatabaseUrl, PgProfile};
 use serde_json::json;
 
+use crate::common::api::retry_after;
 use crate::common::checks;
 use crate::helpers::{audit, pg, spawn_on};
 
@@ -239,8 +240,9 @@ async fn poll<F: std::future::Future<Output = bool>>(what: &str, mut condition: 
 /// Which failure gets which answer, exactly: a statement past the deadline is 504 "store did
 /// not answer in time"; a POST whose connection breaks after it was sent is 504 "outcome
 /// unknown"; with no live connection the store refuses before sending, 503 "not applied";
-/// `/healthz` says 503 while the store is unreachable and 200 once it is back; and neither
-/// the 503 nor the broken 504 applied anything.
+/// `/healthz` says 503 while the store is unreachable and 200 once it is back; every one of
+/// these 503s and 504s says `Retry-After: 1`; and neither the 503 nor the broken 504 applied
+/// anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_503_a_broken_connection_504_and_healthz_follows_the_store() {
     let (url, db) = fresh_pg().await;
@@ -265,6 +267,11 @@ async fn a_refusal_is_503_a_broken_connection_504_and_healthz_follows_the_store(
         .unwrap();
     assert_eq!(r.status(), 504);
     assert_eq!(
+        retry_after(&r),
+        Some("1"),
+        "a read's 504 says when to retry"
+    );
+    assert_eq!(
         r.text().await.unwrap(),
         "store did not answer in time; retry"
     );
@@ -284,8 +291,15 @@ async fn a_refusal_is_503_a_broken_connection_504_and_healthz_follows_the_store(
         .unwrap();
     let api = app.api.clone();
     let pending = tokio::spawn(async move {
-        api.post(1, r#"{"valor": 7, "tipo": "c", "descricao": "quebra"}"#)
-            .await
+        let r = api
+            .post_response(
+                1,
+                r#"{"valor": 7, "tipo": "c", "descricao": "quebra"}"#,
+                None,
+            )
+            .await;
+        let retry = retry_after(&r).map(str::to_string);
+        (r.status(), r.text().await.unwrap(), retry)
     });
     let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
                    AND wait_event_type = 'Lock'";
@@ -299,8 +313,13 @@ async fn a_refusal_is_503_a_broken_connection_504_and_healthz_follows_the_store(
         ))
         .await
         .unwrap();
-    let (status, text) = pending.await.unwrap();
+    let (status, text, retry) = pending.await.unwrap();
     assert_eq!(status, 504, "{text}");
+    assert_eq!(
+        retry.as_deref(),
+        Some("1"),
+        "a POST's 504 says when to retry"
+    );
     assert_eq!(
         text,
         "outcome unknown: retry with the same Idempotency-Key to apply it at most once"
@@ -331,9 +350,26 @@ async fn a_refusal_is_503_a_broken_connection_504_and_healthz_follows_the_store(
             )
     })
     .await;
-    let (status, text) = app
-        .post(1, r#"{"valor": 9, "tipo": "c", "descricao": "recusado"}"#)
+    let r = app.healthz_response().await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        retry_after(&r),
+        Some("1"),
+        "/healthz's 503 says when to retry"
+    );
+    let r = app
+        .post_response(
+            1,
+            r#"{"valor": 9, "tipo": "c", "descricao": "recusado"}"#,
+            None,
+        )
         .await;
+    assert_eq!(
+        retry_after(&r),
+        Some("1"),
+        "a POST's 503 says when to retry"
+    );
+    let (status, text) = (r.status(), r.text().await.unwrap());
     assert_eq!(status, 503, "{text}");
     assert_eq!(text, "store unavailable: not applied, retry");
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::common::api::retry_after;
 use crate::for_each_store;
 use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
 
@@ -242,8 +243,9 @@ async fn connections_beyond_the_limit_wait_their_turn() {
     drop(idle);
 }
 
-/// A store that fails mid-way answers 503, applies nothing, and serves again once repaired.
-/// (The failure: the transactions table disappears under the running server.)
+/// A store that fails mid-way answers 503 with `Retry-After: 1`, applies nothing, and serves
+/// again once repaired. (The failure: the transactions table disappears under the running
+/// server.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
     let app = spawn_app(Backend::Sqlite).await;
@@ -258,7 +260,9 @@ async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
     sabotage
         .execute_batch("ALTER TABLE transacoes RENAME TO escondida")
         .unwrap();
-    let (status, text) = app.post(1, &body.to_string()).await;
+    let r = app.post_response(1, &body.to_string(), None).await;
+    assert_eq!(retry_after(&r), Some("1"), "a 503 says when to retry");
+    let (status, text) = (r.status(), r.text().await.unwrap());
     assert_eq!(
         (status.as_u16(), text.as_str()),
         (503, "store unavailable: not applied, retry")
@@ -278,8 +282,8 @@ async fn a_failing_sqlite_store_answers_503_and_applies_nothing() {
 }
 
 /// The embedded store busy past `--store-timeout` (another process holds SQLite's write
-/// lock): 504 "outcome unknown" in time; once the lock is gone the queued request applies,
-/// and a retry with the same key says so without applying it twice.
+/// lock): 504 "outcome unknown" in time, with `Retry-After: 1`; once the lock is gone the
+/// queued request applies, and a retry with the same key says so without applying it twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_sqlite_store_answers_504_and_a_keyed_retry_tells_what_happened() {
     let app = spawn_app_with(Backend::Sqlite, |a| a.store_timeout = 1).await;
@@ -290,12 +294,16 @@ async fn a_busy_sqlite_store_answers_504_and_a_keyed_retry_tells_what_happened()
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let body = json!({"valor": 7, "tipo": "c", "descricao": "busy"});
     let started = Instant::now();
-    let (status, text, _) = app.post_keyed(3, body.clone(), "busy-1").await;
+    let r = app
+        .post_response(3, &body.to_string(), Some("busy-1"))
+        .await;
+    assert_eq!(retry_after(&r), Some("1"), "a 504 says when to retry");
+    let (status, text) = (r.status(), r.text().await.unwrap());
     assert_eq!(
-        (status.as_u16(), text),
+        (status.as_u16(), text.as_str()),
         (
             504,
-            json!("outcome unknown: retry with the same Idempotency-Key to apply it at most once")
+            "outcome unknown: retry with the same Idempotency-Key to apply it at most once"
         )
     );
     assert!(started.elapsed() < Duration::from_secs(4));

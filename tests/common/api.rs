@@ -99,6 +99,25 @@ impl Api {
         (r.status(), r.text().await.unwrap())
     }
 
+    /// `POST` of a raw body, with an `Idempotency-Key` if `key` is given: the whole response,
+    /// for a test that looks at its headers ([`retry_after`]).
+    pub async fn post_response(
+        &self,
+        id: impl Display,
+        body: &str,
+        key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/clientes/{id}/transacoes", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        req.send().await.expect("request sent")
+    }
+
     /// `GET /clientes/{id}/extrato`: status and the answer as JSON (`Null` if it is not).
     pub async fn extrato(&self, id: impl Display) -> (StatusCode, Value) {
         let r = self
@@ -112,6 +131,15 @@ impl Api {
             status,
             serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
         )
+    }
+
+    /// `GET /healthz`: the whole response.
+    pub async fn healthz_response(&self) -> reqwest::Response {
+        self.client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// `GET /healthz`: status and body.
@@ -159,5 +187,15 @@ impl Api {
         body["saldo"]["total"]
             .as_i64()
             .expect("saldo.total is an integer")
+    }
+}
+
+/// The response's `Retry-After`, when it has exactly one that is text: what a 503 or a 504
+/// tells the client to wait, in seconds (crebito and nginx both say `1`).
+pub fn retry_after(r: &reqwest::Response) -> Option<&str> {
+    let mut all = r.headers().get_all(reqwest::header::RETRY_AFTER).iter();
+    match (all.next(), all.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
     }
 }

@@ -88,3 +88,13 @@ pub fn upstream<'a>(all: &'a [Directive], name: &str) -> Vec<&'a Directive> {
         .filter(|d| d.context.last().is_some_and(|c| *c == header))
         .collect()
 }
+
+/// The nginx binary (Debian's package), or a failure that names the package.
+pub fn binary() -> &'static str {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("nginx is not installed: `sudo apt-get install nginx` (scripts/test does it)")
+        })
+}

@@ -64,8 +64,10 @@ struct Args {
     history: Option<std::path::PathBuf>,
     /// Send an Idempotency-Key (the descricao) with every POST, and retry ambiguous answers
     /// (timeout, broken connection, a 5xx other than 503) and 503s with the same key, up to
-    /// --retries times within --retry-for seconds of the first attempt, waiting 200 ms, then
-    /// twice as long each time, at most 1 s.
+    /// --retries times within --retry-for seconds of the first attempt. Before each retry it
+    /// waits a random time between half and all of the longer of the answer's Retry-After
+    /// (in seconds) and a back-off of 200 ms doubling each time up to 4 s ("equal jitter"),
+    /// so that POSTs refused together do not all come back together.
     #[arg(long)]
     idempotent: bool,
     #[arg(long, default_value_t = 5)]
@@ -78,7 +80,8 @@ struct Args {
     /// a stack seeded with `crebito migrate --extra-clients N-5`, e.g. a sharded cluster).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     clients: u32,
-    /// Seed of the random clients, amounts and descriptions (the schedule is deterministic).
+    /// Seed of the random clients, amounts and descriptions, and of the retries' jitter (the
+    /// schedule is deterministic).
     #[arg(long, default_value_t = 2024)]
     seed: u64,
     /// With --history: read one statement per client before the load and one after it has
@@ -172,6 +175,9 @@ fn main() {
         let clients = args.clients;
         let mut rng = Rng(args.seed | 1);
         let run = rng.next_u64();
+        // Each user's own generator for its retries' jitter, seeded from a second one, so
+        // that the clients and amounts drawn from `rng` stay what the seed gave before.
+        let mut jitters = Rng((args.seed ^ 0x9E37_79B9_7F4A_7C15) | 1);
         std::thread::spawn(move || {
             let total = plan.len();
             for (seq, (offset, scenario)) in plan.into_iter().enumerate() {
@@ -187,6 +193,7 @@ fn main() {
                     valor: 1 + rng.below(10_000) as u32,
                     descricao: descricao(run, seq as u64),
                 });
+                let mut jitter = Rng(jitters.next_u64() | 1);
                 let records = records.clone();
                 let in_flight = in_flight.clone();
                 handle.spawn(async move {
@@ -207,7 +214,7 @@ fn main() {
                         });
                         unknown = history::unknown_after(unknown, answer.status);
                         let tried = answers.len() as u32;
-                        let pause = backoff(tried);
+                        let pause = pause(tried, answer.retry_after, &mut jitter);
                         if !(idempotent
                             && post.is_some()
                             && answer.outcome.retryable(answer.status)
@@ -513,10 +520,27 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
     })
 }
 
-/// How long to wait before retrying a POST tried `tried` times: 200 ms, then twice as long
-/// each time, at most 1 s (a stack that heals is asked again soon after).
+/// How long to wait before retrying a POST tried `tried` times: a random time between half
+/// and all ([`jitter`]) of the longer of what the last answer asked for (`Retry-After`) and
+/// [`backoff`]. Without the jitter every POST refused in the same instant (thousands, while
+/// the database is frozen) would retry in the same instant too, again and again, and that
+/// herd would crowd out new requests for seconds after the stack heals.
+fn pause(tried: u32, retry_after: Option<Duration>, rng: &mut Rng) -> Duration {
+    jitter(backoff(tried).max(retry_after.unwrap_or_default()), rng)
+}
+
+/// The back-off after `tried` attempts: 200 ms, then twice as long each time, at most 4 s.
 fn backoff(tried: u32) -> Duration {
-    Duration::from_millis((100u64 << tried.min(4)).min(1000))
+    Duration::from_millis((100u64 << tried.min(6)).min(4000))
+}
+
+/// "Equal jitter": a uniform pick in `[base / 2, base]` (to the nanosecond), so a wait is
+/// never less than half its base and the waits of POSTs refused together spread over half
+/// of it.
+fn jitter(base: Duration, rng: &mut Rng) -> Duration {
+    let half = (base / 2).as_nanos() as u64;
+    let span = base.as_nanos() as u64 - half;
+    Duration::from_nanos(half + rng.below(span + 1))
 }
 
 /// CPU seconds (user + system) this process has used.
@@ -560,9 +584,59 @@ mod tests {
     }
 
     #[test]
-    fn retries_back_off_to_one_second() {
-        let waits: Vec<u64> = (1..=6).map(|t| backoff(t).as_millis() as u64).collect();
-        assert_eq!(waits, [200, 400, 800, 1000, 1000, 1000]);
+    fn retries_back_off_from_200_ms_doubling_to_four_seconds() {
+        let waits: Vec<u64> = (1..=8).map(|t| backoff(t).as_millis() as u64).collect();
+        assert_eq!(waits, [200, 400, 800, 1600, 3200, 4000, 4000, 4000]);
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(4), "no overflow");
+    }
+
+    #[test]
+    fn jitter_picks_between_half_and_all_of_its_base_and_spreads() {
+        let mut rng = Rng(2024 | 1);
+        for base in [0, 1, 2, 3, 200, 1_000_000_000, 4_000_000_001] {
+            let base = Duration::from_nanos(base);
+            let picks: Vec<Duration> = (0..10_000).map(|_| jitter(base, &mut rng)).collect();
+            let (lo, hi) = (picks.iter().min().unwrap(), picks.iter().max().unwrap());
+            assert!(*lo >= base / 2 && *hi <= base, "{base:?}: {lo:?}..{hi:?}");
+            if base >= Duration::from_millis(1) {
+                // Uniform over the whole half: both ends reached within 1 %, and the picks
+                // of POSTs refused together are not one instant.
+                let span = base.as_secs_f64() / 2.0;
+                assert!(
+                    (lo.as_secs_f64() - span) < span * 0.01,
+                    "{base:?}: from {lo:?}"
+                );
+                assert!(
+                    (base - *hi).as_secs_f64() < span * 0.01,
+                    "{base:?}: to {hi:?}"
+                );
+                let mean = picks.iter().map(Duration::as_secs_f64).sum::<f64>() / 1e4;
+                assert!(
+                    (mean / base.as_secs_f64() - 0.75).abs() < 0.01,
+                    "mean {mean}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_waits_for_the_longer_of_retry_after_and_the_back_off_jittered() {
+        let mut rng = Rng(7);
+        let within = |d: Duration, lo: u64, hi: u64| {
+            (Duration::from_millis(lo)..=Duration::from_millis(hi)).contains(&d)
+        };
+        let one_second = Some(Duration::from_secs(1));
+        for _ in 0..1_000 {
+            // No Retry-After: the back-off alone.
+            assert!(within(pause(1, None, &mut rng), 100, 200));
+            assert!(within(pause(6, None, &mut rng), 2000, 4000));
+            // Retry-After longer than the back-off: it decides; shorter: the back-off does.
+            assert!(within(pause(1, one_second, &mut rng), 500, 1000));
+            assert!(within(pause(3, one_second, &mut rng), 500, 1000));
+            assert!(within(pause(4, one_second, &mut rng), 800, 1600));
+            let long = Some(Duration::from_secs(30));
+            assert!(within(pause(9, long, &mut rng), 15_000, 30_000));
+        }
     }
 
     #[test]

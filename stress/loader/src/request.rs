@@ -66,6 +66,9 @@ pub struct Answer {
     /// The answer carried `Idempotent-Replayed: true`: it is the stored answer of an earlier
     /// request with the same key.
     pub replayed: bool,
+    /// How long the answer asked the client to wait before asking again (`Retry-After` in
+    /// delay-seconds: [`retry_after`]).
+    pub retry_after: Option<Duration>,
 }
 
 /// The request bytes for one user.
@@ -130,6 +133,7 @@ pub async fn send(
                 status: 0,
                 response: None,
                 replayed: false,
+                retry_after: None,
             };
         }
         Ok(Err(_)) => {
@@ -138,12 +142,14 @@ pub async fn send(
                 status: 0,
                 response: None,
                 replayed: false,
+                retry_after: None,
             };
         }
         Ok(Ok(buf)) => buf,
     };
     let mut answer = judge(scenario, &buf);
     answer.replayed = replayed(&buf);
+    answer.retry_after = retry_after(&buf);
     if keep {
         answer.response = Some(buf);
     }
@@ -160,6 +166,32 @@ pub fn replayed(response: &[u8]) -> bool {
     response[..head_end]
         .windows(HEADER.len())
         .any(|w| w.eq_ignore_ascii_case(HEADER))
+}
+
+/// The response head's `Retry-After` (any case), when its value is delay-seconds (RFC 9110
+/// §10.2.3: digits only, crebito's and nginx's `1`). An HTTP-date, an empty or negative value,
+/// anything that is not a whole number of seconds, is ignored: `None`, as if absent. Only the
+/// first `Retry-After` counts, and only in the head (never a body's text).
+pub fn retry_after(response: &[u8]) -> Option<Duration> {
+    const NAME: &[u8] = b"retry-after:";
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let value = response[..head_end]
+        .split(|&b| b == b'\n')
+        .skip(1) // the status line
+        .find(|line| line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME))?
+        [NAME.len()..]
+        .trim_ascii();
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value)
+        .ok()?
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// The body of a complete HTTP response (after the blank line), if there is one.
@@ -182,6 +214,7 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
             status: 0,
             response: None,
             replayed: false,
+            retry_after: None,
         };
     };
     let accepted = match scenario {
@@ -195,6 +228,7 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
             status,
             response: None,
             replayed: false,
+            retry_after: None,
         };
     }
     if status == 422 {
@@ -203,6 +237,7 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
             status,
             response: None,
             replayed: false,
+            retry_after: None,
         };
     }
     let Some(json) =
@@ -213,6 +248,7 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
             status,
             response: None,
             replayed: false,
+            retry_after: None,
         };
     };
     let (saldo, limite) = match scenario {
@@ -228,6 +264,7 @@ pub fn judge(scenario: Scenario, response: &[u8]) -> Answer {
         status,
         response: None,
         replayed: false,
+        retry_after: None,
     }
 }
 
@@ -275,6 +312,60 @@ mod tests {
         assert_eq!(
             answer(Scenario::Creditos, "HTTP/1.1 20").0,
             Outcome::Connection
+        );
+    }
+
+    #[test]
+    fn retry_after_is_delay_seconds_from_the_head_or_nothing() {
+        let with = |value: &str| {
+            retry_after(
+                format!("HTTP/1.1 503 Service Unavailable\r\nRetry-After: {value}\r\ncontent-length: 6\r\n\r\nretry\n")
+                    .as_bytes(),
+            )
+        };
+        // A number of seconds, as crebito and nginx send it (any case, any spacing).
+        assert_eq!(with("1"), Some(Duration::from_secs(1)));
+        assert_eq!(with("120"), Some(Duration::from_secs(120)));
+        assert_eq!(with("0"), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(b"HTTP/1.1 504 Gateway Timeout\r\nretry-after:\t2 \r\n\r\n"),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(b"HTTP/1.1 503 x\r\nRETRY-AFTER: 3\r\nRetry-After: 9\r\n\r\n"),
+            Some(Duration::from_secs(3)),
+            "the first one"
+        );
+        // Absent.
+        assert_eq!(
+            retry_after(b"HTTP/1.1 503 x\r\ncontent-length: 0\r\n\r\n"),
+            None
+        );
+        assert_eq!(retry_after(b""), None);
+        // An HTTP-date: ignored, as is every value that is not a whole number of seconds.
+        assert_eq!(with("Fri, 31 Dec 1999 23:59:59 GMT"), None);
+        for garbage in [
+            "",
+            "-1",
+            "1.5",
+            "1s",
+            "+1",
+            "one",
+            "1 2",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(with(garbage), None, "{garbage:?}");
+        }
+        // Only the head counts: neither the status line nor the body.
+        assert_eq!(
+            retry_after(b"HTTP/1.1 503 x\r\ncontent-length: 16\r\n\r\nRetry-After: 1\r\n"),
+            None
+        );
+        assert_eq!(retry_after(b"Retry-After: 1\r\n\r\n"), None);
+        // A name that only starts like it.
+        assert_eq!(
+            retry_after(b"HTTP/1.1 503 x\r\nRetry-After-Not: 1\r\n\r\n"),
+            None
         );
     }
 
