@@ -65,8 +65,8 @@ struct Args {
     /// Send an Idempotency-Key (the descricao) with every POST, and retry ambiguous answers
     /// (timeout, broken connection, a 5xx other than 503) and 503s with the same key, up to
     /// --retries times within --retry-for seconds of the first attempt. Before each retry it
-    /// waits a random time between half and all of the longer of the answer's Retry-After
-    /// (in seconds) and a back-off of 200 ms doubling each time up to 4 s ("equal jitter"),
+    /// waits a random time between one and one and a half times the longer of the answer's Retry-After
+    /// (in seconds, never sooner) and a back-off of 200 ms doubling each time up to 4 s,
     /// so that POSTs refused together do not all come back together.
     #[arg(long)]
     idempotent: bool,
@@ -520,9 +520,9 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
     })
 }
 
-/// How long to wait before retrying a POST tried `tried` times: a random time between half
-/// and all ([`jitter`]) of the longer of what the last answer asked for (`Retry-After`) and
-/// [`backoff`]. Without the jitter every POST refused in the same instant (thousands, while
+/// How long to wait before retrying a POST tried `tried` times: a random time between all and
+/// one and a half times ([`jitter`]) the longer of what the last answer asked for
+/// (`Retry-After`, never retried sooner) and [`backoff`]. Without the jitter every POST refused in the same instant (thousands, while
 /// the database is frozen) would retry in the same instant too, again and again, and that
 /// herd would crowd out new requests for seconds after the stack heals.
 fn pause(tried: u32, retry_after: Option<Duration>, rng: &mut Rng) -> Duration {
@@ -534,13 +534,12 @@ fn backoff(tried: u32) -> Duration {
     Duration::from_millis((100u64 << tried.min(6)).min(4000))
 }
 
-/// "Equal jitter": a uniform pick in `[base / 2, base]` (to the nanosecond), so a wait is
-/// never less than half its base and the waits of POSTs refused together spread over half
-/// of it.
+/// A uniform pick in `[base, 1.5 × base]` (to the nanosecond): a wait is never shorter than
+/// its base (a server's `Retry-After` is a floor, RFC 9110 §10.2.3), and the waits of POSTs
+/// refused together spread over half of it.
 fn jitter(base: Duration, rng: &mut Rng) -> Duration {
-    let half = (base / 2).as_nanos() as u64;
-    let span = base.as_nanos() as u64 - half;
-    Duration::from_nanos(half + rng.below(span + 1))
+    let span = (base / 2).as_nanos() as u64;
+    base + Duration::from_nanos(rng.below(span + 1))
 }
 
 /// CPU seconds (user + system) this process has used.
@@ -591,28 +590,31 @@ mod tests {
     }
 
     #[test]
-    fn jitter_picks_between_half_and_all_of_its_base_and_spreads() {
+    fn jitter_picks_between_its_base_and_half_as_much_again_and_spreads() {
         let mut rng = Rng(2024 | 1);
         for base in [0, 1, 2, 3, 200, 1_000_000_000, 4_000_000_001] {
             let base = Duration::from_nanos(base);
             let picks: Vec<Duration> = (0..10_000).map(|_| jitter(base, &mut rng)).collect();
             let (lo, hi) = (picks.iter().min().unwrap(), picks.iter().max().unwrap());
-            assert!(*lo >= base / 2 && *hi <= base, "{base:?}: {lo:?}..{hi:?}");
+            assert!(
+                *lo >= base && *hi <= base + base / 2,
+                "{base:?}: {lo:?}..{hi:?}"
+            );
             if base >= Duration::from_millis(1) {
                 // Uniform over the whole half: both ends reached within 1 %, and the picks
                 // of POSTs refused together are not one instant.
                 let span = base.as_secs_f64() / 2.0;
                 assert!(
-                    (lo.as_secs_f64() - span) < span * 0.01,
+                    (*lo - base).as_secs_f64() < span * 0.01,
                     "{base:?}: from {lo:?}"
                 );
                 assert!(
-                    (base - *hi).as_secs_f64() < span * 0.01,
+                    (base + base / 2 - *hi).as_secs_f64() < span * 0.01,
                     "{base:?}: to {hi:?}"
                 );
                 let mean = picks.iter().map(Duration::as_secs_f64).sum::<f64>() / 1e4;
                 assert!(
-                    (mean / base.as_secs_f64() - 0.75).abs() < 0.01,
+                    (mean / base.as_secs_f64() - 1.25).abs() < 0.01,
                     "mean {mean}"
                 );
             }
@@ -628,14 +630,15 @@ mod tests {
         let one_second = Some(Duration::from_secs(1));
         for _ in 0..1_000 {
             // No Retry-After: the back-off alone.
-            assert!(within(pause(1, None, &mut rng), 100, 200));
-            assert!(within(pause(6, None, &mut rng), 2000, 4000));
-            // Retry-After longer than the back-off: it decides; shorter: the back-off does.
-            assert!(within(pause(1, one_second, &mut rng), 500, 1000));
-            assert!(within(pause(3, one_second, &mut rng), 500, 1000));
-            assert!(within(pause(4, one_second, &mut rng), 800, 1600));
+            assert!(within(pause(1, None, &mut rng), 200, 300));
+            assert!(within(pause(6, None, &mut rng), 4000, 6000));
+            // Retry-After longer than the back-off: it decides, never sooner; shorter: the
+            // back-off does.
+            assert!(within(pause(1, one_second, &mut rng), 1000, 1500));
+            assert!(within(pause(3, one_second, &mut rng), 1000, 1500));
+            assert!(within(pause(4, one_second, &mut rng), 1600, 2400));
             let long = Some(Duration::from_secs(30));
-            assert!(within(pause(9, long, &mut rng), 15_000, 30_000));
+            assert!(within(pause(9, long, &mut rng), 30_000, 45_000));
         }
     }
 
