@@ -23,6 +23,9 @@
 #                   commit and full-page writes, logged tables, group commit) or "contest"
 #                   (PG_CONTEST_FLAGS, UNLOGGED tables): PostgreSQL's flags and crebito's
 #                   --pg-profile follow this one variable
+#   PG_WAL_READY    WAL segments (16 MB each) made ready before the load, so that the first
+#                   ones the load's WAL reaches are recycled files, not created while commits
+#                   wait (default 0: none; measured no better, docs/src/performance.md)
 #   PG_FS           where the database's data directory lives (single layout only): "disk"
 #                   (default); "lazyfs", on LazyFS (deploy/native/lazyfs) with a cache of
 #                   LAZYFS_CACHE_MB (default 1024), for `power-cut`; "small", on an ext4 image

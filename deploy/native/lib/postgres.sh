@@ -64,10 +64,23 @@ pg_node_up() {
   wait_for "PostgreSQL ($svc)" 30 node_psql "$svc" -d postgres -Atqc "SELECT 1"
   node_psql "$svc" -d postgres -qc "CREATE DATABASE \"$DB_NAME\"" >/dev/null
   [ "${STACK_TRACE:-0}" != 1 ] || node_psql "$svc" -d "$DB_NAME" -qc "CREATE EXTENSION pg_stat_statements" >/dev/null
+  pg_wal_ready "$svc" "${PG_WAL_READY:-0}"
   if [ "$STACK_LAYOUT" = citus ]; then
     node_psql "$svc" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION citus" >/dev/null ||
       die "CREATE EXTENSION citus failed on $svc (is Citus installed? deploy/native/citus install)"
   fi
+}
+
+# N WAL segments made ready before the load (none: 0). A fresh cluster creates each new 16 MB
+# segment when its WAL reaches it, zero-filled and flushed while every commit waits; N switches
+# and a checkpoint leave N segments recycled ahead instead, so the first N*16 MB of the load's
+# WAL only open files that exist.
+pg_wal_ready() {
+  local svc=$1 n=$2 args=() _
+  [ "$n" -gt 0 ] || return 0
+  for _ in $(seq "$n"); do args+=(-c "SELECT txid_current()" -c "SELECT pg_switch_wal()"); done
+  node_psql "$svc" -d postgres -v ON_ERROR_STOP=1 -Atq "${args[@]}" -c CHECKPOINT >/dev/null ||
+    die "preparing $n WAL segments on $svc failed"
 }
 
 # The coordinator learns its own address and its workers'.
