@@ -214,9 +214,9 @@ for s in $runs; do
   [ "$store" != stack ] || profile=$("$stack" env STACK_PG_PROFILE)
   : > "$dir/fired.txt"
   schedule "$s" "$dir" & faults_pid=$!
-  # Keyed retries for up to RETRY_FOR_S after each POST's first attempt (each after half to
-  # all of the longer of the answer's Retry-After and a back-off of 200 ms doubling to 4 s:
-  # crebito-loader --help): longer than the stack takes to heal, so every outcome gets
+  # Keyed retries for up to RETRY_FOR_S after each POST's first attempt (each after one to one
+  # and a half times the longer of the answer's Retry-After and a back-off of 200 ms doubling
+  # to 4 s: crebito-loader --help): longer than the stack takes to heal, so every outcome gets
   # settled. A run that measures a loss does not wait for a database that may never come back.
   retry_for=$RETRY_FOR_S; [ ${#loss_expected[@]} -eq 0 ] || retry_for=5
   "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" \

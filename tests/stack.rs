@@ -432,7 +432,10 @@ async fn a_flood_against_a_frozen_database_queues_or_refuses_and_kills_nothing()
     // What each client was told, by its unique descricao. Every refusal says when to retry.
     let retry_after = |answer: &str| {
         let head = answer.split("\r\n\r\n").next().unwrap_or_default();
-        head.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n")
+        // Line by line: nginx writes its added headers last, with no CRLF after them here.
+        head.split("\r\n")
+            .skip(1)
+            .any(|line| line.eq_ignore_ascii_case("retry-after: 1"))
     };
     let (mut ok, mut refused, mut unknown) = (HashSet::new(), HashSet::new(), HashSet::new());
     let mut refused_frozen = 0;

@@ -645,13 +645,15 @@ async fn a_write_beyond_the_queue_bound_is_refused_at_once_and_never_sent() {
 }
 
 /// With `--pg-spill` the second connection takes only a write that finds the first busy while
-/// it is idle; writes that find both busy queue for the first (its next batch), even once the
-/// second is idle again. Used alike (the default), the queued writes would split between them.
+/// it is idle, or that finds the first's queue full; the other writes that find both busy
+/// queue for the first (its next batch), even once the second is idle again. Used alike (the
+/// default), the queued writes would split between them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_spill_the_second_connection_takes_only_what_finds_the_first_busy() {
+async fn with_spill_the_second_connection_takes_only_what_finds_the_first_busy_or_full() {
     let app = spawn_app_with(Backend::Postgres, |a| {
         a.store.pg_connections = 2;
         a.store.pg_spill = true;
+        a.store.pg_queue = 2;
         a.store_timeout = 30;
     })
     .await;
@@ -661,30 +663,34 @@ async fn with_spill_the_second_connection_takes_only_what_finds_the_first_busy()
     // The first connection, then the idle second, each busy with a write waiting for its row.
     let first = occupy(&app.api, 5, "s5").await;
     let second = occupy(&app.api, 4, "s4").await;
+    // Both busy: the first's queue takes two, its bound; the next queues for the second.
     let queued = [
         queue(&app.api, 1, credit(1, "s1"), None).await,
         queue(&app.api, 2, credit(2, "s2"), None).await,
     ];
+    let overflow = queue(&app.api, 3, credit(3, "s3a"), None).await;
     four.release().await;
     assert_eq!(second.await.unwrap().0, 200);
-    // A lane hands itself to its queue before its write is answered: both still wait, so
-    // both queued for the first connection.
+    assert_eq!(overflow.await.unwrap().0, 200);
+    // A lane hands itself to its queue before its write is answered: the two queued for the
+    // first still wait, although the second has been idle since.
     assert_eq!(app.metric("crebito_pg_batch_waiting").await, 2.0);
     // A new write finds the first busy and the second idle: served at once.
-    assert_eq!(app.post_json(3, credit(3, "s3")).await.0, 200);
+    assert_eq!(app.post_json(3, credit(3, "s3b")).await.0, 200);
     assert_eq!(app.metric("crebito_pg_batch_waiting").await, 2.0);
     five.release().await;
     assert_eq!(first.await.unwrap().0, 200);
     for q in queued {
         assert_eq!(q.await.unwrap().0, 200);
     }
-    // Five writes in four transactions: the two queued ones left together.
-    assert_eq!(app.metric("crebito_pg_batch_size_count").await, 4.0);
-    assert_eq!(app.metric("crebito_pg_batch_size_sum").await, 5.0);
+    // Six writes in five transactions: the two queued for the first left together.
+    assert_eq!(app.metric("crebito_pg_batch_size_count").await, 5.0);
+    assert_eq!(app.metric("crebito_pg_batch_size_sum").await, 6.0);
+    assert_eq!(app.metric("crebito_pg_batch_queue_full_total").await, 0.0);
     let rows = audit(&url).await;
     assert_eq!(
         rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
-        [(1, 1), (2, 1), (3, 1), (1, 1), (1, 1)]
+        [(1, 1), (2, 1), (6, 2), (1, 1), (1, 1)]
     );
 }
 

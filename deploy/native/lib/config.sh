@@ -23,9 +23,10 @@
 #                   commit and full-page writes, logged tables, group commit) or "contest"
 #                   (PG_CONTEST_FLAGS, UNLOGGED tables): PostgreSQL's flags and crebito's
 #                   --pg-profile follow this one variable
-#   PG_WAL_READY    WAL segments (16 MB each) made ready before the load, so that the first
-#                   ones the load's WAL reaches are recycled files, not created while commits
-#                   wait (default 0: none; measured no better, docs/src/performance.md)
+#   PG_WAL_READY    WAL segments (16 MB each, on every PostgreSQL of the stack) made ready
+#                   before the load, so that the first ones the load's WAL reaches are
+#                   recycled files, not created while commits wait (default 0: none; measured
+#                   no better, docs/src/performance.md; mind PG_FS=small's 160 MB)
 #   PG_FS           where the database's data directory lives (single layout only): "disk"
 #                   (default); "lazyfs", on LazyFS (deploy/native/lazyfs) with a cache of
 #                   LAZYFS_CACHE_MB (default 1024), for `power-cut`; "small", on an ext4 image
@@ -71,6 +72,7 @@ STACK_ENTRY="${STACK_ENTRY:-}"
 STACK_LAYOUT="${STACK_LAYOUT:-single}"
 LB="${LB:-nginx}"
 PG_FS="${PG_FS:-disk}"
+PG_WAL_READY="${PG_WAL_READY:-0}"
 CPU_PERIOD_US="${CPU_PERIOD_US:-100000}"
 case "$STACK_LAYOUT" in single|citus) ;; *) echo "STACK_LAYOUT must be single or citus" >&2; exit 2;; esac
 if [ -n "$STACK_ENTRY" ]; then
@@ -85,6 +87,7 @@ DB_NAME=rinha
 if [ -n "$STACK_ENTRY" ] && [ -f "$STACK_ENTRY/database" ]; then DB_NAME=$(cat "$STACK_ENTRY/database")
 elif [ -f "$DIR/stack.env" ]; then DB_NAME=$(sed -n 's/^STACK_DB_NAME=//p' "$DIR/stack.env"); DB_NAME=${DB_NAME:-rinha}; fi
 case "$PG_FS" in disk|lazyfs|small) ;; *) echo "PG_FS must be disk, lazyfs or small" >&2; exit 2;; esac
+case "$PG_WAL_READY" in ''|*[!0-9]*) echo "PG_WAL_READY must be a number of WAL segments" >&2; exit 2;; esac
 case "$LB" in nginx|nginx-stream|haproxy-http|haproxy-tcp) ;;
   entry) [ -f "${STACK_ENTRY:-}/nginx.conf" ] || { echo "LB=entry needs STACK_ENTRY/nginx.conf" >&2; exit 2; } ;;
   *) echo "LB must be nginx, nginx-stream, haproxy-http, haproxy-tcp or entry" >&2; exit 2;; esac

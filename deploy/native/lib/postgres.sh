@@ -64,7 +64,7 @@ pg_node_up() {
   wait_for "PostgreSQL ($svc)" 30 node_psql "$svc" -d postgres -Atqc "SELECT 1"
   node_psql "$svc" -d postgres -qc "CREATE DATABASE \"$DB_NAME\"" >/dev/null
   [ "${STACK_TRACE:-0}" != 1 ] || node_psql "$svc" -d "$DB_NAME" -qc "CREATE EXTENSION pg_stat_statements" >/dev/null
-  pg_wal_ready "$svc" "${PG_WAL_READY:-0}"
+  pg_wal_ready "$svc" "$PG_WAL_READY"
   if [ "$STACK_LAYOUT" = citus ]; then
     node_psql "$svc" -d "$DB_NAME" -v ON_ERROR_STOP=1 -qc "CREATE EXTENSION citus" >/dev/null ||
       die "CREATE EXTENSION citus failed on $svc (is Citus installed? deploy/native/citus install)"

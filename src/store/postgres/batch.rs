@@ -223,6 +223,11 @@ impl Lane {
         self.len.load(Ordering::Relaxed)
     }
 
+    /// As many writes wait as the bound allows: one more would be refused.
+    pub(super) fn full(&self) -> bool {
+        self.waiting() >= self.bound
+    }
+
     /// The lane's batch task ended without finishing. Its members in flight learn it from
     /// their dropped reply (504: they may have been sent); the connection may hold a
     /// half-sent transaction, so it is ended (its slot reconnects); every write still waiting

@@ -103,10 +103,13 @@ impl Node {
     /// write in flight (a request sent there waits for nobody's commit), else the live one
     /// with the fewest writes waiting. With `spill` the first slot is always tried first and
     /// the others only take what finds it busy while they are idle: everything else queues
-    /// for the first (its next batch). Dead slots start reconnecting.
+    /// for the first (its next batch) until its queue is full, then for the one with the
+    /// fewest waiting. Without batching (a bound of 1: no write ever marks a lane busy) spill
+    /// would leave the others unused, so the slots are then used alike. Dead slots start
+    /// reconnecting.
     pub(super) fn lane(self: &Arc<Self>) -> Result<(usize, Arc<Lane>), LedgerError> {
         let n = self.slots.len();
-        let spill = self.options.spill;
+        let spill = self.options.spill && batch_limit(&self.options, self.role) > 1;
         let start = if spill {
             0
         } else {
@@ -122,7 +125,7 @@ impl Node {
                         return Ok((i, c));
                     }
                     if live.as_ref().is_none_or(|(_, l): &(usize, Arc<Lane>)| {
-                        !spill && c.waiting() < l.waiting()
+                        (!spill || l.full()) && c.waiting() < l.waiting()
                     }) {
                         live = Some((i, c));
                     }

@@ -65,8 +65,8 @@ struct Args {
     /// Send an Idempotency-Key (the descricao) with every POST, and retry ambiguous answers
     /// (timeout, broken connection, a 5xx other than 503) and 503s with the same key, up to
     /// --retries times within --retry-for seconds of the first attempt. Before each retry it
-    /// waits a random time between one and one and a half times the longer of the answer's Retry-After
-    /// (in seconds, never sooner) and a back-off of 200 ms doubling each time up to 4 s,
+    /// waits a random time from one to one and a half times the longer of the answer's
+    /// Retry-After (in seconds, never sooner) and a back-off of 200 ms doubling to 4 s,
     /// so that POSTs refused together do not all come back together.
     #[arg(long)]
     idempotent: bool,
@@ -520,13 +520,15 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
     })
 }
 
-/// How long to wait before retrying a POST tried `tried` times: a random time between all and
-/// one and a half times ([`jitter`]) the longer of what the last answer asked for
-/// (`Retry-After`, never retried sooner) and [`backoff`]. Without the jitter every POST refused in the same instant (thousands, while
-/// the database is frozen) would retry in the same instant too, again and again, and that
-/// herd would crowd out new requests for seconds after the stack heals.
+/// How long to wait before retrying a POST tried `tried` times: a random time from one to one
+/// and a half times ([`jitter`]) the longer of what the last answer asked for (`Retry-After`:
+/// never retried sooner; at most an hour is believed) and [`backoff`]. Without the jitter
+/// every POST refused in the same instant (thousands, while the database is frozen) would
+/// retry in the same instant too, again and again, and that herd would crowd out new
+/// requests for seconds after the stack heals.
 fn pause(tried: u32, retry_after: Option<Duration>, rng: &mut Rng) -> Duration {
-    jitter(backoff(tried).max(retry_after.unwrap_or_default()), rng)
+    let asked = retry_after.unwrap_or_default().min(Duration::from_secs(3600));
+    jitter(backoff(tried).max(asked), rng)
 }
 
 /// The back-off after `tried` attempts: 200 ms, then twice as long each time, at most 4 s.
@@ -639,6 +641,9 @@ mod tests {
             assert!(within(pause(4, one_second, &mut rng), 1600, 2400));
             let long = Some(Duration::from_secs(30));
             assert!(within(pause(9, long, &mut rng), 30_000, 45_000));
+            // An absurd one is believed up to an hour, and overflows nothing.
+            let absurd = Some(Duration::MAX);
+            assert!(within(pause(1, absurd, &mut rng), 3_600_000, 5_400_000));
         }
     }
 
