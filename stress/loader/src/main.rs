@@ -527,7 +527,9 @@ fn summarize(args: &Args, records: &[Record], load_seconds: f64, cpu: f64) -> se
 /// retry in the same instant too, again and again, and that herd would crowd out new
 /// requests for seconds after the stack heals.
 fn pause(tried: u32, retry_after: Option<Duration>, rng: &mut Rng) -> Duration {
-    let asked = retry_after.unwrap_or_default().min(Duration::from_secs(3600));
+    let asked = retry_after
+        .unwrap_or_default()
+        .min(Duration::from_secs(3600));
     jitter(backoff(tried).max(asked), rng)
 }
 
