@@ -158,14 +158,7 @@ pub async fn send(
 
 /// Whether the response's head carries `Idempotent-Replayed: true` (any case).
 pub fn replayed(response: &[u8]) -> bool {
-    const HEADER: &[u8] = b"\r\nidempotent-replayed: true\r\n";
-    let head_end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(response.len(), |at| at + 2);
-    response[..head_end]
-        .windows(HEADER.len())
-        .any(|w| w.eq_ignore_ascii_case(HEADER))
+    header(response, b"idempotent-replayed").is_some_and(|v| v.eq_ignore_ascii_case(b"true"))
 }
 
 /// The response head's `Retry-After` (any case), when its value is delay-seconds (RFC 9110
@@ -173,17 +166,7 @@ pub fn replayed(response: &[u8]) -> bool {
 /// anything that is not a whole number of seconds, is ignored: `None`, as if absent. Only the
 /// first `Retry-After` counts, and only in the head (never a body's text).
 pub fn retry_after(response: &[u8]) -> Option<Duration> {
-    const NAME: &[u8] = b"retry-after:";
-    let head_end = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(response.len());
-    let value = response[..head_end]
-        .split(|&b| b == b'\n')
-        .skip(1) // the status line
-        .find(|line| line.len() >= NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME))?
-        [NAME.len()..]
-        .trim_ascii();
+    let value = header(response, b"retry-after")?;
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -192,6 +175,23 @@ pub fn retry_after(response: &[u8]) -> Option<Duration> {
         .parse()
         .ok()
         .map(Duration::from_secs)
+}
+
+/// The value of the first header called `name` (lower case; matched in any case) in the
+/// response's head, trimmed; never a body's text.
+fn header<'a>(response: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    response[..head_end]
+        .split(|&b| b == b'\n')
+        .skip(1) // the status line
+        .find_map(|line| {
+            let (key, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+            key.eq_ignore_ascii_case(name)
+                .then(|| value[1..].trim_ascii())
+        })
 }
 
 /// The body of a complete HTTP response (after the blank line), if there is one.
