@@ -35,6 +35,8 @@
 #                 for alone
 #   disk-full     PostgreSQL's data on a small ext4 image, filled to the last byte --at seconds
 #                 in, freed 10 s later: quick 503/504s, nothing lost, 200s again
+# RETRY_BUDGET=SHARE|off: the clients' retry budget (crebito-loader --retry-budget; unset, its
+# default): refused POSTs are retried only within it, unknown outcomes always.
 # Per scenario DIR/SCENARIO/faults.json; DIR/faults.md is the table. Exit 1 on any lost,
 # duplicated or refused-but-stored transaction, or a balance violation (ambiguous answers
 # are reported, not failed: they are what the retries are for).
@@ -218,9 +220,13 @@ for s in $runs; do
   # and a half times the longer of the answer's Retry-After and a back-off of 200 ms doubling
   # to 4 s: crebito-loader --help): longer than the stack takes to heal, so every outcome gets
   # settled. A run that measures a loss does not wait for a database that may never come back.
+  # A POST refused outright (503: not applied) is sent again only within the clients' retry
+  # budget (RETRY_BUDGET: a share of first attempts, or off; unset, the loader's default):
+  # without one an outage's refusals all come back at once when it ends.
   retry_for=$RETRY_FOR_S; [ ${#loss_expected[@]} -eq 0 ] || retry_for=5
+  budget=(); [ -z "${RETRY_BUDGET:-}" ] || budget=(--retry-budget "$RETRY_BUDGET")
   "$loader" --target "127.0.0.1:$PORT" --scale "$scale" --duration-scale "$dscale" \
-    --idempotent --retries 1000 --retry-for "$retry_for" \
+    --idempotent --retries 1000 --retry-for "$retry_for" "${budget[@]}" \
     --out "$dir/loader.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" > /dev/null
   # A fault that did not fire (or had no effect) fails the scenario: report.py compares
   # fired.txt with what was scheduled.

@@ -207,6 +207,9 @@ def faults(args):
         "violations": violations,
         "requests": loader["requests"],
         "ko_by_cause": loader["ko_by_cause"],
+        # The clients' retry budget (crebito-loader --retry-budget): its share, and the
+        # refused POSTs it did not send again (they ended refused, not applied).
+        "retry_budget": loader.get("retry_budget"),
         "restarts": args.restarts,
         "profile": args.profile,
     }

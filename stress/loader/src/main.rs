@@ -17,6 +17,7 @@
 //!   memory during the run (the buffers each request reads into anyway) and written after it,
 //!   so the load itself is not slowed.
 
+mod budget;
 mod request;
 mod schedule;
 
@@ -70,6 +71,12 @@ struct Args {
     /// so that POSTs refused together do not all come back together.
     #[arg(long)]
     idempotent: bool,
+    /// With --idempotent: the retry budget. A POST refused outright (503: not applied) is
+    /// sent again only while the budget allows, this share of first attempts plus a reserve
+    /// of 100 (`budget.rs`); `off`: always. Retries that settle an unknown outcome are never
+    /// budgeted.
+    #[arg(long, default_value = "0.2", value_parser = budget::parse_share)]
+    retry_budget: budget::Share,
     #[arg(long, default_value_t = 5)]
     retries: u32,
     /// Seconds after a POST's first attempt past which it is not retried any more: how long a
@@ -147,6 +154,7 @@ fn main() {
         .build()
         .expect("runtime");
     let records = Arc::new(Mutex::new(Vec::with_capacity(plan.len())));
+    let budget = Arc::new(budget::Budget::new(args.retry_budget.0));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(0));
     let bracket = args.bracket && args.history.is_some();
     let timeout = Duration::from_secs(args.timeout);
@@ -170,6 +178,7 @@ fn main() {
         let (records, in_flight) = (records.clone(), in_flight.clone());
         let (target, timeout) = (args.target, Duration::from_secs(args.timeout));
         let (idempotent, retries) = (args.idempotent, args.retries);
+        let budget = budget.clone();
         let retry_for = Duration::from_secs_f64(args.retry_for.max(0.0));
         let keep = args.history.is_some();
         let clients = args.clients;
@@ -196,6 +205,7 @@ fn main() {
                 let mut jitter = Rng(jitters.next_u64() | 1);
                 let records = records.clone();
                 let in_flight = in_flight.clone();
+                let budget = budget.clone();
                 handle.spawn(async move {
                     let since_start =
                         |t: Instant| t.saturating_duration_since(start).as_nanos() as u64;
@@ -203,6 +213,9 @@ fn main() {
                     let req = request::render(scenario, client, post.as_ref(), idempotent);
                     let mut answers = Vec::with_capacity(1);
                     let mut unknown = false;
+                    if post.is_some() {
+                        budget.sent();
+                    }
                     let mut answer = loop {
                         let sent = Instant::now();
                         let answer = request::send(target, &req, scenario, timeout, keep).await;
@@ -215,11 +228,13 @@ fn main() {
                         unknown = history::unknown_after(unknown, answer.status);
                         let tried = answers.len() as u32;
                         let pause = pause(tried, answer.retry_after, &mut jitter);
+                        // Settling an unknown outcome is never budgeted; a refusal is.
                         if !(idempotent
                             && post.is_some()
                             && answer.outcome.retryable(answer.status)
                             && tried <= retries
-                            && started.elapsed() + pause <= retry_for)
+                            && started.elapsed() + pause <= retry_for
+                            && (unknown || budget.retry()))
                         {
                             break answer;
                         }
@@ -273,6 +288,11 @@ fn main() {
         write_history(path, &records, &before_load, &after_load).expect("writing the history");
     }
     let mut summary = summarize(&args, &records, load_seconds, cpu);
+    // With --idempotent only: without it nothing is retried.
+    summary["retry_budget"] = json!(args.idempotent.then(|| json!({
+        "share": budget.share(),
+        "denied": budget.denied(),
+    })));
     summary["started_unix_ms"] = json!((start_unix_ms * 1e3).round() / 1e3);
     let text = serde_json::to_string_pretty(&summary).expect("json");
     if let Some(path) = &args.out {
