@@ -14,6 +14,7 @@
   report.py row …                                  one bench/topology.sh row
   report.py cost SUMMARY…                          CPU per request per service, a table
   report.py sitting DIR [VARIANT…]                 official rounds side by side, with each round's flush
+  report.py knee --out DIR VARIANT…                 repeated saturations: each variant's median knee
   report.py check-page --check F --loader F --out F   the black-box check's page (stress/check.sh)
 
 Standard library only, so that the runner needs nothing but python3.
@@ -103,6 +104,9 @@ def parser():
     si = sub.add_parser("sitting", help="official rounds side by side (bench/lib.sh official_rounds)")
     si.add_argument("dir")
     si.add_argument("variants", nargs="*")
+    kn = sub.add_parser("knee", help="repeated saturations side by side (bench/knee.sh)")
+    kn.add_argument("--out", required=True, help="bench/knee.sh's OUT: round-N/VARIANT/saturation.json")
+    kn.add_argument("variants", nargs="+")
     rw = sub.add_parser("row")
     for a in ["--loader", "--label", "--cpu", "--throttled"]:
         rw.add_argument(a, required=True)
@@ -128,6 +132,7 @@ def main():
         "row": bench.row,
         "cost": bench.cost,
         "sitting": bench.sitting,
+        "knee": bench.knee,
         "check-page": check_page,
     }[a.cmd_name](a)
 

@@ -327,3 +327,52 @@ def sitting(args):
         lines.append(f"| median | {fsync} µs | {both('paced')} | {both('back to back')} |")
     print("\n".join(lines))
     return 0
+
+
+def knee_shown(sat):
+    """A round's highest passing SCALE as the table shows it: "< FIRST" when its first step
+    failed, "–" when the round did not run."""
+    if sat is None:
+        return "–"
+    if sat["highest_passing_scale"]:
+        return f"{sat['highest_passing_scale']:g}"
+    return f"< {sat['steps'][0]['scale']:g}" if sat["steps"] else "–"
+
+
+def knee(args):
+    """bench/knee.sh's table: each variant's highest passing SCALE per round (its
+    OUT/round-N/VARIANT/saturation.json), the median over the rounds it ran, and the step
+    each round failed at with its KOs. A round whose first step failed counts as 0 ("below
+    the first step") in the median. OUT/knee.md and OUT/knee.json."""
+    rounds = sorted(int(m.group(1)) for f in os.listdir(args.out) for m in [re.fullmatch(r"round-(\d+)", f)] if m)
+    result = {}
+    lines = [
+        "| variant | highest passing SCALE by round | **median** | first failing step by round (KO, SLA %) |",
+        "|---|---|---|---|",
+    ]
+    for v in args.variants:
+        runs = []
+        for r in rounds:
+            path = os.path.join(args.out, f"round-{r}", v, "saturation.json")
+            runs.append(read_json(path) if os.path.exists(path) else None)
+        failed = [next((st for st in s["steps"] if not step_passed(st)), None) if s else None for s in runs]
+        mid = median([s["highest_passing_scale"] for s in runs if s])
+        result[v] = {
+            "highest_passing_scale": [None if s is None else s["highest_passing_scale"] for s in runs],
+            "median": mid,
+            "first_failing": [None if st is None else st["scale"] for st in failed],
+        }
+        fails = [
+            "–" if s is None else "none" if st is None else f"{st['scale']:g} ({st['ko']}, {st['sla_pct']})"
+            for s, st in zip(runs, failed, strict=True)
+        ]
+        lines.append(
+            f"| {v} | {' · '.join(knee_shown(s) for s in runs)} | **{'–' if mid is None else f'{mid:g}'}** | "
+            f"{' · '.join(fails)} |"
+        )
+    with open(os.path.join(args.out, "knee.json"), "w") as f:
+        json.dump({"rounds": rounds, "variants": result}, f, indent=2)
+    with open(os.path.join(args.out, "knee.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0

@@ -553,3 +553,53 @@ class Sitting(unittest.TestCase):
         self.assertEqual(contest[1:3], ["1.50 · 1.00 · –", "0.31"])  # round 3 missing; median of two
         self.assertIn("| 2 | 200 µs | 400.0 / 1800.0 µs | 150.0 / 450.5 µs |", out.getvalue())
         self.assertIn("| median | 200 µs | 400.0 / 1800.0 µs | 150.0 / 450.5 µs |", out.getvalue())
+
+
+class Knee(unittest.TestCase):
+    """report.py knee: repeated saturations side by side (bench/knee.sh), the median over the
+    rounds a variant ran, a round whose first step failed counted as below it."""
+
+    def test_median_knee_per_variant_and_where_each_round_failed(self):
+        import argparse
+        import contextlib
+        import io
+        import json
+        import tempfile
+
+        def step(scale, passed, ko=0, sla=100.0):
+            return {"scale": scale, "passed": passed, "sla_pct": sla, "ko": ko}
+
+        rounds = {
+            "durable": [
+                [step(12, True), step(14, True), step(16, False, 551, 97.1)],
+                [step(12, True), step(14, False, 20, 98.5)],  # 20 KO: failed
+                [step(12, True), step(14, True), step(16, True), step(18, False, 9000, 80.0)],
+            ],
+            "contest": [
+                [step(12, False, 3, 99.0)],
+                [step(12, True), step(14, True), step(16, True), step(18, True), step(20, True), step(24, True)],
+            ],
+        }
+        with tempfile.TemporaryDirectory() as d:
+            for name, runs in rounds.items():
+                for r, steps in enumerate(runs, 1):
+                    best = max([s["scale"] for s in steps if s["passed"]], default=0)
+                    os.makedirs(os.path.join(d, f"round-{r}", name))
+                    with open(os.path.join(d, f"round-{r}", name, "saturation.json"), "w") as f:
+                        json.dump({"highest_passing_scale": best, "steps": steps}, f)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                bench.knee(argparse.Namespace(out=d, variants=["durable", "contest"]))
+            with open(os.path.join(d, "knee.json")) as f:
+                written = json.load(f)
+        rows = {
+            line.split(" | ")[0]: line.split(" | ") for line in out.getvalue().splitlines() if line.startswith("| ")
+        }
+        self.assertEqual(rows["| durable"][1:3], ["14 · 12 · 16", "**14**"])
+        self.assertEqual(rows["| durable"][3], "16 (551, 97.1) · 14 (20, 98.5) · 18 (9000, 80.0) |")
+        # Round 1's first step failed: "< 12", counted as 0; round 3 not run.
+        self.assertEqual(rows["| contest"][1:3], ["< 12 · 24 · –", "**12**"])
+        self.assertEqual(rows["| contest"][3], "12 (3, 99.0) · none · – |")
+        self.assertEqual(written["rounds"], [1, 2, 3])
+        self.assertEqual(written["variants"]["durable"]["median"], 14)
+        self.assertEqual(written["variants"]["contest"]["first_failing"], [12, None, None])
