@@ -13,7 +13,9 @@
 # Per run (OUT/runs.jsonl): the loader's SLA, KO and latency, CPU µs per request for each
 # service (the database's split into its own code and the kernel's), throttled periods, and from pg_stat_wal / pg_stat_database the WAL records, bytes,
 # full-page images, writes and flushes per committed transaction and per POST, WAL segments
-# created during the run (pg_wal's files), commits per POST, the writes per transaction the instances sent (group commit, crebito_pg_batch_size),
+# created during the run (pg_wal's files), commits per POST, the writes per transaction the instances sent (group commit, crebito_pg_batch_size)
+# and the share of writes that found their connection's previous transaction in flight and waited
+# for the next (behind its flush, durable: crebito_pg_batch_queued_total),
 # and the share of HOT updates on clientes. OUT/durability.md: the medians per variant and
 # scale, under the disk's own flush measured in the same sitting (bench/lib.sh disk_flush on
 # the file system the stacks' data is on: a durable commit waits for one such flush).
@@ -39,12 +41,15 @@ pg_counters() {
     FROM pg_stat_wal w, pg_stat_database d WHERE d.datname = current_database()"
 }
 cpus() { for s in db api1 api2 lb; do printf '"%s": %s, ' "$s" "$(stack_cpu "$s")"; done; }
-# Writes and transactions the two instances sent (crebito_pg_batch_size's sum and count).
+# Writes and transactions the two instances sent (crebito_pg_batch_size's sum and count), and
+# the writes that found their connection busy and waited for its next transaction
+# (crebito_pg_batch_queued_total).
 batches() {
   local ops; ops=$(stack_env STACK_OPS_URL)
   { curl -fsS "$ops/metrics/api1"; curl -fsS "$ops/metrics/api2"; } | awk '
     /^crebito_pg_batch_size_sum/ { w += $NF } /^crebito_pg_batch_size_count/ { t += $NF }
-    END { printf "{\"writes\": %d, \"transactions\": %d}", w, t }'
+    /^crebito_pg_batch_queued_total/ { q += $NF }
+    END { printf "{\"writes\": %d, \"transactions\": %d, \"queued\": %d}", w, t, q }'
 }
 
 : > "$out/runs.jsonl"
@@ -90,6 +95,7 @@ print(json.dumps({
     "wal_per_post": {k: round(d[k] / posts, 3) for k in ("wal_bytes", "wal_sync")},
     "wal_segments_created": d["wal_segments"],
     "writes_per_transaction": round(b1["writes"] / b1["transactions"], 2) if b1["transactions"] else None,
+    "writes_waited_pct": round(100 * b1["queued"] / b1["writes"], 2) if b1["writes"] else None,
     "hot_update_pct": round(100 * d["n_tup_hot_upd"] / d["n_tup_upd"], 1) if d["n_tup_upd"] else None,
 }))
 EOF
@@ -105,8 +111,8 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 med = lambda xs: round(statistics.median(xs), 2)
 print(sys.argv[2] + "\n")
 print("Medians over the rounds (bench/durability.sh; runs.jsonl has every run).\n")
-print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | db user / kernel µs/request | writes / transaction | commits / POST | WAL flushes / POST | WAL bytes / POST | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | WAL segments created | HOT updates % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| variant | SCALE | runs | SLA % | KO | p50 ms | p99 ms | max ms | CPU µs/request db / api / lb | db user / kernel µs/request | writes / transaction | writes that waited for their connection % | commits / POST | WAL flushes / POST | WAL bytes / POST | WAL bytes / commit | WAL records / commit | full-page images / commit | WAL flushes / commit | WAL segments created | HOT updates % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 keys = []
 for r in runs:
     if (r["variant"], r["scale"]) not in keys:
@@ -116,11 +122,12 @@ for v, s in sorted(keys, key=lambda k: (k[1], keys.index(k))):
     cpu = lambda svc: med([r["cpu_us_per_request"][svc] for r in rs])
     wal = lambda k: med([r["wal_per_commit"][k] for r in rs])
     hot = [r["hot_update_pct"] for r in rs if r["hot_update_pct"] is not None]
+    waited = [r["writes_waited_pct"] for r in rs if r.get("writes_waited_pct") is not None]
     print(f"| {v} | {s:g} | {len(rs)} | {med([r['sla_pct'] for r in rs])} | {med([r['ko'] for r in rs]):g} | "
           f"{med([r['p50_ms'] for r in rs])} | {med([r['p99_ms'] for r in rs])} | {med([r['max_ms'] for r in rs])} | "
           f"{cpu('db')} / {med([r['cpu_us_per_request']['api1'] + r['cpu_us_per_request']['api2'] for r in rs])} / {cpu('lb')} | "
           f"{med([r['db_user_kernel_us_per_request'][0] for r in rs])} / {med([r['db_user_kernel_us_per_request'][1] for r in rs])} | "
-          f"{med([r['writes_per_transaction'] or 0 for r in rs])} | {med([r['commits_per_post'] for r in rs])} | "
+          f"{med([r['writes_per_transaction'] or 0 for r in rs])} | {med(waited) if waited else '–'} | {med([r['commits_per_post'] for r in rs])} | "
           f"{med([r['wal_per_post']['wal_sync'] for r in rs])} | {med([r['wal_per_post']['wal_bytes'] for r in rs])} | "
           f"{wal('wal_bytes')} | {wal('wal_records')} | {wal('wal_fpi')} | {wal('wal_sync')} | {med([r.get('wal_segments_created', 0) for r in rs]):g} | {med(hot) if hot else '–'} |")
 print("\nSettings:\n")

@@ -625,6 +625,11 @@ async fn a_write_beyond_the_queue_bound_is_refused_at_once_and_never_sent() {
     );
     assert_eq!(app.metric("crebito_pg_batch_queue_full_total").await, 1.0);
     assert_eq!(app.metric("crebito_pg_batch_waiting_max").await, 2.0);
+    assert_eq!(
+        app.metric("crebito_pg_batch_queued_total").await,
+        2.0,
+        "q1 and q2 waited behind x0; q3, refused, did not"
+    );
     five.release().await;
     assert_eq!(blocker.await.unwrap().0, 200);
     for q in queued {

@@ -194,6 +194,9 @@ pub(super) struct Stats {
     waiting: AtomicI64,
     /// The most writes seen waiting at once, since the start.
     waiting_max: AtomicI64,
+    /// Writes that found their connection's previous transaction in flight and waited for
+    /// the next: in the durable profile, behind another transaction's flush.
+    queued: AtomicU64,
     /// Writes refused because their connection's queue was full.
     full: AtomicU64,
     /// Writes dropped from a queue unsent because their caller had gone.
@@ -309,6 +312,14 @@ pub(super) fn render(out: &mut String, nodes: &[(&str, &Stats)]) {
     );
     family(
         out,
+        "crebito_pg_batch_queued_total",
+        "Writes that found their connection's previous transaction in flight and waited for the next one (in the durable profile, behind its flush); of crebito_pg_batch_size_sum.",
+        "counter",
+        nodes,
+        |s| s.queued.load(Ordering::Relaxed) as i64,
+    );
+    family(
+        out,
         "crebito_pg_batch_waiting",
         "Writes waiting for their connection's next transaction.",
         "gauge",
@@ -385,6 +396,7 @@ pub(super) async fn write(
         }
         if queue.busy {
             let (reply, answer) = oneshot::channel();
+            lane.stats.queued.fetch_add(1, Ordering::Relaxed);
             let now = lane.stats.waiting.fetch_add(1, Ordering::Relaxed) + 1;
             lane.stats.waiting_max.fetch_max(now, Ordering::Relaxed);
             lane.len.fetch_add(1, Ordering::Relaxed);
