@@ -1,7 +1,8 @@
 //! Static checks of the deployment files: the Compose files, nginx.conf, the Dockerfile
 //! and the native launcher must agree with each other and with the contest's budget.
 //! (There is no Docker engine to run Compose here; the native stack runs for real in
-//! tests/stack.rs. nginx.conf's own refusal, which needs no stack, runs here.)
+//! tests/stack.rs. nginx.conf's own answers, which need no stack, run here: its refusal past
+//! the in-flight bound, its 502 and 504, and an instance's own errors passed through.)
 
 mod common;
 
@@ -585,6 +586,17 @@ fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 }
 
+/// A keyed POST, as a careful client sends it: the one whose outcome matters.
+fn keyed_post() -> String {
+    let body = r#"{"valor": 1, "tipo": "c", "descricao": "retry"}"#;
+    format!(
+        "POST /clientes/1/transacoes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Idempotency-Key: 5b0e4d1e-retry-after\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 struct Answer {
     text: String,
     status: u16,
@@ -682,6 +694,114 @@ fn past_its_in_flight_bound_nginx_refuses_at_once_with_retry_after() {
         answer.text
     );
     assert_eq!(answer.body, "overloaded: not applied, retry\n");
+}
+
+/// nginx's own 502, run for real: no instance to reach (api1's socket absent, api2's there
+/// but refusing: bound, then closed), so nginx, having tried both, answers 502 from
+/// `@upstream_failed` with `Retry-After: 1` and a body that says the outcome is unknown and a
+/// keyed retry safe. For a GET and for a keyed POST with its body.
+#[test]
+fn nginx_own_502_says_outcome_unknown_with_retry_after() {
+    let nginx = RealNginx::prepare();
+    drop(nginx.bind("api2")); // the socket file stays; connecting to it is refused
+    let nginx = nginx.start(&[]);
+    for request in [get("/clientes/1/extrato"), keyed_post()] {
+        let answer = nginx.ask(&request);
+        assert_eq!(answer.status, 502, "{}\n{}", answer.text, nginx.log());
+        assert_eq!(
+            answer.retry_after,
+            ["1"],
+            "one Retry-After, of 1 s: {}",
+            answer.text
+        );
+        assert_eq!(
+            answer.body,
+            "upstream failed: outcome unknown, retry with the same Idempotency-Key\n"
+        );
+    }
+}
+
+/// nginx's own 504, run for real: proxy_read_timeout lowered from 60 s to 1 s, stand-ins for
+/// both instances that take the request and never answer; the keyed POST reached one (so
+/// its outcome is unknown indeed), and nginx answers 504 from `@upstream_timed_out` with
+/// `Retry-After: 1`.
+#[test]
+fn nginx_own_504_says_outcome_unknown_with_retry_after() {
+    let nginx = RealNginx::prepare();
+    let requests = holding_instances(&nginx);
+    let nginx = nginx.start(&[("proxy_read_timeout 60s;", "proxy_read_timeout 1s;")]);
+    let answer = nginx.ask(&keyed_post());
+    assert!(
+        requests.try_recv().is_ok(),
+        "the POST reached an instance:\n{}",
+        nginx.log()
+    );
+    assert_eq!(answer.status, 504, "{}\n{}", answer.text, nginx.log());
+    assert_eq!(
+        answer.retry_after,
+        ["1"],
+        "one Retry-After, of 1 s: {}",
+        answer.text
+    );
+    assert_eq!(
+        answer.body,
+        "upstream timed out: outcome unknown, retry with the same Idempotency-Key\n"
+    );
+}
+
+/// What an instance answers passes through nginx as it was written: its 503 and 504 (crebito's
+/// own bodies, one `Retry-After: 1`) and a 502 (which crebito never sends: no Retry-After
+/// added either) are not replaced by nginx's `@overloaded`, `@upstream_failed` or
+/// `@upstream_timed_out`, whose error_page only answers for nginx itself
+/// (proxy_intercept_errors off). Stand-ins for both instances answer the status the path
+/// names.
+#[test]
+fn an_instance_own_502_503_and_504_pass_through_nginx_untouched() {
+    let nginx = RealNginx::prepare();
+    for api in ["api1", "api2"] {
+        let listener = nginx.bind(api);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                let head = read_head(&mut conn);
+                let status = head.split_whitespace().nth(1).unwrap_or_default();
+                let (line, retry_after, body) = match status {
+                    "/502" => ("502 Bad Gateway", "", "an instance's own 502\n"),
+                    "/503" => (
+                        "503 Service Unavailable",
+                        "Retry-After: 1\r\n",
+                        "store unavailable: not applied, retry",
+                    ),
+                    _ => (
+                        "504 Gateway Timeout",
+                        "Retry-After: 1\r\n",
+                        "outcome unknown: retry with the same Idempotency-Key to apply it at most once",
+                    ),
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {line}\r\nContent-Type: text/plain; charset=utf-8\r\n{retry_after}\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    }
+    let nginx = nginx.start(&[]);
+    for (status, retry_after, body) in [
+        (502, &[][..], "an instance's own 502\n"),
+        (503, &["1"][..], "store unavailable: not applied, retry"),
+        (
+            504,
+            &["1"][..],
+            "outcome unknown: retry with the same Idempotency-Key to apply it at most once",
+        ),
+    ] {
+        let answer = nginx.ask(&get(&format!("/{status}")));
+        assert_eq!(answer.status, status, "{}\n{}", answer.text, nginx.log());
+        assert_eq!(answer.retry_after, retry_after, "{}", answer.text);
+        assert_eq!(answer.body, body, "the instance's own body");
+    }
 }
 
 /// No tracked file (reports included) names an absolute path of the machine it was made on:
