@@ -1,7 +1,8 @@
 //! Static checks of the deployment files: the Compose files, nginx.conf, the Dockerfile
 //! and the native launcher must agree with each other and with the contest's budget.
 //! (There is no Docker engine to run Compose here; the native stack runs for real in
-//! tests/stack.rs. nginx.conf's own refusal, which needs no stack, runs here.)
+//! tests/stack.rs. nginx.conf's own answers, which need no stack, run here: its refusal past
+//! the in-flight bound, its 502 and 504, and an instance's own errors passed through.)
 
 mod common;
 
@@ -458,6 +459,208 @@ fn the_observability_profile_and_dashboard_are_consistent() {
     }
 }
 
+/// deploy/nginx.conf run for real, as the native launcher rewrites it (socket directory,
+/// ports) and with a test's own rewrites, in front of whatever stand-ins for the instances
+/// the test put in `run` (the socket directory). Stopped with SIGTERM when dropped, not
+/// SIGKILL: the master then stops its workers too.
+struct RealNginx {
+    work: tempfile::TempDir,
+    run: std::path::PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RealNginx {
+    /// The directories, before any stand-in binds a socket in `run`.
+    fn prepare() -> RealNginx {
+        use std::os::unix::fs::PermissionsExt;
+        let work = tempfile::tempdir().unwrap();
+        let run = work.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        // As root nginx's workers run as nobody: they must reach the sockets (as in
+        // deploy/native/stack).
+        for dir in [work.path(), run.as_path()] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        RealNginx {
+            work,
+            run,
+            port: 0,
+            child: None,
+        }
+    }
+
+    /// `run/{api}.sock`, bound and open to nginx's workers.
+    fn bind(&self, api: &str) -> std::os::unix::net::UnixListener {
+        use std::os::unix::fs::PermissionsExt;
+        let sock = self.run.join(format!("{api}.sock"));
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+        listener
+    }
+
+    /// Starts nginx; each rewrite, like the launcher's, must find its text.
+    fn start(mut self, rewrites: &[(&str, &str)]) -> RealNginx {
+        self.port = common::free_port();
+        let ops = common::free_port();
+        let mut conf = read("deploy/nginx.conf");
+        let moved = [
+            ("/run/crebito", self.run.display().to_string()),
+            ("listen 9999 ", format!("listen 127.0.0.1:{} ", self.port)),
+            ("listen 127.0.0.1:9998;", format!("listen 127.0.0.1:{ops};")),
+        ];
+        let own = rewrites.iter().map(|(from, to)| (*from, to.to_string()));
+        for (from, to) in moved.into_iter().chain(own) {
+            assert!(
+                conf.contains(from),
+                "deploy/nginx.conf no longer has `{from}`"
+            );
+            conf = conf.replace(from, &to);
+        }
+        let path = self.work.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let log = std::fs::File::create(self.work.path().join("nginx.log")).unwrap();
+        self.child = Some(
+            Command::new(common::nginx::binary())
+                .arg("-p")
+                .arg(self.work.path())
+                .arg("-c")
+                .arg(&path)
+                .arg("-g")
+                .arg(format!(
+                    "daemon off; pid {}/nginx.pid;",
+                    self.work.path().display()
+                ))
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("nginx.log")).unwrap_or_default()
+    }
+
+    /// Sends `request` (a whole HTTP/1.1 request, `Connection: close`) on a new connection.
+    fn send(&self, request: &str) -> std::net::TcpStream {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        s
+    }
+
+    /// The whole answer to `request`: its status code, its Retry-After values, its body.
+    fn ask(&self, request: &str) -> Answer {
+        use std::io::Read;
+        let mut text = String::new();
+        self.send(request)
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("no answer ({e}):\n{}", self.log()));
+        Answer::parse(text)
+    }
+}
+
+impl Drop for RealNginx {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            // SAFETY: kill(2) on the nginx master this test started.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+}
+
+/// A keyed POST, as a careful client sends it: the one whose outcome matters.
+fn keyed_post() -> String {
+    let body = r#"{"valor": 1, "tipo": "c", "descricao": "retry"}"#;
+    format!(
+        "POST /clientes/1/transacoes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Idempotency-Key: 5b0e4d1e-retry-after\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+struct Answer {
+    text: String,
+    status: u16,
+    retry_after: Vec<String>,
+    body: String,
+}
+
+impl Answer {
+    fn parse(text: String) -> Answer {
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("a complete answer: {text:?}"));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.strip_prefix("HTTP/1.1 "))
+            .and_then(|l| l.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("an HTTP/1.1 status line: {text}"));
+        let retry_after = lines
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+            .map(|(_, value)| value.trim().to_string())
+            .collect();
+        let body = body.to_string();
+        Answer {
+            text,
+            status,
+            retry_after,
+            body,
+        }
+    }
+}
+
+/// Reads a request's head from a stand-in instance's connection (its body, if any, is left).
+fn read_head(conn: &mut std::os::unix::net::UnixStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Stand-ins for both instances that take every request, say so on the channel, and never
+/// answer.
+fn holding_instances(nginx: &RealNginx) -> std::sync::mpsc::Receiver<&'static str> {
+    let (seen, requests) = std::sync::mpsc::channel();
+    for api in ["api1", "api2"] {
+        let listener = nginx.bind(api);
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                read_head(&mut conn);
+                let _ = seen.send(api);
+                held.push(conn);
+            }
+        });
+    }
+    requests
+}
+
 /// nginx.conf's in-flight bound, run for real: past it nginx answers at once, from
 /// `@overloaded`, 503 with `Retry-After: 1` (what crebito's own 503s and 504s say) and
 /// "overloaded: not applied, retry". deploy/nginx.conf as the native launcher rewrites it
@@ -466,133 +669,139 @@ fn the_observability_profile_and_dashboard_are_consistent() {
 /// the only slot. (The bound under a real flood, with PostgreSQL frozen: tests/stack.rs.)
 #[test]
 fn past_its_in_flight_bound_nginx_refuses_at_once_with_retry_after() {
-    use std::io::{Read, Write};
-    use std::os::unix::fs::PermissionsExt;
+    let nginx = RealNginx::prepare();
+    let requests = holding_instances(&nginx);
+    let nginx = nginx.start(&[("limit_conn inflight 512;", "limit_conn inflight 1;")]);
 
-    let work = tempfile::tempdir().unwrap();
-    let run = work.path().join("run");
-    std::fs::create_dir(&run).unwrap();
-    // As root nginx's workers run as nobody: they must reach the sockets (as in
-    // deploy/native/stack).
-    for dir in [work.path(), run.as_path()] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    // The stand-in instances: every request read, noticed, and held unanswered.
-    let (seen, requests) = std::sync::mpsc::channel();
-    for api in ["api1", "api2"] {
-        let sock = run.join(format!("{api}.sock"));
-        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for mut conn in listener.incoming().map_while(Result::ok) {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                let _ = seen.send(api);
-                held.push(conn);
-            }
-        });
-    }
-
-    let (port, ops) = (common::free_port(), common::free_port());
-    let mut conf = read("deploy/nginx.conf");
-    for (from, to) in [
-        ("/run/crebito", run.display().to_string()),
-        ("listen 9999 ", format!("listen 127.0.0.1:{port} ")),
-        ("listen 127.0.0.1:9998;", format!("listen 127.0.0.1:{ops};")),
-        (
-            "limit_conn inflight 512;",
-            "limit_conn inflight 1;".to_string(),
-        ),
-    ] {
-        assert!(
-            conf.contains(from),
-            "deploy/nginx.conf no longer has `{from}`"
-        );
-        conf = conf.replace(from, &to);
-    }
-    let path = work.path().join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let log = std::fs::File::create(work.path().join("nginx.log")).unwrap();
-    let nginx = Command::new(common::nginx::binary())
-        .arg("-p")
-        .arg(work.path())
-        .arg("-c")
-        .arg(&path)
-        .arg("-g")
-        .arg(format!(
-            "daemon off; pid {}/nginx.pid;",
-            work.path().display()
-        ))
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    // SIGTERM, not SIGKILL: the master then stops its workers too.
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on the nginx master this test started.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-            let _ = self.0.wait();
-        }
-    }
-    let _nginx = Stop(nginx);
-    let nginx_log = || std::fs::read_to_string(work.path().join("nginx.log")).unwrap_or_default();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nginx did not start:\n{}",
-            nginx_log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-
-    let request = |path: &str| {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        s
-    };
     // One request in flight: it reached an instance, which holds it.
-    let _holding = request("/clientes/1/extrato");
+    let _holding = nginx.send(&get("/clientes/1/extrato"));
     requests
         .recv_timeout(std::time::Duration::from_secs(10))
         .unwrap_or_else(|_| {
             panic!(
                 "the first request never reached an instance:\n{}",
-                nginx_log()
+                nginx.log()
             )
         });
 
     // The next one is refused at once, and told when to come back.
-    let mut answer = String::new();
-    request("/clientes/2/extrato")
-        .read_to_string(&mut answer)
-        .unwrap_or_else(|e| panic!("no answer past the bound ({e}):\n{}", nginx_log()));
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a complete answer");
-    let mut lines = head.lines();
-    assert!(
-        lines.next().is_some_and(|l| l.starts_with("HTTP/1.1 503")),
-        "{answer}"
+    let answer = nginx.ask(&get("/clientes/2/extrato"));
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(
+        answer.retry_after,
+        ["1"],
+        "one Retry-After, of 1 s: {}",
+        answer.text
     );
-    let retry_after: Vec<&str> = lines
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
-        .map(|(_, value)| value.trim())
-        .collect();
-    assert_eq!(retry_after, ["1"], "one Retry-After, of 1 s: {answer}");
-    assert_eq!(body, "overloaded: not applied, retry\n");
+    assert_eq!(answer.body, "overloaded: not applied, retry\n");
+}
+
+/// nginx's own 502, run for real: no instance to reach (api1's socket absent, api2's there
+/// but refusing: bound, then closed), so nginx, having tried both, answers 502 from
+/// `@upstream_failed` with `Retry-After: 1` and a body that says the outcome is unknown and a
+/// keyed retry safe. For a GET and for a keyed POST with its body.
+#[test]
+fn nginx_own_502_says_outcome_unknown_with_retry_after() {
+    let nginx = RealNginx::prepare();
+    drop(nginx.bind("api2")); // the socket file stays; connecting to it is refused
+    let nginx = nginx.start(&[]);
+    for request in [get("/clientes/1/extrato"), keyed_post()] {
+        let answer = nginx.ask(&request);
+        assert_eq!(answer.status, 502, "{}\n{}", answer.text, nginx.log());
+        assert_eq!(
+            answer.retry_after,
+            ["1"],
+            "one Retry-After, of 1 s: {}",
+            answer.text
+        );
+        assert_eq!(
+            answer.body,
+            "upstream failed: outcome unknown, retry with the same Idempotency-Key\n"
+        );
+    }
+}
+
+/// nginx's own 504, run for real: proxy_read_timeout lowered from 60 s to 1 s, stand-ins for
+/// both instances that take the request and never answer; the keyed POST reached one (so
+/// its outcome is unknown indeed), and nginx answers 504 from `@upstream_timed_out` with
+/// `Retry-After: 1`.
+#[test]
+fn nginx_own_504_says_outcome_unknown_with_retry_after() {
+    let nginx = RealNginx::prepare();
+    let requests = holding_instances(&nginx);
+    let nginx = nginx.start(&[("proxy_read_timeout 60s;", "proxy_read_timeout 1s;")]);
+    let answer = nginx.ask(&keyed_post());
+    assert!(
+        requests.try_recv().is_ok(),
+        "the POST reached an instance:\n{}",
+        nginx.log()
+    );
+    assert_eq!(answer.status, 504, "{}\n{}", answer.text, nginx.log());
+    assert_eq!(
+        answer.retry_after,
+        ["1"],
+        "one Retry-After, of 1 s: {}",
+        answer.text
+    );
+    assert_eq!(
+        answer.body,
+        "upstream timed out: outcome unknown, retry with the same Idempotency-Key\n"
+    );
+}
+
+/// What an instance answers passes through nginx as it was written: its 503 and 504 (crebito's
+/// own bodies, one `Retry-After: 1`) and a 502 (which crebito never sends: no Retry-After
+/// added either) are not replaced by nginx's `@overloaded`, `@upstream_failed` or
+/// `@upstream_timed_out`, whose error_page only answers for nginx itself
+/// (proxy_intercept_errors off). Stand-ins for both instances answer the status the path
+/// names.
+#[test]
+fn an_instance_own_502_503_and_504_pass_through_nginx_untouched() {
+    let nginx = RealNginx::prepare();
+    for api in ["api1", "api2"] {
+        let listener = nginx.bind(api);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for mut conn in listener.incoming().map_while(Result::ok) {
+                let head = read_head(&mut conn);
+                let status = head.split_whitespace().nth(1).unwrap_or_default();
+                let (line, retry_after, body) = match status {
+                    "/502" => ("502 Bad Gateway", "", "an instance's own 502\n"),
+                    "/503" => (
+                        "503 Service Unavailable",
+                        "Retry-After: 1\r\n",
+                        "store unavailable: not applied, retry",
+                    ),
+                    _ => (
+                        "504 Gateway Timeout",
+                        "Retry-After: 1\r\n",
+                        "outcome unknown: retry with the same Idempotency-Key to apply it at most once",
+                    ),
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {line}\r\nContent-Type: text/plain; charset=utf-8\r\n{retry_after}\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    }
+    let nginx = nginx.start(&[]);
+    for (status, retry_after, body) in [
+        (502, &[][..], "an instance's own 502\n"),
+        (503, &["1"][..], "store unavailable: not applied, retry"),
+        (
+            504,
+            &["1"][..],
+            "outcome unknown: retry with the same Idempotency-Key to apply it at most once",
+        ),
+    ] {
+        let answer = nginx.ask(&get(&format!("/{status}")));
+        assert_eq!(answer.status, status, "{}\n{}", answer.text, nginx.log());
+        assert_eq!(answer.retry_after, retry_after, "{}", answer.text);
+        assert_eq!(answer.body, body, "the instance's own body");
+    }
 }
 
 /// No tracked file (reports included) names an absolute path of the machine it was made on:

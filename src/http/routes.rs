@@ -73,7 +73,8 @@ const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 /// the least and leaves the rest to the client, which should back off further when refused
 /// again, with jitter, so that the clients refused together do not all come back together
 /// (docs/src/challenge.md, "What a client can rely on"). nginx's own 503 past its in-flight
-/// bound (deploy/nginx.conf, `@overloaded`) says the same.
+/// bound, and its own 502 and 504 when an instance fails it (deploy/nginx.conf, `@overloaded`,
+/// `@upstream_failed`, `@upstream_timed_out`), say the same.
 const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 
 /// Answers one request. Never panics on any input, never returns an error: every outcome
