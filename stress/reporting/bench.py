@@ -366,10 +366,9 @@ def knee(args):
             "–" if s is None else "none" if st is None else f"{st['scale']:g} ({st['ko']}, {st['sla_pct']})"
             for s, st in zip(runs, failed, strict=True)
         ]
-        lines.append(
-            f"| {v} | {' · '.join(knee_shown(s) for s in runs)} | **{'–' if mid is None else f'{mid:g}'}** | "
-            f"{' · '.join(fails)} |"
-        )
+        firsts = [s["steps"][0]["scale"] for s in runs if s and s["steps"]]
+        shown_mid = "–" if mid is None else f"< {min(firsts):g}" if firsts and mid < min(firsts) else f"{mid:g}"
+        lines.append(f"| {v} | {' · '.join(knee_shown(s) for s in runs)} | **{shown_mid}** | {' · '.join(fails)} |")
     with open(os.path.join(args.out, "knee.json"), "w") as f:
         json.dump({"rounds": rounds, "variants": result}, f, indent=2)
     with open(os.path.join(args.out, "knee.md"), "w") as f:

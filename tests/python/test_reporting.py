@@ -603,3 +603,21 @@ class Knee(unittest.TestCase):
         self.assertEqual(written["rounds"], [1, 2, 3])
         self.assertEqual(written["variants"]["durable"]["median"], 14)
         self.assertEqual(written["variants"]["contest"]["first_failing"], [12, None, None])
+
+    def test_a_median_below_the_first_step_reads_as_below_it(self):
+        import argparse
+        import contextlib
+        import io
+        import json
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            for r in (1, 2):
+                os.makedirs(os.path.join(d, f"round-{r}", "durable"))
+                with open(os.path.join(d, f"round-{r}", "durable", "saturation.json"), "w") as f:
+                    steps = [{"scale": 12, "passed": False, "sla_pct": 75.2, "ko": 9}]
+                    json.dump({"highest_passing_scale": 0, "steps": steps}, f)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                bench.knee(argparse.Namespace(out=d, variants=["durable"]))
+        self.assertIn("| durable | < 12 · < 12 | **< 12** |", out.getvalue())
