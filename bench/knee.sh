@@ -23,31 +23,26 @@ steps=${STEPS:-12 14 16 18 20 24}
 dscale=${DURATION_SCALE:-0.2}
 build_release
 
-declare -A settings
-names=()
-for nv in "$@"; do
-  name=${nv%%:*}; v=${nv#*:}; [ "$v" = - ] && v=""
-  settings[$name]=$v; names+=("$name")
-done
+variants "$@"
 
 {
   machine "ROUNDS $rounds, STEPS $steps, DURATION_SCALE $dscale"
-  for name in "${names[@]}"; do echo "variant $name: ${settings[$name]:-deploy/.env as is}"; done
+  for name in "${variant_names[@]}"; do echo "variant $name: ${variant_env[$name]:-deploy/.env as is}"; done
 } > "$out/machine.txt"
 cat "$out/machine.txt" >&2
 
 for round in $(seq "$rounds"); do
-  order=("${names[@]}")
+  order=("${variant_names[@]}")
   if [ $((round % 2)) = 0 ]; then
-    order=(); for ((i = ${#names[@]} - 1; i >= 0; i--)); do order+=("${names[$i]}"); done
+    order=(); for ((i = ${#variant_names[@]} - 1; i >= 0; i--)); do order+=("${variant_names[$i]}"); done
   fi
   for name in "${order[@]}"; do
     echo "knee: round $round, $name" >&2
-    eval "env ${settings[$name]} \"\$repo/stress/run.sh\" --saturate --steps \"\$steps\" \
-      --duration-scale \"\$dscale\" --out \"\$out/round-\$round/\$name\"" ||
+    with_variant "$name" "$repo/stress/run.sh" --saturate --steps "$steps" \
+      --duration-scale "$dscale" --out "$out/round-$round/$name" ||
       echo "knee: round $round, $name: the saturation stopped (see its saturation.json)" >&2
   done
 done
 
-python3 "$repo/stress/report.py" knee --out "$out" "${names[@]}"
+python3 "$repo/stress/report.py" knee --out "$out" "${variant_names[@]}"
 echo "knee: $out/knee.md" >&2

@@ -124,6 +124,26 @@ measure_server() {
 # wait_http URL: until it answers 2xx (10 s at most).
 wait_http() { local _; for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
+# variants NAME:ASSIGNMENTS…: the variants a bench script compares, each the environment
+# deploy/native/stack runs under ("-" for deploy/.env as is). Sets `variant_names` (in the
+# order given) and `variant_env` (NAME -> assignments), for with_variant and the scripts' own
+# listings.
+declare -A variant_env
+variant_names=()
+variants() {
+  local nv name v
+  for nv in "$@"; do
+    name=${nv%%:*}; v=${nv#*:}; [ "$v" = - ] && v=""
+    variant_env[$name]=$v; variant_names+=("$name")
+  done
+}
+
+# with_variant NAME COMMAND…: COMMAND under variant NAME's assignments.
+with_variant() {
+  local name=$1; shift
+  eval "env ${variant_env[$name]} \"\$@\""
+}
+
 # official_rounds OUT ROUNDS RUNNER VARIANT…: the official profile (k6, full length) for each
 # VARIANT side by side in one sitting, ROUNDS rounds. Each round measures k6's floor once
 # (k6 against a constant nginx) and runs every variant against it, each on a fresh stack,

@@ -28,29 +28,19 @@ out=$(out_dir "${1:?usage: bench/profiles.sh OUT [NAME:ASSIGNMENTS …]}"); shif
 export PORT="${PORT:-19992}"
 build_release
 
-declare -A settings
-names=()
-for nv in "$@"; do
-  name=${nv%%:*}; v=${nv#*:}; [ "$v" = - ] && v=""
-  settings[$name]=$v; names+=("$name")
-done
-
-with_variant() { # NAME COMMAND…
-  local name=$1; shift
-  eval "env ${settings[$name]} \"\$@\""
-}
+variants "$@"
 
 {
   machine "ROUNDS ${ROUNDS:-3}, SAT_STEPS ${SAT_STEPS:-8 12 16 20 24}, SAT_DURATION_SCALE ${SAT_DURATION_SCALE:-0.2}"
   disk_flush "${STACK_DIR:-/tmp}"
-  for name in "${names[@]}"; do echo "variant $name: ${settings[$name]:-deploy/.env as is}"; done
+  for name in "${variant_names[@]}"; do echo "variant $name: ${variant_env[$name]:-deploy/.env as is}"; done
 } > "$out/machine.txt"
 cat "$out/machine.txt" >&2
 
-official_rounds "$out" "${ROUNDS:-3}" with_variant "${names[@]}"
+official_rounds "$out" "${ROUNDS:-3}" with_variant "${variant_names[@]}"
 
 if [ "${SAT:-1}" = 1 ]; then
-  for name in "${names[@]}"; do
+  for name in "${variant_names[@]}"; do
     with_variant "$name" "$repo/stress/run.sh" --saturate --steps "${SAT_STEPS:-8 12 16 20 24}" \
       --duration-scale "${SAT_DURATION_SCALE:-0.2}" --out "$out/saturation/$name" ||
       echo "profiles: $name saturation stopped (see its saturation.json)" >&2
