@@ -605,6 +605,19 @@ struct Answer {
 }
 
 impl Answer {
+    /// nginx's own refusal: `status`, exactly one `Retry-After: 1`, and `body`; `log` (nginx's)
+    /// is shown when it is not.
+    fn assert_nginx_own(&self, status: u16, body: &str, log: &str) {
+        assert_eq!(self.status, status, "{}\n{log}", self.text);
+        assert_eq!(
+            self.retry_after,
+            ["1"],
+            "one Retry-After, of 1 s: {}",
+            self.text
+        );
+        assert_eq!(self.body, body);
+    }
+
     fn parse(text: String) -> Answer {
         let (head, body) = text
             .split_once("\r\n\r\n")
@@ -686,14 +699,7 @@ fn past_its_in_flight_bound_nginx_refuses_at_once_with_retry_after() {
 
     // The next one is refused at once, and told when to come back.
     let answer = nginx.ask(&get("/clientes/2/extrato"));
-    assert_eq!(answer.status, 503, "{}", answer.text);
-    assert_eq!(
-        answer.retry_after,
-        ["1"],
-        "one Retry-After, of 1 s: {}",
-        answer.text
-    );
-    assert_eq!(answer.body, "overloaded: not applied, retry\n");
+    answer.assert_nginx_own(503, "overloaded: not applied, retry\n", &nginx.log());
 }
 
 /// nginx's own 502, run for real: no instance to reach (api1's socket absent, api2's there
@@ -706,17 +712,10 @@ fn nginx_own_502_says_outcome_unknown_with_retry_after() {
     drop(nginx.bind("api2")); // the socket file stays; connecting to it is refused
     let nginx = nginx.start(&[]);
     for request in [get("/clientes/1/extrato"), keyed_post()] {
-        let answer = nginx.ask(&request);
-        assert_eq!(answer.status, 502, "{}\n{}", answer.text, nginx.log());
-        assert_eq!(
-            answer.retry_after,
-            ["1"],
-            "one Retry-After, of 1 s: {}",
-            answer.text
-        );
-        assert_eq!(
-            answer.body,
-            "upstream failed: outcome unknown, retry with the same Idempotency-Key\n"
+        nginx.ask(&request).assert_nginx_own(
+            502,
+            "upstream failed: outcome unknown, retry with the same Idempotency-Key\n",
+            &nginx.log(),
         );
     }
 }
@@ -736,16 +735,10 @@ fn nginx_own_504_says_outcome_unknown_with_retry_after() {
         "the POST reached an instance:\n{}",
         nginx.log()
     );
-    assert_eq!(answer.status, 504, "{}\n{}", answer.text, nginx.log());
-    assert_eq!(
-        answer.retry_after,
-        ["1"],
-        "one Retry-After, of 1 s: {}",
-        answer.text
-    );
-    assert_eq!(
-        answer.body,
-        "upstream timed out: outcome unknown, retry with the same Idempotency-Key\n"
+    answer.assert_nginx_own(
+        504,
+        "upstream timed out: outcome unknown, retry with the same Idempotency-Key\n",
+        &nginx.log(),
     );
 }
 
