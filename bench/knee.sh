@@ -32,10 +32,7 @@ variants "$@"
 cat "$out/machine.txt" >&2
 
 for round in $(seq "$rounds"); do
-  order=("${variant_names[@]}")
-  if [ $((round % 2)) = 0 ]; then
-    order=(); for ((i = ${#variant_names[@]} - 1; i >= 0; i--)); do order+=("${variant_names[$i]}"); done
-  fi
+  mapfile -t order < <(round_order "$round" "${variant_names[@]}")
   for name in "${order[@]}"; do
     echo "knee: round $round, $name" >&2
     with_variant "$name" "$repo/stress/run.sh" --saturate --steps "$steps" \

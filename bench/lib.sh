@@ -138,6 +138,15 @@ variants() {
   done
 }
 
+# round_order ROUND NAME…: the names, one a line, as given on odd rounds and reversed on even
+# ones, so that no variant always runs first in a sitting.
+round_order() {
+  local r=$1 i; shift
+  local names=("$@")
+  if [ $((r % 2)) = 1 ]; then printf '%s\n' "${names[@]}"
+  else for ((i = ${#names[@]} - 1; i >= 0; i--)); do printf '%s\n' "${names[i]}"; done; fi
+}
+
 # with_variant NAME COMMAND…: COMMAND under variant NAME's assignments.
 with_variant() {
   local name=$1; shift
@@ -154,11 +163,9 @@ with_variant() {
 # many variants; a figure quoted as "official" is full length.
 official_rounds() {
   local out=$1 rounds=$2 runner=$3; shift 3
-  local variants=("$@") order r i v floor_args
+  local variants=("$@") order r v floor_args
   for r in $(seq "$rounds"); do
-    order=()
-    if [ $((r % 2)) = 1 ]; then order=("${variants[@]}")
-    else for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[i]}"); done; fi
+    mapfile -t order < <(round_order "$r" "${variants[@]}")
     floor_args=(--floor)
     mkdir -p "$out/official"; disk_flush "${STACK_DIR:-/tmp}" > "$out/official/flush-$r.txt"
     for v in "${order[@]}"; do
