@@ -160,7 +160,8 @@ with_variant() {
 # variant. Each round first measures the disk's flush (disk_flush: OUT/official/flush-N.txt),
 # as its floor. Writes OUT/official/VARIANT/run-N and each variant's medians.txt.
 # OFFICIAL_DURATION_SCALE (default 1, full length) shortens every run alike, for screening
-# many variants; a figure quoted as "official" is full length.
+# many variants; a figure quoted as "official" is full length. OFFICIAL_LOADER (default k6)
+# is stress/run.sh's --loader: `fast` runs the same rounds under the fast loader.
 official_rounds() {
   local out=$1 rounds=$2 runner=$3; shift 3
   local variants=("$@") order r v floor_args
@@ -169,7 +170,8 @@ official_rounds() {
     floor_args=(--floor)
     mkdir -p "$out/official"; disk_flush "${STACK_DIR:-/tmp}" > "$out/official/flush-$r.txt"
     for v in "${order[@]}"; do
-      "$runner" "$v" "$repo/stress/run.sh" "${floor_args[@]}" --duration-scale "${OFFICIAL_DURATION_SCALE:-1}" \
+      "$runner" "$v" "$repo/stress/run.sh" "${floor_args[@]}" --loader "${OFFICIAL_LOADER:-k6}" \
+        --duration-scale "${OFFICIAL_DURATION_SCALE:-1}" \
         --out "$out/official/$v/run-$r" ||
         echo "$(basename "$0"): $v run $r failed (see its summary.txt)" >&2
       floor_args=(--floor-from "$out/official/$v/run-$r/floor.json")

@@ -4,7 +4,7 @@
 #
 #   bench/profiles.sh OUT [NAME:ASSIGNMENTS …]
 #       (ROUNDS=3, SAT_STEPS="8 12 16 20 24", SAT_DURATION_SCALE=0.2, SAT=1,
-#        OFFICIAL_DURATION_SCALE=1)
+#        OFFICIAL_DURATION_SCALE=1, OFFICIAL_LOADER=k6)
 #
 # A variant is NAME:ASSIGNMENTS, the environment deploy/native/stack runs under ("-" for
 # deploy/.env as is), as in bench/durability.sh. Default:

@@ -32,6 +32,14 @@
 #   at 6x it added ~0.3 ms to the p99 (docs/src/stress.md): for ranking tails, leave it out.
 # --clients N: seed N − 5 extra clients (CREBITO_EXTRA_CLIENTS) and spread the fast loader's
 #   requests over clients 1…N (k6 keeps the contest's five).
+# LOADER_NEIGHBOUR=k6 (environment; default unset): a second k6 runs the same simulation at
+#   the same time against a constant nginx on the stack's spare port: k6's use of the cores beside whichever
+#   loader measures (DIR/neighbour/k6-cpu.json), to tell k6's CPU from k6's way of loading.
+# LOADER_CPUS=LIST (environment; default unset: any core): the loader, k6 or fast, the
+#   floor's too, runs pinned to those cores (`taskset -c LIST`). With the stack pinned away
+#   from them (CPUSET, deploy/native/lib/config.sh) the loader and the stack stop sharing
+#   cores: a diagnostic for a machine with few of them (docs/src/performance.md, "k6 sharing
+#   the cores").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -79,6 +87,10 @@ export CREBITO_EXTRA_CLIENTS=$((clients - 5))
 
 say() { printf 'stress: %s\n' "$*" >&2; }
 
+# The loader's cores (LOADER_CPUS above): a prefix for every loader command.
+loader_sched=()
+[ -z "${LOADER_CPUS:-}" ] || loader_sched=(taskset -c "$LOADER_CPUS")
+
 if [ "$loader" = k6 ] && ! command -v k6 >/dev/null 2>&1; then
   PATH="$("$repo/scripts/pytools"):$PATH"  # k6 in the project's .venv
 fi
@@ -104,21 +116,26 @@ fi
 stack_up=0
 floor_pid=""
 sampler_pid=""
+neighbour_k6=""
+neighbour_nginx=""
+neighbour_dir=""
 cleanup() {
   if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
   if [ "$stack_up" = 1 ]; then "$stack" down >/dev/null 2>&1 || true; fi
   if [ -n "$floor_pid" ]; then kill -QUIT "$floor_pid" 2>/dev/null || true; fi
+  neighbour_stop now
 }
 trap cleanup EXIT
 # Interrupted: clean up and stop (a trap alone would clean up and carry on with the next step).
 trap 'exit 143' INT TERM
 
-# floor SCALE DURATION_SCALE DIR: the fast loader against an nginx that answers every route
-# with a constant, valid body, on the same port: what the instrument and one nginx hop cost.
-floor() {
-  local s=$1 d=$2 dir=$3 conf
-  mkdir -p "$dir/floor"
-  conf="$dir/floor/nginx.conf"
+# constant_nginx PORT DIR: an nginx on 127.0.0.1:PORT answering every route with a constant,
+# valid body (DIR/nginx.conf, DIR/nginx.log), started in the background, its pid in
+# $constant_pid; returns once it answers.
+constant_nginx() {
+  local port=$1 dir=$2 conf
+  mkdir -p "$dir"
+  conf="$dir/nginx.conf"
   cat > "$conf" <<NGINX
 worker_processes 1;
 error_log stderr warn;
@@ -127,25 +144,33 @@ events { worker_connections 10240; multi_accept on; }
 http {
   access_log off;
   server {
-    listen 127.0.0.1:$PORT backlog=4096 reuseport;
+    listen 127.0.0.1:$port backlog=4096 reuseport;
     default_type application/json;
     location ~ /extrato\$ { return 200 '{"saldo":{"total":0,"data_extrato":"2024-01-17T02:34:41.217753Z","limite":100000},"ultimas_transacoes":[]}'; }
     location / { return 200 '{"limite":100000,"saldo":0}'; }
   }
 }
 NGINX
-  "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir/floor" -c "$conf" -g "daemon off;" 2>"$dir/floor/nginx.log" &
-  floor_pid=$!
-  local _; for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/clientes/1/extrato" 2>/dev/null && break; sleep 0.1; done
+  "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir" -c "$conf" -g "daemon off;" 2>"$dir/nginx.log" &
+  constant_pid=$!
+  local _; for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/clientes/1/extrato" 2>/dev/null && break; sleep 0.1; done
+}
+
+# floor SCALE DURATION_SCALE DIR: the loader against a constant nginx (constant_nginx) on the
+# same port: what the instrument and one nginx hop cost.
+floor() {
+  local s=$1 d=$2 dir=$3
+  constant_nginx "$PORT" "$dir/floor"
+  floor_pid=$constant_pid
   say "floor: $loader against a constant nginx, SCALE=$s"
   if [ "$loader" = fast ]; then
-    "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --out "$dir/floor.json" > /dev/null
+    "${loader_sched[@]}" "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --out "$dir/floor.json" > /dev/null
   else
     # The validations expect a real ledger and fail here; only the latency is the floor. k6
     # runs as it does against the stack (its dashboard on: ~10 % more of its CPU), so that the
     # floor is the same instrument's.
     (cd "$repo" && env "${k6_dashboard[@]}" K6_WEB_DASHBOARD_EXPORT="$dir/floor/k6-report.html" \
-      SUMMARY_JSON="$dir/floor.json" k6 run --no-color -q -e BASE_URL="http://127.0.0.1:$PORT" \
+      SUMMARY_JSON="$dir/floor.json" "${loader_sched[@]}" k6 run --no-color -q -e BASE_URL="http://127.0.0.1:$PORT" \
       -e SCALE="$s" -e DURATION_SCALE="$d" stress/rinha.js > "$dir/floor/k6.log" 2>&1) || true
     rm -f "$dir/floor/k6-report.html" # the instrument's page against a constant: nothing to read
   fi
@@ -165,7 +190,7 @@ run_k6() {
     cd "$repo"
     env "${k6_dashboard[@]}" K6_WEB_DASHBOARD_EXPORT="$dir/k6-report.html" SUMMARY_JSON="$dir/k6-summary.json" \
       python3 "$here/report.py" k6 --log "$dir/k6.log" --cpu-out "$dir/k6-cpu.json" -- \
-      k6 run --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e SCALE="$s" -e DURATION_SCALE="$d" stress/rinha.js
+      "${loader_sched[@]}" k6 run --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e SCALE="$s" -e DURATION_SCALE="$d" stress/rinha.js
   ) &
   local k6pid=$! start=$SECONDS
   while kill -0 "$k6pid" 2>/dev/null; do
@@ -176,6 +201,48 @@ run_k6() {
     printf 'stress: %3ss/%ss %s\n' "$((SECONDS - start))" "$load_s" "${line:-starting}" >&2
   done
   wait "$k6pid" || say "k6 exited with an error (see $dir/k6.log)"
+}
+
+# neighbour_start SCALE DURATION_SCALE DIR: with LOADER_NEIGHBOUR=k6, a second k6 runs the
+# same simulation at the same time against a constant nginx on the stack's spare port
+# (STACK_SPARE_PORT, deploy/native/lib/config.sh's port table; DIR/neighbour: its
+# log and its CPU, k6-cpu.json): k6's use of the cores without its measurements, beside
+# whichever loader measures. Nothing without it.
+neighbour_start() {
+  local s=$1 d=$2 dir=$3/neighbour port
+  case "${LOADER_NEIGHBOUR:-}" in
+    "") return 0 ;;
+    k6) ;;
+    *) echo "stress/run.sh: LOADER_NEIGHBOUR is k6 or unset" >&2; exit 2 ;;
+  esac
+  command -v k6 >/dev/null 2>&1 || PATH="$("$repo/scripts/pytools"):$PATH"
+  port=$("$stack" env STACK_SPARE_PORT)
+  constant_nginx "$port" "$dir"
+  neighbour_nginx=$constant_pid
+  say "neighbour: k6 against a constant nginx on port $port, SCALE=$s"
+  (
+    cd "$repo"
+    exec env "${k6_dashboard[@]}" K6_WEB_DASHBOARD_EXPORT="$dir/k6-report.html" SUMMARY_JSON="$dir/k6-summary.json" \
+      python3 "$here/report.py" k6 --log "$dir/k6.log" --cpu-out "$dir/k6-cpu.json" -- \
+      "${loader_sched[@]}" k6 run --no-color -q -e BASE_URL="http://127.0.0.1:$port" -e SCALE="$s" \
+      -e DURATION_SCALE="$d" stress/rinha.js
+  ) > /dev/null 2>&1 &
+  neighbour_k6=$!  # report.py's pid; k6 is its child
+  neighbour_dir=$dir
+}
+
+# neighbour_stop [now]: waits for the neighbour's k6 (it runs as long as the load; with `now`,
+# interrupted, it is stopped first) and stops its nginx.
+neighbour_stop() {
+  if [ -n "$neighbour_k6" ]; then
+    [ "${1:-}" != now ] || pkill -TERM -P "$neighbour_k6" 2>/dev/null || true
+    wait "$neighbour_k6" 2>/dev/null || true; neighbour_k6=""
+    rm -f "$neighbour_dir/k6-report.html" # the neighbour's page against a constant: nothing to read
+  fi
+  if [ -n "$neighbour_nginx" ]; then
+    kill -QUIT "$neighbour_nginx" 2>/dev/null || true; wait "$neighbour_nginx" 2>/dev/null || true
+    neighbour_nginx=""
+  fi
 }
 
 # run_once SCALE DURATION_SCALE DIR -> exit status of the verdict
@@ -199,9 +266,10 @@ run_once() {
 
   local load_s
   load_s=$(awk -v d="$d" 'BEGIN { p = int(120 * d + 0.5); if (p < 1) p = 1; print 2 * p + 2 }')
+  neighbour_start "$s" "$d" "$dir"
   if [ "$loader" = fast ]; then
     say "running the fast loader for ~${load_s}s"
-    "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --clients "$clients" \
+    "${loader_sched[@]}" "$fast" --target "127.0.0.1:$PORT" --scale "$s" --duration-scale "$d" --clients "$clients" \
       --out "$dir/loader-summary.json" --post-log "$dir/posts.csv" --history "$dir/history.jsonl" --bracket > /dev/null ||
       say "the loader exited with an error"
   else
@@ -209,6 +277,7 @@ run_once() {
   fi
 
   "$stack" cpu > "$dir/cpu-after.txt"
+  neighbour_stop
   if [ -n "$sampler_pid" ]; then
     sleep 2  # two more samples after the load
     kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""

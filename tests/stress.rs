@@ -14,11 +14,22 @@ fn run_stress(
     args: &[&str],
     loader: bool,
 ) -> (std::process::ExitStatus, tempfile::TempDir) {
+    run_stress_with(script, args, loader, &[])
+}
+
+/// [`run_stress`] with more environment for the script.
+fn run_stress_with(
+    script: &str,
+    args: &[&str],
+    loader: bool,
+    env: &[(&str, String)],
+) -> (std::process::ExitStatus, tempfile::TempDir) {
     let root = env!("CARGO_MANIFEST_DIR");
     let out_dir = tempfile::tempdir().unwrap();
     let port = common::free_port_block();
     let mut cmd = Command::new(format!("{root}/stress/{script}"));
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--out")
         .arg(out_dir.path())
         .env("PORT", port.to_string())
@@ -162,10 +173,13 @@ fn assert_server_side(dir: &std::path::Path, summary: &serde_json::Value, servic
 
 /// The fast loader (stress/loader) on a fresh stack, with the instrument's floor measured in
 /// the same sitting: 0 KO, 0 inconsistencies, a clean audit, the exact schedule delivered,
-/// and a POST log whose 200s are exactly the stored rows. Never asserts latency.
+/// and a POST log whose 200s are exactly the stored rows. Never asserts latency. It runs with
+/// a k6 neighbour (LOADER_NEIGHBOUR) and the loader pinned (LOADER_CPUS, to every core: the
+/// path, not the placement), which change what shares the cores, never what is measured.
 #[test]
 fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
-    let (status, out_dir) = run_stress(
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (status, out_dir) = run_stress_with(
         "run.sh",
         &[
             "--loader",
@@ -177,6 +191,10 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
             "0.05",
         ],
         true,
+        &[
+            ("LOADER_NEIGHBOUR", "k6".to_string()),
+            ("LOADER_CPUS", format!("0-{}", cores - 1)),
+        ],
     );
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json"))
@@ -200,6 +218,7 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
         "the constant nginx answered everything"
     );
     assert_eq!(summary["floor"]["requests"], summary["requests"]);
+    assert_neighbour_ran(out_dir.path(), summary["requests"].as_f64().unwrap());
 
     // The client's own log: one line per POST, and its 200s are what the ledger holds.
     let log = std::fs::read_to_string(out_dir.path().join("posts.csv")).unwrap();
@@ -245,6 +264,39 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
         blackbox["violations"]
     );
     assert_eq!(summary["history_blackbox"]["strict_serializable"], true);
+}
+
+/// LOADER_NEIGHBOUR=k6: a second k6 ran the same simulation against its constant nginx
+/// (every answer a success), about as many requests as the measured run plus k6's
+/// validations, its CPU recorded, its dashboard page not kept.
+fn assert_neighbour_ran(dir: &std::path::Path, requests: f64) {
+    let neighbour = dir.join("neighbour");
+    let cpu: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(neighbour.join("k6-cpu.json")).expect("the neighbour's CPU"),
+    )
+    .unwrap();
+    assert_eq!(cpu["k6_exit_code"], 0, "{cpu}");
+    assert!(cpu["k6_cpu_seconds"].as_f64().unwrap() > 0.0, "{cpu}");
+    let k6: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(neighbour.join("k6-summary.json"))
+            .expect("the neighbour's summary"),
+    )
+    .unwrap();
+    let sent = k6["metrics"]["http_reqs"]["values"]["count"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(
+        k6["metrics"]["http_req_failed"]["values"]["passes"], 0,
+        "the constant nginx answered every request"
+    );
+    assert!(
+        (sent - requests).abs() <= requests * 0.05 + 200.0,
+        "the neighbour sent {sent} requests beside the run's {requests}"
+    );
+    assert!(
+        !neighbour.join("k6-report.html").exists(),
+        "the neighbour's page is not kept"
+    );
 }
 
 /// crebito-check's report on a run's history (check.json): every request of the run is in

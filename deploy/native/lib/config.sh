@@ -60,7 +60,7 @@
 #
 # Ports (PORT + offset; one table, printed into stack.env):
 #   +0 the API (balancer)   +1 PostgreSQL (coordinator)   +2, +3 api1, api2 (UPSTREAM=tcp)
-#   +5 nginx's loopback operations server   +6 Prometheus   +7 PostgreSQL exporter
+#   +4 left free for a driver (stress/run.sh's LOADER_NEIGHBOUR)   +5 nginx's loopback operations server   +6 Prometheus   +7 PostgreSQL exporter
 #   +8 nginx exporter   +10+i Citus worker i
 
 PORT="${PORT:-9999}"
@@ -117,7 +117,7 @@ die() { say "error: $*"; exit 1; }
 port_of() {
   case "$1" in
     api) echo "$PORT";; db) echo $((PORT + 1));; api1) echo $((PORT + 2));; api2) echo $((PORT + 3));;
-    ops) echo $((PORT + 5));; prom) echo $((PORT + 6));; pgexp) echo $((PORT + 7));; ngexp) echo $((PORT + 8));;
+    spare) echo $((PORT + 4));; ops) echo $((PORT + 5));; prom) echo $((PORT + 6));; pgexp) echo $((PORT + 7));; ngexp) echo $((PORT + 8));;
     w*) echo $((PORT + 10 + ${1#w}));;
     *) die "no port for $1";;
   esac
@@ -150,6 +150,7 @@ write_stack_env() {
     echo "STACK_API2=$(api_listen 2)"
     echo "STACK_LB_CONF=$DIR/$(case "$LB" in haproxy-*) echo haproxy/haproxy.cfg;; *) echo nginx/nginx.conf;; esac)"
     echo "STACK_OPS_URL=$(ops_url)"
+    echo "STACK_SPARE_PORT=$(port_of spare)"
     echo "STACK_PROM_URL=$(prom_url)"
     echo "STACK_LOG_DIR=$DIR/log"
     echo "STACK_CGROUP_VERSION=$CGV"
