@@ -30,6 +30,7 @@
 #   noisy VM ranks nothing; medians next to the floor can).
 # --no-sample: do not sample the server's side (stress/sample.py) — it shares the cores, and
 #   at 6x it added ~0.3 ms to the p99 (docs/src/stress.md): for ranking tails, leave it out.
+#   STRESS_SAMPLE=0 in the environment does the same (for a bench variant).
 # --clients N: seed N − 5 extra clients (CREBITO_EXTRA_CLIENTS) and spread the fast loader's
 #   requests over clients 1…N (k6 keeps the contest's five).
 # LOADER_NEIGHBOUR=k6 (environment; default unset): a second k6 runs the same simulation at
@@ -55,7 +56,7 @@ floor_from=""
 launcher=stack
 clients=5
 repeat=1
-sample=1
+sample=${STRESS_SAMPLE:-1}
 
 while [ $# -gt 0 ]; do
   case "$1" in
