@@ -92,7 +92,7 @@ say() { printf 'stress: %s\n' "$*" >&2; }
 loader_sched=()
 [ -z "${LOADER_CPUS:-}" ] || loader_sched=(taskset -c "$LOADER_CPUS")
 
-if [ "$loader" = k6 ] && ! command -v k6 >/dev/null 2>&1; then
+if { [ "$loader" = k6 ] || [ -n "${LOADER_NEIGHBOUR:-}" ]; } && ! command -v k6 >/dev/null 2>&1; then
   PATH="$("$repo/scripts/pytools"):$PATH"  # k6 in the project's .venv
 fi
 # A server binary the caller chose is named in each summary (its version and sha256): the
@@ -182,17 +182,24 @@ floor() {
 # floor runs k6 with it too.
 k6_dashboard=(K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s)
 
+# k6_recorded PORT SCALE DURATION_SCALE DIR [K6_FLAG…]: stress/rinha.js against
+# 127.0.0.1:PORT, run from the repository with a relative script path (its log names no
+# absolute path), its dashboard exported to DIR/k6-report.html, its summary, log and CPU
+# seconds in DIR (report.py k6). Replaces the calling subshell.
+k6_recorded() {
+  local port=$1 s=$2 d=$3 dir=$4; shift 4
+  cd "$repo"
+  exec env "${k6_dashboard[@]}" K6_WEB_DASHBOARD_EXPORT="$dir/k6-report.html" SUMMARY_JSON="$dir/k6-summary.json" \
+    python3 "$here/report.py" k6 --log "$dir/k6.log" --cpu-out "$dir/k6-cpu.json" -- \
+    "${loader_sched[@]}" k6 run --no-color "$@" -e BASE_URL="http://127.0.0.1:$port" -e SCALE="$s" \
+    -e DURATION_SCALE="$d" stress/rinha.js
+}
+
 # run_k6 SCALE DURATION_SCALE DIR SECONDS: stress/rinha.js with k6's HTML dashboard export.
 run_k6() {
   local s=$1 d=$2 dir=$3 load_s=$4
   say "running k6 for ~${load_s}s (log: $dir/k6.log)"
-  (
-    # From the repository, with a relative script path: the log names no absolute path.
-    cd "$repo"
-    env "${k6_dashboard[@]}" K6_WEB_DASHBOARD_EXPORT="$dir/k6-report.html" SUMMARY_JSON="$dir/k6-summary.json" \
-      python3 "$here/report.py" k6 --log "$dir/k6.log" --cpu-out "$dir/k6-cpu.json" -- \
-      "${loader_sched[@]}" k6 run --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e SCALE="$s" -e DURATION_SCALE="$d" stress/rinha.js
-  ) &
+  (k6_recorded "$PORT" "$s" "$d" "$dir") &
   local k6pid=$! start=$SECONDS
   while kill -0 "$k6pid" 2>/dev/null; do
     sleep 5
@@ -216,18 +223,11 @@ neighbour_start() {
     k6) ;;
     *) echo "stress/run.sh: LOADER_NEIGHBOUR is k6 or unset" >&2; exit 2 ;;
   esac
-  command -v k6 >/dev/null 2>&1 || PATH="$("$repo/scripts/pytools"):$PATH"
   port=$("$stack" env STACK_SPARE_PORT)
   constant_nginx "$port" "$dir"
   neighbour_nginx=$constant_pid
   say "neighbour: k6 against a constant nginx on port $port, SCALE=$s"
-  (
-    cd "$repo"
-    exec env "${k6_dashboard[@]}" K6_WEB_DASHBOARD_EXPORT="$dir/k6-report.html" SUMMARY_JSON="$dir/k6-summary.json" \
-      python3 "$here/report.py" k6 --log "$dir/k6.log" --cpu-out "$dir/k6-cpu.json" -- \
-      "${loader_sched[@]}" k6 run --no-color -q -e BASE_URL="http://127.0.0.1:$port" -e SCALE="$s" \
-      -e DURATION_SCALE="$d" stress/rinha.js
-  ) > /dev/null 2>&1 &
+  (k6_recorded "$port" "$s" "$d" "$dir" -q) > /dev/null 2>&1 &
   neighbour_k6=$!  # report.py's pid; k6 is its child
   neighbour_dir=$dir
 }
