@@ -6,13 +6,21 @@
 A durable commit waits for one WAL flush: PostgreSQL writes the WAL page(s) it filled, then
 fdatasyncs the segment. This does the same on a file under DIR (a 16 MiB segment written and
 synced first, like a recycled WAL segment, then 8 kB at consecutive offsets) and reports the
-distribution of (write + fdatasync) per operation: p50, p90, p99, p99.9, max, mean, in µs.
+distribution of (write + fdatasync) per flush: p50, p90, p99, p99.9, max, mean, in µs.
 
-  --rate R     paced at R operations a second, one at a time, each at its own instant on a
-               fixed schedule (the load's commit rate: a lone flush is slower than back to
-               back, the disk having gone idle in between); 0 (the default) back to back
+  --rate R     paced at R writes a second, each due at its own instant on a fixed schedule
+               (the load's commit rate: a lone flush is slower than back to back, the disk
+               having gone idle in between); 0 (the default) back to back
   --seconds S  how long (default 10)
   --json       one JSON object instead of a line of text
+
+Paced, it also reports the flush as the commits meet it (`commit_*`): each write's wait from
+the instant it was due to the end of the flush that made it durable. A flush that stalls does
+not stop the load: the writes due meanwhile wait for it to end, then share the next flush, as
+PostgreSQL's next WAL flush covers every commit record inserted before it starts. So one
+stalled flush of 100 ms is one sample of the per-flush distribution but delays every write
+due in those 100 ms (25 at 250/s): the per-flush figures alone would hide it (coordinated
+omission). A stall is rare, so a window of a few seconds may miss it; longer windows see it.
 
 pg_test_fsync reports only the mean of back-to-back flushes; bench/lib.sh's disk_flush
 quotes both beside it, so that every durability figure carries the distribution at the rate
@@ -21,6 +29,7 @@ its load flushed.
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -35,52 +44,87 @@ SEGMENT = 16 * 1024 * 1024
 
 
 def measure(directory, rate, seconds):
+    """Flushes on a file under directory for `seconds`: [(start, end)] in seconds (the
+    perf_counter clock), and the loop's start. Paced (rate > 0), a flush starts when the next
+    write not yet flushed is due, or at once if it already is; back to back, one after another."""
     fd, path = tempfile.mkstemp(prefix="flush.", dir=directory)
     try:
         os.write(fd, b"\0" * SEGMENT)
         os.fsync(fd)
         page = os.urandom(PAGE)
-        samples = []
+        flushes = []
         start = time.perf_counter()
         end = start + seconds
         offset = 0
-        i = 0
+        done = 0  # paced: the writes made durable so far
         while True:
             if rate > 0:
-                due = start + i / rate
+                due = start + done / rate
                 now = time.perf_counter()
                 if due > now:
                     time.sleep(due - now)
-                i += 1
-            t0 = time.perf_counter_ns()
+            t0 = time.perf_counter()
             os.pwrite(fd, page, offset)
             os.fdatasync(fd)
-            samples.append((time.perf_counter_ns() - t0) / 1000)
+            flushes.append((t0, time.perf_counter()))
             offset = (offset + PAGE) % SEGMENT
-            if time.perf_counter() >= end:
+            if rate > 0:
+                done = covered(done, t0 - start, rate)
+            if flushes[-1][1] >= end:
                 break
-        return samples
+        return flushes, start
     finally:
         os.close(fd)
         os.unlink(path)
 
 
-def summary(samples, rate, seconds, directory):
-    s = sorted(samples)
-    q = lambda p: round(nearest_rank(s, p), 1)  # noqa: E731
-    return {
+def covered(done, t, rate):
+    """The writes durable after a flush that started t seconds into a paced run: every write
+    due by then (the first is due at 0), and at least the one after the `done` before it."""
+    return max(math.floor(t * rate + 1e-9) + 1, done + 1)
+
+
+def commits_met(flushes, start, rate):
+    """Each paced write's wait in µs until the end of the flush that made it durable: the
+    first flush to start at or after its instant. A write due while the previous flush still
+    ran waited from its own instant; one due with the disk idle is timed from its flush's
+    start (the loop's own wake-up is not the disk's)."""
+    waits, done, idle_since = [], 0, start
+    for t0, t1 in flushes:
+        upto = covered(done, t0 - start, rate)
+        for k in range(done, upto):
+            due = start + k / rate
+            waits.append((t1 - due if due < idle_since else t1 - t0) * 1e6)
+        done, idle_since = upto, t1
+    return waits
+
+
+def summary(flushes, start, rate, seconds, directory):
+    s = sorted((t1 - t0) * 1e6 for t0, t1 in flushes)
+    q = lambda xs, p: round(nearest_rank(xs, p), 1)  # noqa: E731
+    r = {
         "mode": "paced" if rate > 0 else "back-to-back",
         "rate": rate,
         "seconds": seconds,
         "n": len(s),
-        "p50_us": q(0.50),
-        "p90_us": q(0.90),
-        "p99_us": q(0.99),
-        "p999_us": q(0.999),
+        "p50_us": q(s, 0.50),
+        "p90_us": q(s, 0.90),
+        "p99_us": q(s, 0.99),
+        "p999_us": q(s, 0.999),
         "max_us": round(s[-1], 1),
         "mean_us": round(statistics.fmean(s), 1),
         "fs": fs_type(directory),
     }
+    if rate > 0:
+        w = sorted(commits_met(flushes, start, rate))
+        r |= {
+            "commits": len(w),
+            "commit_p50_us": q(w, 0.50),
+            "commit_p99_us": q(w, 0.99),
+            "commit_p999_us": q(w, 0.999),
+            "commit_max_us": round(w[-1], 1),
+        }
+    return r
 
 
 def fs_type(directory):
@@ -106,6 +150,12 @@ def line(r):
         f"one 8 kB write + fdatasync, {how} for {r['seconds']:g} s ({r['n']} on {r['fs']}): "
         f"p50 {r['p50_us']:g}, p90 {r['p90_us']:g}, p99 {r['p99_us']:g}, "
         f"p99.9 {r['p999_us']:g}, max {r['max_us']:g}, mean {r['mean_us']:g} µs"
+        + (
+            f"; as the commits meet it ({r['commits']} writes): p50 {r['commit_p50_us']:g}, "
+            f"p99 {r['commit_p99_us']:g}, p99.9 {r['commit_p999_us']:g}, max {r['commit_max_us']:g} µs"
+            if "commits" in r
+            else ""
+        )
     )
 
 
@@ -120,7 +170,7 @@ def main(argv):
         ap.error("--rate must be >= 0 and --seconds > 0")
     if not os.path.isdir(a.dir):
         ap.error(f"{a.dir} is not a directory")
-    r = summary(measure(a.dir, a.rate, a.seconds), a.rate, a.seconds, a.dir)
+    r = summary(*measure(a.dir, a.rate, a.seconds), a.rate, a.seconds, a.dir)
     print(json.dumps(r) if a.json else line(r))
     return 0
 

@@ -31,7 +31,9 @@ need() { command -v "$1" >/dev/null || { echo "$1 not found: sudo apt-get instal
 # disk_flush DIR [RATE]: the disk's flush under DIR, the way a commit meets it (one 8 kB write
 # then fdatasync, as a commit flushes the WAL), three lines: pg_test_fsync's mean, then the
 # distribution (p50, p90, p99, p99.9, max; bench/flush.py) paced at RATE a second (default
-# FLUSH_RATE, 250: about the official test's POST rate over its run) and back to back. A
+# FLUSH_RATE, 250: about the official test's POST rate over its run), with the writes' own
+# waits as they meet it (a stalled flush holds every write due meanwhile), and back to back,
+# each for FLUSH_SECONDS (default 10; a rare stall needs longer to be seen). A
 # durability figure is quoted with them, as a latency figure with the loader's floor. With
 # DB_WRITE_IOPS (the stack's slower disk on purpose), measured under the same throttle.
 disk_flush() {
