@@ -650,3 +650,45 @@ class Knee(unittest.TestCase):
                 bench.knee(argparse.Namespace(out=d, variants=["durable"]))
         self.assertIn("| durable | < 12 · < 12 | **< 12** |", out.getvalue())
 
+
+class Stalls(unittest.TestCase):
+    """bench/stalls.py place: the slowest requests against the disk's stalls in the same run."""
+
+    def test_slow_requests_held_by_one_stalled_flush_form_one_cluster_inside_the_stall(self):
+        import csv
+        import tempfile
+
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+        import stalls
+
+        # 1 000 requests of 1 ms, one every 10 ms from t = 0; the disk holds one flush from
+        # 5 000 to 5 100 ms and the 10 writes that arrive meanwhile end with it.
+        requests = []
+        for i in range(1000):
+            s = i * 10.0
+            e = 5100.0 + 1 if 5000 <= s < 5100 else s + 1
+            requests.append((s, e, "POST"))
+        requests.append((9000.0, 9060.0, "GET"))  # slow on its own, the disk idle
+        samples = []
+        writes = flushes = 0
+        for t in range(0, 10_010, 10):
+            held = 5000 < t < 5100
+            if not held:
+                writes, flushes = writes + 1, flushes + 1
+            samples.append((float(t), writes, flushes, 0, 1 if held or t == 5000 else 0))
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "k6.csv")
+            with open(path, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["metric_name", "timestamp", "metric_value", "check", "method"])
+                for s, e, m in requests:
+                    w.writerow(["http_reqs", int(e), 1, "", m])
+                    w.writerow(["http_req_duration", int(e), e - s, "", m])
+            r = stalls.place(stalls.requests_of(path), samples)
+        self.assertEqual(r["requests"], 1001)
+        self.assertEqual(r["slow"], 11)  # p99 of 1 001 is the 991st: the held ones and the GET
+        self.assertEqual(r["slow_by_method"], {"POST": 10, "GET": 1})
+        self.assertEqual(r["largest_clusters"], [10, 1])
+        self.assertEqual(r["slow_in_clusters_of_5_or_more"], 10)
+        self.assertEqual(r["stall_ms"], [90])
+        self.assertEqual(r["slow_overlapping_a_stall"], 10)
