@@ -16,8 +16,9 @@ such a log, and says:
 - the requests at or above the run's p99 (http_req_duration), by method;
 - how they group in time: slow requests whose spans overlap or lie within 20 ms of each other
   form one cluster; many in few clusters means a common cause, a pause, not many slow paths;
-- the disk's stalls: spans of at least 30 ms with an I/O in flight and none completed (no
-  write, no flush), and how many slow requests overlap one.
+- the disk's stalls: spans of at least 30 ms (--stall-ms) with an I/O in flight and none
+  completed (no write, no flush), their share of the time watched, and how many slow requests
+  overlap one.
 
 A durable commit waits for its flush: a flush the disk holds for 100 ms holds every write that
 arrives meanwhile (docs/src/performance.md, "Where durable's slowest requests fall").
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from reporting.quantiles import nearest_rank  # noqa: E402
 
 GAP_MS = 20  # slow requests this close belong to one cluster
-STALL_MS = 30  # an I/O in flight this long with nothing completed
+STALL_MS = 30  # by default, an I/O in flight this long with nothing completed is a stall
 
 
 def device_of(directory):
@@ -83,9 +84,9 @@ def samples_of(disk_log):
         return [tuple(float(x) for x in line.split()) for line in f if line.strip()]
 
 
-def stalls(samples):
-    """[(start_ms, end_ms)]: spans of at least STALL_MS in which an I/O stayed in flight and
-    no write and no flush completed."""
+def stalls(samples, at_least=STALL_MS):
+    """[(start_ms, end_ms)]: spans of at least `at_least` ms in which an I/O stayed in flight
+    and no write and no flush completed."""
     out, i = [], 0
     while i < len(samples):
         j = i
@@ -96,7 +97,7 @@ def stalls(samples):
             and samples[j + 1][2] == samples[i][2]
         ):
             j += 1
-        if samples[j][0] - samples[i][0] >= STALL_MS:
+        if samples[j][0] - samples[i][0] >= at_least:
             out.append((samples[i][0], samples[j][0]))
         i = j + 1
     return out
@@ -113,13 +114,13 @@ def clusters(spans):
     return out
 
 
-def place(requests, samples):
+def place(requests, samples, stall_ms=STALL_MS):
     took = sorted(e - s for s, e, _ in requests)
     p99 = nearest_rank(took, 0.99)
     slow = [(s, e, m) for s, e, m in requests if e - s >= p99]
     groups = clusters([(s, e) for s, e, _ in slow])
     sizes = sorted((n for _, _, n in groups), reverse=True)
-    held = stalls(samples)
+    held = stalls(samples, stall_ms)
     # Sampled every ~10 ms: a stall's bounds are known to a sample either side.
     slack = 10
     in_stall = sum(1 for s, e, _ in slow if any(a - slack <= e and s <= b + slack for a, b in held))
@@ -134,7 +135,10 @@ def place(requests, samples):
         "clusters": len(groups),
         "largest_clusters": sizes[:10],
         "slow_in_clusters_of_5_or_more": sum(n for n in sizes if n >= 5),
+        "stall_at_least_ms": stall_ms,
         "stalls": len(held),
+        "stalled_ms": round(sum(b - a for a, b in held)),
+        "watched_ms": round(samples[-1][0] - samples[0][0]) if samples else 0,
         "stall_ms": [round(b - a) for a, b in held],
         "slow_overlapping_a_stall": in_stall,
     }
@@ -147,8 +151,10 @@ def text(r):
             f"({', '.join(f'{k} {v}' for k, v in sorted(r['slow_by_method'].items()))})",
             f"in time: {r['clusters']} clusters (within {GAP_MS} ms), the largest {r['largest_clusters']}; "
             f"{r['slow_in_clusters_of_5_or_more']} of {r['slow']} in clusters of 5 or more",
-            f"disk stalls (an I/O in flight, nothing completed, >= {STALL_MS} ms): {r['stalls']}, "
-            f"lasting {r['stall_ms']} ms; {r['slow_overlapping_a_stall']} of {r['slow']} slow requests overlap one",
+            f"disk stalls (an I/O in flight, nothing completed, >= {r['stall_at_least_ms']:g} ms): {r['stalls']}, "
+            f"{r['stalled_ms']} ms of the {r['watched_ms']} watched, the longest "
+            f"{sorted(r['stall_ms'], reverse=True)[:10]} ms; "
+            f"{r['slow_overlapping_a_stall']} of {r['slow']} slow requests overlap one",
         ]
     )
 
@@ -164,12 +170,13 @@ def main(argv):
     pl = sub.add_parser("place")
     pl.add_argument("k6_csv")
     pl.add_argument("disk_log")
+    pl.add_argument("--stall-ms", type=float, default=STALL_MS, help="the shortest stall counted")
     pl.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if a.cmd == "record":
         record(a.dir, a.out, a.seconds, a.every)
         return 0
-    r = place(requests_of(a.k6_csv), samples_of(a.disk_log))
+    r = place(requests_of(a.k6_csv), samples_of(a.disk_log), a.stall_ms)
     print(json.dumps(r) if a.json else text(r))
     return 0
 

@@ -691,4 +691,5 @@ class Stalls(unittest.TestCase):
         self.assertEqual(r["largest_clusters"], [10, 1])
         self.assertEqual(r["slow_in_clusters_of_5_or_more"], 10)
         self.assertEqual(r["stall_ms"], [90])
+        self.assertEqual((r["stalled_ms"], r["watched_ms"]), (90, 10_000))
         self.assertEqual(r["slow_overlapping_a_stall"], 10)
