@@ -15,7 +15,9 @@ distribution of (write + fdatasync) per flush: p50, p90, p99, p99.9, max, mean, 
   --json       one JSON object instead of a line of text
 
 Paced, it also reports the flush as the commits meet it (`commit_*`): each write's wait from
-the instant it was due to the end of the flush that made it durable. A flush that stalls does
+the instant it was due to the end of the flush that made it durable (a write that fell due
+with the disk idle is timed from its flush's start instead: how late this loop wakes is not
+the disk's). A flush that stalls does
 not stop the load: the writes due meanwhile wait for it to end, then share the next flush, as
 PostgreSQL's next WAL flush covers every commit record inserted before it starts. So one
 stalled flush of 100 ms is one sample of the per-flush distribution but delays every write
@@ -60,6 +62,8 @@ def measure(directory, rate, seconds):
         while True:
             if rate > 0:
                 due = start + done / rate
+                if due >= end:
+                    break
                 now = time.perf_counter()
                 if due > now:
                     time.sleep(due - now)
@@ -148,11 +152,11 @@ def line(r):
     how = f"paced at {r['rate']:g}/s" if r["mode"] == "paced" else "back to back"
     return (
         f"one 8 kB write + fdatasync, {how} for {r['seconds']:g} s ({r['n']} on {r['fs']}): "
-        f"p50 {r['p50_us']:g}, p90 {r['p90_us']:g}, p99 {r['p99_us']:g}, "
-        f"p99.9 {r['p999_us']:g}, max {r['max_us']:g}, mean {r['mean_us']:g} µs"
+        f"p50 {r['p50_us']:.1f}, p90 {r['p90_us']:.1f}, p99 {r['p99_us']:.1f}, "
+        f"p99.9 {r['p999_us']:.1f}, max {r['max_us']:.1f}, mean {r['mean_us']:.1f} µs"
         + (
-            f"; as the commits meet it ({r['commits']} writes): p50 {r['commit_p50_us']:g}, "
-            f"p99 {r['commit_p99_us']:g}, p99.9 {r['commit_p999_us']:g}, max {r['commit_max_us']:g} µs"
+            f"; as the commits meet it ({r['commits']} writes): p50 {r['commit_p50_us']:.1f}, "
+            f"p99 {r['commit_p99_us']:.1f}, p99.9 {r['commit_p999_us']:.1f}, max {r['commit_max_us']:.1f} µs"
             if "commits" in r
             else ""
         )

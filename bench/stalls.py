@@ -16,9 +16,9 @@ such a log, and says:
 - the requests at or above the run's p99 (http_req_duration), by method;
 - how they group in time: slow requests whose spans overlap or lie within 20 ms of each other
   form one cluster; many in few clusters means a common cause, a pause, not many slow paths;
-- the disk's stalls: spans of at least 30 ms (--stall-ms) with an I/O in flight and none
-  completed (no write, no flush), their share of the time watched, and how many slow requests
-  overlap one.
+- the disk's stalls: spans of at least 30 ms (--stall-ms) with an I/O in flight and no write
+  and no flush completed, their share of the time watched, and how many slow requests overlap
+  one (or lie within a sampling interval of one).
 
 A durable commit waits for its flush: a flush the disk holds for 100 ms holds every write that
 arrives meanwhile (docs/src/performance.md, "Where durable's slowest requests fall").
@@ -59,7 +59,9 @@ def record(directory, out, seconds, every_ms):
                 for line in f:
                     p = line.split()
                     if p[2] == name:
-                        # writes completed, flushes completed, ms flushing, I/Os in flight
+                        if len(p) < 20:
+                            raise SystemExit("stalls.py: /proc/diskstats counts no flushes here (Linux < 5.5)")
+                        # writes completed, flushes completed, ms flushing, I/Os in flight (reads too)
                         log.write(f"{time.time() * 1000:.1f} {p[7]} {p[18]} {p[19]} {p[11]}\n")
                         break
             time.sleep(every_ms / 1000)
@@ -85,11 +87,16 @@ def samples_of(disk_log):
 
 
 def stalls(samples, at_least=STALL_MS):
-    """[(start_ms, end_ms)]: spans of at least `at_least` ms in which an I/O stayed in flight
-    and no write and no flush completed."""
+    """[(start_ms, end_ms)]: spans of at least `at_least` ms from one sample to a later one,
+    every sample of them with an I/O in flight, and no write and no flush completed in between.
+    Known to a sampling interval either side: sampled every 10 ms, a 10 ms stall is two
+    consecutive samples."""
     out, i = [], 0
     while i < len(samples):
         j = i
+        if samples[i][4] == 0:
+            i += 1
+            continue
         while (
             j + 1 < len(samples)
             and samples[j + 1][4] > 0
@@ -151,7 +158,7 @@ def text(r):
             f"({', '.join(f'{k} {v}' for k, v in sorted(r['slow_by_method'].items()))})",
             f"in time: {r['clusters']} clusters (within {GAP_MS} ms), the largest {r['largest_clusters']}; "
             f"{r['slow_in_clusters_of_5_or_more']} of {r['slow']} in clusters of 5 or more",
-            f"disk stalls (an I/O in flight, nothing completed, >= {r['stall_at_least_ms']:g} ms): {r['stalls']}, "
+            f"disk stalls (an I/O in flight, no write or flush completed, >= {r['stall_at_least_ms']:g} ms): {r['stalls']}, "
             f"{r['stalled_ms']} ms of the {r['watched_ms']} watched, the longest "
             f"{sorted(r['stall_ms'], reverse=True)[:10]} ms; "
             f"{r['slow_overlapping_a_stall']} of {r['slow']} slow requests overlap one",
