@@ -25,6 +25,7 @@ arrives meanwhile (docs/src/performance.md, "Where durable's slowest requests fa
 """
 
 import argparse
+import collections
 import csv
 import json
 import os
@@ -131,14 +132,11 @@ def place(requests, samples, stall_ms=STALL_MS):
     # Sampled every ~10 ms: a stall's bounds are known to a sample either side.
     slack = 10
     in_stall = sum(1 for s, e, _ in slow if any(a - slack <= e and s <= b + slack for a, b in held))
-    methods = {}
-    for _, _, m in slow:
-        methods[m] = methods.get(m, 0) + 1
     return {
         "requests": len(requests),
         "p99_ms": round(p99, 2),
         "slow": len(slow),
-        "slow_by_method": methods,
+        "slow_by_method": dict(collections.Counter(m for _, _, m in slow)),
         "clusters": len(groups),
         "largest_clusters": sizes[:10],
         "slow_in_clusters_of_5_or_more": sum(n for n in sizes if n >= 5),

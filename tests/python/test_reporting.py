@@ -5,7 +5,10 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "stress"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 
+import flush  # noqa: E402  (bench/flush.py)
+import stalls  # noqa: E402  (bench/stalls.py)
 from reporting import bench, charts, faults, pages, quantiles, score, summary  # noqa: E402
 
 
@@ -490,8 +493,6 @@ class DiskFlush(unittest.TestCase):
         self.assertLessEqual(r["commits"], 26)
 
     def test_writes_due_during_a_stalled_flush_wait_for_it_then_share_the_next(self):
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
-        import flush
 
         # 100 writes a second, due at 0, 10, 20 … ms. The flush for the write due at 10 ms
         # stalls for 50 ms; the writes due at 20 … 60 ms wait for it, then one flush makes
@@ -504,8 +505,6 @@ class DiskFlush(unittest.TestCase):
         self.assertEqual(sum(w > 10 for w in waits), 5)
 
     def test_writes_due_while_the_disk_was_idle_are_timed_from_their_flush(self):
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
-        import flush
 
         # 1 000 writes a second. The first flush ends at 0.5 ms; the loop then wakes late, at
         # 3.5 ms, with the writes due at 1, 2 and 3 ms waiting: the disk was idle, so each is
@@ -516,9 +515,6 @@ class DiskFlush(unittest.TestCase):
 
     def test_a_stall_past_a_second_reads_back_as_itself(self):
         import tempfile
-
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
-        import flush
 
         r = {"mode": "paced", "rate": 250, "seconds": 30, "n": 10, "fs": "ext4", "commits": 12}
         r |= {k: 500.0 for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us")}
@@ -681,9 +677,6 @@ class Stalls(unittest.TestCase):
         import csv
         import tempfile
 
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
-        import stalls
-
         # 1 000 requests of 1 ms, one every 10 ms from t = 0; the disk holds one flush from
         # 5 000 to 5 100 ms and the 10 writes that arrive meanwhile end with it.
         requests = []
@@ -718,8 +711,6 @@ class Stalls(unittest.TestCase):
         self.assertEqual(r["slow_overlapping_a_stall"], 10)
 
     def test_one_io_seen_in_flight_once_after_an_idle_spell_is_no_stall(self):
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
-        import stalls
 
         # Idle from 0 to 100 ms (nothing in flight, nothing completing), then one sample with
         # an I/O in flight, then it completes.
