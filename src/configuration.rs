@@ -82,7 +82,8 @@ pub struct StoreArgs {
     /// writes and their group commit; the others only take a request that finds it busy with
     /// a write while they are idle (a lone write then overlaps the other's WAL flush instead
     /// of waiting for it), or that finds its queue full. Without batching (`--pg-batch 1`,
-    /// the contest profile's default) it does nothing. Off: every connection is used alike.
+    /// the contest profile's default) no write makes the first busy: the others are then its
+    /// standby, used while it reconnects. Off: every connection is used alike.
     #[arg(long, env = "CREBITO_PG_SPILL", default_value_t = false, action = clap::ArgAction::Set)]
     pub pg_spill: bool,
 

@@ -699,6 +699,48 @@ async fn with_spill_the_second_connection_takes_only_what_finds_the_first_busy_o
     );
 }
 
+/// Without batching (`--pg-batch 1`, the contest profile's) no write makes a connection busy,
+/// so with `--pg-spill` the second connection is the first's standby: a write sent while
+/// another waits for its row on the first goes down the first's pipeline, behind it, and not
+/// to the idle second. Used alike (or spill ignored without batching, as before), it would
+/// go to the second and be answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_spill_and_no_batching_the_second_connection_is_a_standby() {
+    let app = spawn_app_with(Backend::Postgres, |a| {
+        a.store.pg_connections = 2;
+        a.store.pg_spill = true;
+        a.store.pg_batch = Some(1);
+        a.store_timeout = 30;
+    })
+    .await;
+    let url = app.database_url.clone();
+    let admin = connect(&url).await;
+    let five = Held::lock(&url, 5).await;
+    let first = occupy(&app.api, 5, "t5").await;
+    until("the first write waiting for its row", || async {
+        lock_waits(&admin, false).await == 1
+    })
+    .await;
+    // A write for a free row, handed to a connection, stays unanswered while the first waits.
+    let next = occupy(&app.api, 4, "t4").await;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !next.is_finished(),
+            "a write for a free row was answered while the first connection waited: it went to the second"
+        );
+    }
+    assert_eq!(lock_waits(&admin, false).await, 1);
+    five.release().await;
+    assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!(next.await.unwrap().0, 200);
+    let rows = audit(&url).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.saldo, r.rows)).collect::<Vec<_>>(),
+        [(0, 0), (0, 0), (0, 0), (1, 1), (1, 1)]
+    );
+}
+
 /// A queued write whose caller is gone — its deadline passed and it was answered 504 "outcome
 /// unknown" — is dropped when its turn comes, never sent: the write ahead of it, sent before
 /// its own deadline passed, is applied (its 504 was honest), the abandoned one is not, and the

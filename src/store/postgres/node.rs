@@ -104,12 +104,13 @@ impl Node {
     /// with the fewest writes waiting. With `spill` the first slot is always tried first and
     /// the others only take what finds it busy while they are idle: everything else queues
     /// for the first (its next batch) until its queue is full, then for the one with the
-    /// fewest waiting. Without batching (a bound of 1: no write ever marks a lane busy) spill
-    /// would leave the others unused, so the slots are then used alike. Dead slots start
-    /// reconnecting.
+    /// fewest waiting. Without batching (a bound of 1: no write ever marks a lane busy) the
+    /// first slot is then always taken while it lives: the others are its standby, taking the
+    /// load while it reconnects (one connection's pipeline, as measured for the contest
+    /// profile, with no reconnect gap). Dead slots start reconnecting.
     pub(super) fn lane(self: &Arc<Self>) -> Result<(usize, Arc<Lane>), LedgerError> {
         let n = self.slots.len();
-        let spill = self.options.spill && batch_limit(&self.options, self.role) > 1;
+        let spill = self.options.spill;
         let start = if spill {
             0
         } else {
