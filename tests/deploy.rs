@@ -150,6 +150,14 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
             );
             let env = &svc["environment"];
             assert_eq!(env["CREBITO_PG_PROFILE"], "durable", "{file}: the default");
+            assert_eq!(
+                (
+                    env["CREBITO_PG_CONNECTIONS"].as_str(),
+                    env["CREBITO_PG_SPILL"].as_str()
+                ),
+                (Some("2"), Some("true")),
+                "{file}: a second connection, the first's spill"
+            );
             assert!(
                 env["DATABASE_URL"]
                     .as_str()
@@ -256,6 +264,14 @@ fn services_sockets_and_ports_agree_between_compose_nginx_and_the_launcher() {
     assert_eq!(
         env["CREBITO_PG_PROFILE"], "durable",
         "the default keeps the money"
+    );
+    assert_eq!(
+        (
+            env["CREBITO_PG_CONNECTIONS"].as_str(),
+            env["CREBITO_PG_SPILL"].as_str()
+        ),
+        ("2", "true"),
+        "a second connection for the write that meets the first's flush (performance.md)"
     );
     let total: f64 = ["DB_CPUS", "API_CPUS", "API_CPUS", "LB_CPUS"]
         .iter()
