@@ -90,8 +90,9 @@ async fn queue(app: &Api, client: i32, body: Value, key: Option<&str>) -> JoinHa
     h
 }
 
-/// Sends the first write for `client` (whose row is held) and waits until it is in flight:
-/// the instance's one connection is then busy, and every later write queues.
+/// Sends a write for `client` and waits until a connection has it in flight. When the test
+/// holds the client's row, the write stays there: that connection is then busy, and every
+/// later write for it queues.
 async fn occupy(app: &Api, client: i32, descricao: &str) -> JoinHandle<Answer> {
     let before = app.metric("crebito_pg_batch_size_count").await;
     let h = post(
