@@ -23,6 +23,10 @@
 #                   commit and full-page writes, logged tables, group commit) or "contest"
 #                   (PG_CONTEST_FLAGS, UNLOGGED tables): PostgreSQL's flags and crebito's
 #                   --pg-profile follow this one variable
+#   STACK_SLICE_US  a scheduler slice in microseconds (100-100000) for every service of the
+#                   stack (lib/slice.py; Linux 6.12+): each wakes up ahead of tasks with the
+#                   default slice, such as the loader's. A measurement of how much of the tail
+#                   is waiting for a core (docs/src/performance.md); unset: the kernel's default
 #   PG_WAL_READY    WAL segments (16 MB each, on every PostgreSQL of the stack) made ready
 #                   before the load, so that the first ones the load's WAL reaches are
 #                   recycled files, not created while commits wait (default 0: none; measured
@@ -74,6 +78,9 @@ LB="${LB:-nginx}"
 PG_FS="${PG_FS:-disk}"
 PG_WAL_READY="${PG_WAL_READY:-0}"
 CPU_PERIOD_US="${CPU_PERIOD_US:-100000}"
+STACK_SLICE_US="${STACK_SLICE_US:-}"
+case "$STACK_SLICE_US" in ''|[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9]|[1-9][0-9][0-9][0-9][0-9]|100000) ;;
+  *) echo "STACK_SLICE_US must be a number of microseconds from 100 to 100000" >&2; exit 2;; esac
 case "$STACK_LAYOUT" in single|citus) ;; *) echo "STACK_LAYOUT must be single or citus" >&2; exit 2;; esac
 if [ -n "$STACK_ENTRY" ]; then
   if [ ! -x "$STACK_ENTRY/setup" ] || [ ! -x "$STACK_ENTRY/serve" ]; then

@@ -8,6 +8,8 @@ launch() {
   local svc=$1; shift
   local procs="" d
   for d in $(cg_dirs "$svc"); do procs="$procs $d/cgroup.procs"; done
+  # STACK_SLICE_US: the service and its children with a shorter scheduler slice (lib/slice.py).
+  [ -z "${STACK_SLICE_US:-}" ] || set -- python3 "$(dirname "${BASH_SOURCE[0]}")/slice.py" "$STACK_SLICE_US" "$@"
   # shellcheck disable=SC2016
   CG_PROCS=$procs setsid sh -c 'for f in $CG_PROCS; do echo $$ > "$f"; done; exec "$@"' sh "$@" \
     </dev/null >>"$DIR/log/$svc.log" 2>&1 &
