@@ -32,25 +32,25 @@ def main() -> None:
     if not 100 <= us <= 100_000:
         sys.exit("slice.py: the slice is 100 to 100000 microseconds (the kernel's bounds)")
     slice_ns = us * 1000
-    nr = SYS_SCHED_SETATTR.get(platform.machine())
-    if nr is None:
-        sys.exit(f"slice.py: sched_setattr's number is unknown on {platform.machine()}")
+    machine = platform.machine()
+    if machine not in SYS_SCHED_SETATTR:
+        sys.exit(f"slice.py: sched_setattr's number is unknown on {machine}")
     libc = ctypes.CDLL(None, use_errno=True)
     nice = os.getpriority(os.PRIO_PROCESS, 0)
     attr = struct.pack(ATTR, SIZE, 0, 0, nice, 0, slice_ns, 0, 0, 0, 0)
-    if libc.syscall(nr, 0, ctypes.create_string_buffer(attr), 0) != 0:
+    if libc.syscall(SYS_SCHED_SETATTR[machine], 0, ctypes.create_string_buffer(attr), 0) != 0:
         err = ctypes.get_errno()
         sys.exit(f"slice.py: sched_setattr({slice_ns} ns): {os.strerror(err)}")
     # Kernels before 6.12 accept the call and ignore the slice: read it back.
-    if current_slice_ns(libc) != slice_ns:
+    if current_slice_ns(libc, machine) != slice_ns:
         sys.exit(f"slice.py: this kernel ({platform.release()}) ignores a task's own slice (needs Linux 6.12+)")
     os.execvp(sys.argv[2], sys.argv[2:])
 
 
-def current_slice_ns(libc: ctypes.CDLL) -> int:
+def current_slice_ns(libc: ctypes.CDLL, machine: str) -> int:
     """The calling thread's slice as sched_getattr(2) reports it (0 where it does not)."""
     buf = ctypes.create_string_buffer(SIZE)
-    if libc.syscall(SYS_SCHED_GETATTR[platform.machine()], 0, buf, SIZE, 0) != 0:
+    if libc.syscall(SYS_SCHED_GETATTR[machine], 0, buf, SIZE, 0) != 0:
         return 0
     return struct.unpack(ATTR, buf.raw)[5]
 
