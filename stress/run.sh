@@ -265,7 +265,7 @@ run_once() {
   "$stack" cpu > "$dir/cpu-before.txt"
   date +%s.%N > "$dir/load-start.txt"
 
-  local load_s
+  local load_s entry
   load_s=$(awk -v d="$d" 'BEGIN { p = int(120 * d + 0.5); if (p < 1) p = 1; print 2 * p + 2 }')
   neighbour_start "$s" "$d" "$dir"
   if [ "$loader" = fast ]; then
@@ -284,7 +284,12 @@ run_once() {
     kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
   fi
   "$stack" status > "$dir/stack-status.txt" || true
-  "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
+  entry=$("$stack" env STACK_ENTRY)
+  if [ -x "$entry/audit" ]; then  # an entry whose ledger PostgreSQL does not hold (config.sh)
+    STACK_DIR=$("$stack" env STACK_DIR) "$entry/audit" > "$dir/audit.json"
+  else
+    "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
+  fi
   [ "$loader" = k6 ] || "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
   "$stack" down >/dev/null
   stack_up=0

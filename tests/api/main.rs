@@ -12,3 +12,4 @@ mod helpers;
 mod idempotency;
 mod postgres;
 mod robustness;
+mod sqlite;

@@ -58,9 +58,12 @@
 #                   harness (bench/reference.sh writes one): a directory with two executables,
 #                   `setup` (run once PostgreSQL is up, instead of crebito's migration) and
 #                   `serve` (one per instance, must listen on 127.0.0.1:$PORT); both get
-#                   PGHOST, PGPORT, PGUSER=postgres, PGDATABASE. An optional file `database`
-#                   names the database it expects (default rinha, as crebito's). Implies
-#                   UPSTREAM=tcp; single layout only
+#                   STACK_DIR, PGHOST, PGPORT, PGUSER=postgres, PGDATABASE. An optional file
+#                   `database` names the database it expects (default rinha, as crebito's);
+#                   an optional executable `audit` prints sql/audit.sql's rows as a JSON
+#                   array, for an entry whose ledger is not in that database (stress/run.sh
+#                   reads it instead of querying PostgreSQL). Implies UPSTREAM=tcp; single
+#                   layout only
 #
 # Ports (PORT + offset; one table, printed into stack.env):
 #   +0 the API (balancer)   +1 PostgreSQL (coordinator)   +2, +3 api1, api2 (UPSTREAM=tcp)

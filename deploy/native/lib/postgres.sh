@@ -102,7 +102,7 @@ databases_up() {
   for svc in "${DB_SERVICES[@]}"; do pg_node_up "$svc" "$pgbin"; done
   [ "$STACK_LAYOUT" != citus ] || citus_register
   if [ -n "$STACK_ENTRY" ]; then
-    env PGHOST="$DIR/pg" PGPORT="$(port_of db)" PGUSER=postgres PGDATABASE="$DB_NAME" "$STACK_ENTRY/setup" >"$DIR/log/migrate.log" 2>&1 ||
+    env STACK_DIR="$DIR" PGHOST="$DIR/pg" PGPORT="$(port_of db)" PGUSER=postgres PGDATABASE="$DB_NAME" "$STACK_ENTRY/setup" >"$DIR/log/migrate.log" 2>&1 ||
       { cat "$DIR/log/migrate.log" >&2; die "STACK_ENTRY's setup failed"; }
     pg_fs_barrier; return
   fi
