@@ -17,9 +17,10 @@
 # the fast loader's ledger is PostgreSQL's). The stack still starts its PostgreSQL, idle,
 # with 0.05 CPU of the 1.5: the harness is PostgreSQL's. The rest goes to the instances,
 # which now do the database's work (0.55 each), and nginx (0.35); memory 100 + 2 × 150 + 60 MB.
+# CREBITO_BIN: the binary the entry runs (default: this checkout's release build, built).
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-build_release
+[ -n "${CREBITO_BIN:-}" ] || build_release
 entry=$(out_dir "${SHARED_SQLITE_ENTRY:-$repo/target/shared-sqlite}")
 sync=${SHARED_SQLITE_SYNC:-full}
 case "$sync" in full|normal) ;; *) echo "SHARED_SQLITE_SYNC must be full or normal" >&2; exit 2;; esac

@@ -164,6 +164,60 @@ fn short_official_stress_run_has_no_ko_no_inconsistency_and_a_clean_audit() {
     );
 }
 
+/// Two instances on one SQLite file and no database server (bench/shared-sqlite.sh's entry,
+/// run in the stack's place): the short official run passes, audited from the file by the
+/// entry's own `audit`. The stack's PostgreSQL holds no ledger then, so a clean audit means
+/// the file was read.
+#[test]
+fn two_instances_on_one_sqlite_file_pass_the_short_run_audited_from_the_file() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let entry = tempfile::tempdir().unwrap();
+    let written = Command::new(format!("{root}/bench/shared-sqlite.sh"))
+        .arg("entry")
+        .env("SHARED_SQLITE_ENTRY", entry.path())
+        .env("CREBITO_BIN", env!("CARGO_BIN_EXE_crebito"))
+        .output()
+        .unwrap();
+    assert!(written.status.success(), "{written:?}");
+    let variant = String::from_utf8(written.stdout).unwrap();
+    let env: Vec<(&str, String)> = variant
+        .split_whitespace()
+        .map(|kv| kv.split_once('=').expect("KEY=VALUE"))
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+    assert!(
+        env.iter()
+            .any(|(k, v)| *k == "STACK_ENTRY" && v.as_str() == entry.path().to_str().unwrap())
+    );
+    let (status, out_dir) = run_stress_with(
+        "run.sh",
+        &["--duration-scale", "0.05"],
+        false,
+        &env,
+        Cores::Alone,
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("summary.json"))
+            .expect("summary.json written"),
+    )
+    .unwrap();
+    assert!(status.success(), "stress/run.sh failed: {summary:#}");
+    assert_eq!(summary["ko"], 0);
+    assert_eq!(summary["inconsistencies"], 0);
+    assert_eq!(summary["audit"]["ok"], true, "{:#}", summary["audit"]);
+    let stored = summary["audit"]["stored_transactions"].as_u64().unwrap();
+    assert!(stored > 1000, "{stored} transactions stored");
+    assert_eq!(summary["audit"]["posts_answered_200"], stored);
+    let audit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.path().join("audit.json")).unwrap())
+            .unwrap();
+    let rows = audit.as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        assert_eq!(row["saldo"], row["soma"], "{row}");
+    }
+}
+
 /// The server's side of a run (stress/sample.py): a sample a second from every service,
 /// peaks in the summary, and the panels in the run's report.
 fn assert_server_side(dir: &std::path::Path, summary: &serde_json::Value, services: &[&str]) {
