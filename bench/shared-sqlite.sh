@@ -13,8 +13,8 @@
 #
 # The entry runs in the native stack as another contest entry does (STACK_ENTRY,
 # deploy/native/lib/config.sh): `setup` creates the file in STACK_DIR/sqlite, `serve` runs one
-# crebito on it, `audit` reads sql/audit.sql's rows from it for stress/run.sh (k6 runs only:
-# the fast loader's ledger is PostgreSQL's). The stack still starts its PostgreSQL, idle,
+# crebito on it, `audit` and `ledger` read sql/audit.sql's rows and stress/ledger.sql's object
+# from it for stress/run.sh (k6's audit; the fast loader's history check). The stack still starts its PostgreSQL, idle,
 # with 0.05 CPU of the 1.5: the harness is PostgreSQL's. The rest goes to the instances,
 # which now do the database's work (0.55 each), and nginx (0.35); memory 100 + 2 × 150 + 60 MB.
 # CREBITO_BIN: the binary the entry runs (default: this checkout's release build, built).
@@ -48,7 +48,19 @@ cur = db.execute(sql)
 names = [c[0] for c in cur.description]
 print(json.dumps([dict(zip(names, row)) for row in cur]))
 AUDIT
-chmod +x "$entry/setup" "$entry/serve" "$entry/audit"
+cat > "$entry/ledger" <<LEDGER
+#!/usr/bin/env python3
+"""stress/ledger.sql's object from the stack's file: the clients, and each client's
+transactions in the order they were applied (the rowid, SQLite's insertion order)."""
+import json, os, sqlite3
+db = sqlite3.connect(os.path.join(os.environ["STACK_DIR"], "sqlite", "crebito.db"))
+clientes = db.execute("SELECT id, limite, saldo FROM clientes ORDER BY id").fetchall()
+transacoes = db.execute(
+    "SELECT cliente_id, id, valor, tipo, descricao FROM transacoes ORDER BY cliente_id, id"
+).fetchall()
+print(json.dumps({"clientes": clientes, "transacoes": transacoes}))
+LEDGER
+chmod +x "$entry/setup" "$entry/serve" "$entry/audit" "$entry/ledger"
 
 variant="STACK_ENTRY=$entry DB_CPUS=0.05 DB_MEMORY_MB=100 API_CPUS=0.55 API_MEMORY_MB=150 LB_CPUS=0.35 LB_MEMORY_MB=60"
 if [ "${1:-}" = entry ]; then echo "$variant"; exit 0; fi

@@ -284,13 +284,16 @@ run_once() {
     kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
   fi
   "$stack" status > "$dir/stack-status.txt" || true
+  # An entry whose ledger PostgreSQL does not hold brings its own audit and ledger (config.sh).
   entry=$("$stack" env STACK_ENTRY)
-  if [ -x "$entry/audit" ]; then  # an entry whose ledger PostgreSQL does not hold (config.sh)
+  if [ -x "$entry/audit" ]; then
     STACK_DIR=$("$stack" env STACK_DIR) "$entry/audit" > "$dir/audit.json"
   else
     "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
   fi
-  [ "$loader" = k6 ] || "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"
+  if [ "$loader" = k6 ]; then :
+  elif [ -x "$entry/ledger" ]; then STACK_DIR=$("$stack" env STACK_DIR) "$entry/ledger" > "$dir/ledger.json"
+  else "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"; fi
   "$stack" down >/dev/null
   stack_up=0
   # Every answer the fast loader got, against one serial order consistent with real time.

@@ -60,10 +60,10 @@
 #                   `serve` (one per instance, must listen on 127.0.0.1:$PORT); both get
 #                   STACK_DIR, PGHOST, PGPORT, PGUSER=postgres, PGDATABASE. An optional file
 #                   `database` names the database it expects (default rinha, as crebito's);
-#                   an optional executable `audit` prints sql/audit.sql's rows as a JSON
-#                   array, for an entry whose ledger is not in that database (stress/run.sh
-#                   reads it instead of querying PostgreSQL). Implies UPSTREAM=tcp; single
-#                   layout only
+#                   for an entry whose ledger is not in that database, optional executables
+#                   `audit` (sql/audit.sql's rows as a JSON array) and `ledger` (what
+#                   stress/ledger.sql returns), which stress/run.sh runs with STACK_DIR instead
+#                   of querying PostgreSQL. Implies UPSTREAM=tcp; single layout only
 #
 # Ports (PORT + offset; one table, printed into stack.env):
 #   +0 the API (balancer)   +1 PostgreSQL (coordinator)   +2, +3 api1, api2 (UPSTREAM=tcp)
