@@ -265,7 +265,7 @@ run_once() {
   "$stack" cpu > "$dir/cpu-before.txt"
   date +%s.%N > "$dir/load-start.txt"
 
-  local load_s entry
+  local load_s entry state
   load_s=$(awk -v d="$d" 'BEGIN { p = int(120 * d + 0.5); if (p < 1) p = 1; print 2 * p + 2 }')
   neighbour_start "$s" "$d" "$dir"
   if [ "$loader" = fast ]; then
@@ -284,15 +284,17 @@ run_once() {
     kill "$sampler_pid" 2>/dev/null || true; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=""
   fi
   "$stack" status > "$dir/stack-status.txt" || true
-  # An entry whose ledger PostgreSQL does not hold brings its own audit and ledger (config.sh).
+  # An entry whose ledger PostgreSQL does not hold brings its own audit and ledger (config.sh),
+  # run with the stack's directory; crebito's stack.env names no directory ("crebito").
   entry=$("$stack" env STACK_ENTRY)
-  if [ -x "$entry/audit" ]; then
-    STACK_DIR=$("$stack" env STACK_DIR) "$entry/audit" > "$dir/audit.json"
+  [ "$entry" != crebito ] || entry=""
+  state=$("$stack" env STACK_DIR)
+  if [ -n "$entry" ] && [ -x "$entry/audit" ]; then STACK_DIR=$state "$entry/audit" > "$dir/audit.json"
   else
     "$stack" psql -Atq -c "SELECT COALESCE(json_agg(row_to_json(a)), '[]') FROM ($(grep -v '^--' "$repo/sql/audit.sql")) a" > "$dir/audit.json"
   fi
   if [ "$loader" = k6 ]; then :
-  elif [ -x "$entry/ledger" ]; then STACK_DIR=$("$stack" env STACK_DIR) "$entry/ledger" > "$dir/ledger.json"
+  elif [ -n "$entry" ] && [ -x "$entry/ledger" ]; then STACK_DIR=$state "$entry/ledger" > "$dir/ledger.json"
   else "$stack" psql -Atq -c "$(grep -v '^--' "$here/ledger.sql")" > "$dir/ledger.json"; fi
   "$stack" down >/dev/null
   stack_up=0
