@@ -16,6 +16,7 @@
   report.py sitting DIR [VARIANT…]                 official rounds side by side, with each round's flush
   report.py knee --out DIR VARIANT…                 repeated saturations: each variant's median knee
   report.py check-page --check F --loader F --out F   the black-box check's page (stress/check.sh)
+  report.py pgtrace --out F [SCRIPT]              PostgreSQL's side of each request (stress/pgtrace.sh)
 
 Standard library only, so that the runner needs nothing but python3.
 """
@@ -23,7 +24,7 @@ Standard library only, so that the runner needs nothing but python3.
 import argparse
 import sys
 
-from reporting import bench, faults, k6, pages, summary
+from reporting import bench, faults, k6, pages, pgtrace, summary
 
 
 def parser():
@@ -107,6 +108,9 @@ def parser():
     kn = sub.add_parser("knee", help="repeated saturations side by side (bench/knee.sh)")
     kn.add_argument("--out", required=True, help="bench/knee.sh's OUT: round-N/VARIANT/saturation.json")
     kn.add_argument("variants", nargs="+")
+    pg = sub.add_parser("pgtrace", help="PostgreSQL's side of each request, from `perf script` text")
+    pg.add_argument("--out", required=True, help="the summary to write (pgtrace.json)")
+    pg.add_argument("script", nargs="?", default="-", help="`perf script -F tid,time,event,trace` text (- for stdin)")
     rw = sub.add_parser("row")
     for a in ["--loader", "--label", "--cpu", "--throttled"]:
         rw.add_argument(a, required=True)
@@ -134,6 +138,7 @@ def main():
         "sitting": bench.sitting,
         "knee": bench.knee,
         "check-page": check_page,
+        "pgtrace": pgtrace.command,
     }[a.cmd_name](a)
 
 

@@ -36,6 +36,9 @@
 # LOADER_NEIGHBOUR=k6 (environment; default unset): a second k6 runs the same simulation at
 #   the same time against a constant nginx on the stack's spare port: k6's use of the cores beside whichever
 #   loader measures (DIR/neighbour/k6-cpu.json), to tell k6's CPU from k6's way of loading.
+# STRESS_TRACE_PG=1 (environment; default unset): stress/pgtrace.sh records PostgreSQL's system
+#   calls during the load (perf, root): DIR/pgtrace.json, each request's time inside the
+#   database and each WAL flush as the commits met it, and the instances' /metrics beside it.
 # LOADER_CPUS=LIST (environment; default unset: any core): the loader, k6 or fast, the
 #   floor's too, runs pinned to those cores (`taskset -c LIST`). With the stack pinned away
 #   from them (CPUSET, deploy/native/lib/config.sh) the loader and the stack stop sharing
@@ -57,6 +60,7 @@ launcher=stack
 clients=5
 repeat=1
 sample=${STRESS_SAMPLE:-1}
+trace_pg=${STRESS_TRACE_PG:-0}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -117,11 +121,17 @@ fi
 stack_up=0
 floor_pid=""
 sampler_pid=""
+pgtrace_pid=""
+pgtrace_dir=""
 neighbour_k6=""
 neighbour_nginx=""
 neighbour_dir=""
 cleanup() {
   if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
+  if [ -n "$pgtrace_pid" ]; then
+    kill -INT "$pgtrace_pid" 2>/dev/null || true; sleep 1
+    rm -f "$(cat "$pgtrace_dir/pgtrace.path" 2>/dev/null)" || true  # the recording, on a tmpfs
+  fi
   if [ "$stack_up" = 1 ]; then "$stack" down >/dev/null 2>&1 || true; fi
   if [ -n "$floor_pid" ]; then kill -QUIT "$floor_pid" 2>/dev/null || true; fi
   neighbour_stop now
@@ -262,6 +272,8 @@ run_once() {
       --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" --cost-out "$dir/sampler.json" &
     sampler_pid=$!
   fi
+  rm -f "$dir/pgtrace.json" "$dir"/metrics-api*.txt
+  [ "$trace_pg" != 1 ] || { pgtrace_dir=$dir; pgtrace_pid=$("$here/pgtrace.sh" start "$stack" "$dir"); }
   "$stack" cpu > "$dir/cpu-before.txt"
   date +%s.%N > "$dir/load-start.txt"
 
@@ -278,6 +290,10 @@ run_once() {
   fi
 
   "$stack" cpu > "$dir/cpu-after.txt"
+  if [ -n "$pgtrace_pid" ]; then
+    "$here/pgtrace.sh" stop "$stack" "$dir" "$pgtrace_pid" || say "the database's trace failed (see $dir/pgtrace.log)"
+    pgtrace_pid=""
+  fi
   neighbour_stop
   if [ -n "$sampler_pid" ]; then
     sleep 2  # two more samples after the load

@@ -333,8 +333,61 @@ def sitting(args):
         both = lambda k: f"{fmt(mid(k, 0), 1)} / {fmt(mid(k, 1), 1)} µs"
         fsync = fmt(median([f["pg_test_fsync"] for f in flushes if "pg_test_fsync" in f]), 0)
         lines.append(f"| median | {fsync} µs | {both('paced')} | {both('commits')} | {both('back to back')} |")
+    lines += inside_the_database(root, variants, rounds)
     print("\n".join(lines))
     return 0
+
+
+def inside_the_database(root, variants, rounds):
+    """The sitting's second table when its runs were traced (STRESS_TRACE_PG=1: pgtrace.json
+    and the instances' metrics-api*.txt in each run): per variant the medians over rounds of a
+    write's p99 at each hop inward — the client, crebito's request, its wait for the store,
+    PostgreSQL's time on it (stress/reporting/pgtrace.py), the flush — and the share of
+    flushed requests that met another backend's flush. [] when no run was traced."""
+    fmt = lambda v, nd=2: "–" if v is None else f"{v:.{nd}f}"
+    rows = []
+    for v in variants:
+        runs = [os.path.join(root, v, f"run-{r}") for r in rounds]
+        traced = [
+            (d, read_json(os.path.join(d, "pgtrace.json")))
+            for d in runs
+            if os.path.exists(os.path.join(d, "pgtrace.json"))
+        ]
+        if not traced:
+            continue
+
+        def hist_p99(d, metric):
+            texts = []
+            for f in sorted(os.listdir(d)):
+                if re.fullmatch(r"metrics-api\d+\.txt", f):
+                    with open(os.path.join(d, f)) as fh:
+                        texts.append(fh.read())
+            q = histogram_quantile(histogram_buckets(texts, metric, "transacoes"), 0.99) if texts else None
+            return None if q is None else q * 1e3
+
+        client = median([read_json(os.path.join(d, "summary.json"))["latency_ms"]["p99"] for d, _ in traced])
+        request = median(
+            [x for d, _ in traced if (x := hist_p99(d, "crebito_http_request_duration_seconds")) is not None]
+        )
+        store = median([x for d, _ in traced if (x := hist_p99(d, "crebito_store_duration_seconds")) is not None])
+        pg = lambda key, q="p99", traced=traced: median([t[key][q] for _, t in traced if t[key][q] is not None])
+        met = median([100 * t["met_a_flush"] / t["requests_with_flush"] for _, t in traced if t["requests_with_flush"]])
+        rows.append(
+            f"| {v} | {len(traced)} | {fmt(client)} | {fmt(request)} | {fmt(store)} | {fmt(pg('served_us'), 0)} | "
+            f"{fmt(pg('before_flush_us'), 0)} | {fmt(pg('flush_us'), 0)} | {fmt(pg('flush_us', 'p50'), 0)} | "
+            f"{fmt(met, 1)} | {fmt(pg('served_met_us'), 0)} | {fmt(pg('served_alone_us'), 0)} |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "Inside the database (STRESS_TRACE_PG=1), medians over the traced rounds; p99 unless said:",
+        "",
+        "| variant | rounds | client ms | crebito, a write ms | its store wait ms | in PostgreSQL µs | "
+        "before the flush µs | flush µs | flush p50 µs | met another's flush % | in PostgreSQL, met µs | alone µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def knee_shown(sat):
