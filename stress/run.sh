@@ -129,8 +129,11 @@ neighbour_dir=""
 cleanup() {
   if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
   if [ -n "$pgtrace_pid" ]; then
-    kill -INT "$pgtrace_pid" 2>/dev/null || true; sleep 1
-    rm -f "$(cat "$pgtrace_dir/pgtrace.path" 2>/dev/null)" || true  # the recording, on a tmpfs
+    kill -INT "$pgtrace_pid" 2>/dev/null || true; wait "$pgtrace_pid" 2>/dev/null || true
+  fi
+  # The recording, on a tmpfs, when the run stopped before pgtrace.sh summarize removed it.
+  if [ -n "$pgtrace_dir" ] && [ -f "$pgtrace_dir/pgtrace.path" ]; then
+    rm -f "$(cat "$pgtrace_dir/pgtrace.path")" "$pgtrace_dir/pgtrace.path" || true
   fi
   if [ "$stack_up" = 1 ]; then "$stack" down >/dev/null 2>&1 || true; fi
   if [ -n "$floor_pid" ]; then kill -QUIT "$floor_pid" 2>/dev/null || true; fi
@@ -272,8 +275,14 @@ run_once() {
       --psql "$("$stack" pg-bin)/psql" --out "$dir/server.jsonl" --cost-out "$dir/sampler.json" &
     sampler_pid=$!
   fi
-  rm -f "$dir/pgtrace.json" "$dir"/metrics-api*.txt
-  [ "$trace_pg" != 1 ] || { pgtrace_dir=$dir; pgtrace_pid=$("$here/pgtrace.sh" start "$stack" "$dir"); }
+  rm -f "$dir/pgtrace.json" "$dir/pgtrace.txt.gz" "$dir"/metrics-api*.txt
+  if [ "$trace_pg" = 1 ]; then
+    pgtrace_dir=$dir
+    "$here/pgtrace.sh" record "$stack" "$dir" &
+    pgtrace_pid=$!
+    sleep 1 # perf attached (it reports nothing when it has)
+    kill -0 "$pgtrace_pid" 2>/dev/null || { say "the database's trace did not start: $(tail -n 3 "$dir/pgtrace.log")"; exit 1; }
+  fi
   "$stack" cpu > "$dir/cpu-before.txt"
   date +%s.%N > "$dir/load-start.txt"
 
@@ -291,8 +300,8 @@ run_once() {
 
   "$stack" cpu > "$dir/cpu-after.txt"
   if [ -n "$pgtrace_pid" ]; then
-    "$here/pgtrace.sh" stop "$stack" "$dir" "$pgtrace_pid" || say "the database's trace failed (see $dir/pgtrace.log)"
-    pgtrace_pid=""
+    kill -INT "$pgtrace_pid"; wait "$pgtrace_pid" || true; pgtrace_pid=""
+    "$here/pgtrace.sh" summarize "$stack" "$dir" || say "the database's trace failed (see $dir/pgtrace.log)"
   fi
   neighbour_stop
   if [ -n "$sampler_pid" ]; then

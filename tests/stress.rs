@@ -362,6 +362,92 @@ fn a_k6_neighbour_and_a_pinned_loader_change_nothing_the_run_measures() {
     assert_neighbour_ran(out_dir.path(), summary["requests"].as_f64().unwrap());
 }
 
+/// STRESS_TRACE_PG=1 (stress/pgtrace.sh): the kernel's record of PostgreSQL's system calls
+/// during the load. On the durable default the backends flush the WAL for the writes they
+/// commit (a group commit sharing one flush), never for more requests than writes came; on
+/// the contest opt-in (fsync off) they never flush. Each trace sees the requests the database
+/// served (at most one per HTTP request: the sampler is off), spans that nest as they must,
+/// the instances' metrics kept beside it, and its recording removed from the tmpfs.
+#[test]
+fn the_database_trace_sees_the_default_flush_its_writes_and_the_contest_opt_in_never() {
+    for (profile, flushes) in [("durable", true), ("contest", false)] {
+        let (status, out_dir) = run_stress_with(
+            "run.sh",
+            &[
+                "--loader",
+                "fast",
+                "--scale",
+                "1",
+                "--duration-scale",
+                "0.05",
+            ],
+            true,
+            &[
+                ("STRESS_TRACE_PG", "1".to_string()),
+                ("STRESS_SAMPLE", "0".to_string()),
+                ("CREBITO_PG_PROFILE", profile.to_string()),
+            ],
+            Cores::Alone,
+        );
+        let summary = passed_fast_run(status, out_dir.path(), 1.0);
+        let trace: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out_dir.path().join("pgtrace.json"))
+                .expect("pgtrace.json written"),
+        )
+        .unwrap();
+        let requests = summary["requests"].as_u64().unwrap();
+        let posts = summary["per_scenario"]["debitos"]["requests"]
+            .as_u64()
+            .unwrap()
+            + summary["per_scenario"]["creditos"]["requests"]
+                .as_u64()
+                .unwrap();
+        let served = trace["requests"].as_u64().unwrap();
+        // Several pipelined requests read at once are one; nothing else reaches the database.
+        assert!(
+            served > 0 && served <= requests,
+            "{profile}: {served} served for {requests} requests: {trace:#}"
+        );
+        let us = |span: &str, q: &str| trace[span][q].as_f64().unwrap();
+        let flushed = trace["requests_with_flush"].as_u64().unwrap();
+        if flushes {
+            assert!(
+                flushed > 0 && flushed <= posts,
+                "{profile}: {flushed} flushed requests for {posts} POSTs: {trace:#}"
+            );
+            assert!(trace["met_a_flush"].as_u64().unwrap() <= flushed);
+            // Each flushed request holds its flush's start and end: every quantile of
+            // `served` is at least the same quantile of the spans inside it.
+            for q in ["p50", "p99", "max"] {
+                let whole = us("served_flushed_us", q);
+                assert!(whole >= us("before_flush_us", q), "{q}: {trace:#}");
+                assert!(whole >= us("after_flush_us", q), "{q}: {trace:#}");
+            }
+            assert!(us("flush_us", "p50") > 0.0);
+        } else {
+            assert_eq!(trace["flushes"], 0, "{profile}: {trace:#}");
+            assert_eq!(flushed, 0);
+        }
+        for i in [1, 2] {
+            let metrics =
+                std::fs::read_to_string(out_dir.path().join(format!("metrics-api{i}.txt")))
+                    .expect("the instance's metrics kept");
+            assert!(metrics.contains("crebito_store_duration_seconds_bucket"));
+        }
+        assert!(out_dir.path().join("pgtrace.txt.gz").exists());
+        assert!(!out_dir.path().join("pgtrace.path").exists());
+        let own = format!(
+            "crebito-pgtrace-{}.",
+            out_dir.path().file_name().unwrap().to_string_lossy()
+        );
+        let left = std::fs::read_dir("/dev/shm").is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with(&own))
+        });
+        assert!(!left, "the recording is removed from /dev/shm");
+    }
+}
+
 /// A short fast-loader run's summary, once it has passed what every such run must: the
 /// script succeeded, 0 KO, 0 inconsistencies, a clean audit, and the exact schedule of the
 /// official peaks (220 debits, 110 credits and 10 statements a second) times `scale`.

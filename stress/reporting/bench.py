@@ -340,9 +340,9 @@ def sitting(args):
 
 def inside_the_database(root, variants, rounds):
     """The sitting's second table when its runs were traced (STRESS_TRACE_PG=1: pgtrace.json
-    and the instances' metrics-api*.txt in each run): per variant the medians over rounds of a
-    write's p99 at each hop inward — the client, crebito's request, its wait for the store,
-    PostgreSQL's time on it (stress/reporting/pgtrace.py), the flush — and the share of
+    and the instances' metrics-api*.txt in each run): per variant the medians over rounds of
+    the p99 at each hop inward — the client, crebito's POST and its wait for the store,
+    PostgreSQL's time on a request (stress/reporting/pgtrace.py), the flush — and the share of
     flushed requests that met another backend's flush. [] when no run was traced."""
     fmt = lambda v, nd=2: "–" if v is None else f"{v:.{nd}f}"
     rows = []
@@ -381,7 +381,10 @@ def inside_the_database(root, variants, rounds):
         return []
     return [
         "",
-        "Inside the database (STRESS_TRACE_PG=1), medians over the traced rounds; p99 unless said:",
+        "Inside the database (STRESS_TRACE_PG=1; stress/reporting/pgtrace.py), medians over the traced rounds, p99",
+        "unless said: the client (every request), crebito's request and store wait (POST /transacoes, its",
+        "histograms), PostgreSQL's time on a request (every request; then the flushed ones that met another",
+        "backend's flush, and those that did not), the flush itself, and the share of flushed requests that met one:",
         "",
         "| variant | rounds | client ms | crebito, a write ms | its store wait ms | in PostgreSQL µs | "
         "before the flush µs | flush µs | flush p50 µs | met another's flush % | in PostgreSQL, met µs | alone µs |",

@@ -2,24 +2,30 @@
 
 crebito's histograms say how long an instance waited for the store; PostgreSQL's statistics
 say how long a statement executed. Neither says where the rest of the wait went: the WAL's
-flush, a commit waiting for another backend's flush, or the backend waiting to be scheduled.
-`perf record` on the database's processes (stress/run.sh with STRESS_TRACE_PG=1) records, per
-backend, when a request's bytes were read (`recvfrom` returning data), when its WAL was
-flushed (`fdatasync` entered and returned) and when its answer was written (`sendto`); this
-module turns `perf script -F tid,time,event,trace` text into those spans:
+flush, a commit waiting for another backend's flush, or the backend waiting for a lock or a
+core. `perf record` on the database's processes (stress/run.sh with STRESS_TRACE_PG=1,
+stress/pgtrace.sh) records, per backend, when a request's bytes were read (`recvfrom`
+returning data), when its WAL was flushed (`fdatasync` entered and returned) and when its
+answers were written (`sendto`); this module turns `perf script -F tid,time,event,trace`
+text into those spans:
 
   served        first byte read -> last answer written: the backend's whole time on a request
-                (statement, commit, flush, any wait on a lock), what crebito waits for minus
-                the two socket hops and the wake-ups at both ends
+                (statement, commit, flush, any wait for a row lock, the WAL lock or a core),
+                what crebito waits for minus the two socket hops and the wake-ups at both ends
   flush         one fdatasync, as the commit met it under the load
   before_flush  first byte read -> fdatasync entered: the statement, its commit record, and
                 any wait for the WAL lock (a backend flushing first holds it)
   after_flush   fdatasync returned -> last answer written
-  met           requests during whose before_flush another backend was inside fdatasync:
-                they waited, or could have, for that flush before their own
+  met           flushed requests during whose before_flush another backend was inside its
+                own fdatasync: they waited, or could have, for that flush before their own.
+                A commit that another's flush covered calls no fdatasync: it is in `served`,
+                not here.
 
-A request ends at the backend's next `epoll_wait` (nothing left to read) or at the next read
-that returns data after an answer was written (the next request was already there).
+A request is one read burst: it starts when a read returns data with none open, and ends
+when, after an answer was written, the backend's next read finds nothing (EAGAIN: PostgreSQL's
+idle loop) or returns the next request's bytes. A read that brought several pipelined
+requests at once (a group commit's BEGIN, writes and COMMIT) makes one request of them all.
+A wait inside a request (a row lock, in `epoll_wait` on the backend's latch) does not end it.
 """
 
 import bisect
@@ -30,49 +36,53 @@ import sys
 from .quantiles import nearest_rank
 
 LINE = re.compile(r"^\s*(\d+)\s+(\d+\.\d+):\s+syscalls:sys_(enter|exit)_(\w+):\s*(.*)$")
+LOST = re.compile(r"PERF_RECORD_LOST.*?lost (\d+)")
 QS = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
+EAGAIN = -11
 
 
-def events(lines):
-    """(tid, seconds, 'enter'|'exit', syscall, rest) for each perf script line it knows."""
+def events(lines, lost=None):
+    """(tid, seconds, 'enter'|'exit', syscall, rest) for each perf script line it knows; the
+    events the kernel dropped (perf script --show-lost-events) are added to lost[0]."""
     for line in lines:
         m = LINE.match(line)
         if m:
             yield int(m.group(1)), float(m.group(2)), m.group(3), m.group(4), m.group(5).strip()
+        elif lost is not None and (m := LOST.search(line)):
+            lost[0] += int(m.group(1))
 
 
-def returned_data(rest):
-    """A syscall's exit line returned a positive count (perf prints the return value in hex,
-    a negative errno as a huge unsigned number)."""
+def returned(rest):
+    """A syscall's return value from its exit line (perf prints it in hex, a negative errno
+    as a 64-bit two's complement); None when unreadable."""
     try:
         v = int(rest, 16)
     except ValueError:
-        return False
-    return 0 < v < 1 << 62
+        return None
+    return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def spans(lines):
-    """Per request and per flush, the spans in microseconds: {'requests': [...], 'flushes':
-    [(tid, start, end)], 'backends': set of tids that served requests}."""
-    state = {}  # tid -> open request {read, flushes: [(start, end)], sent}
+def spans(lines, lost=None):
+    """Per request and per flush, the spans in seconds: {'requests': [{tid, read, flushes:
+    [(start, end)], sent}], 'flushes': [(tid, start, end)], 'backends': tids that served}."""
+    state = {}  # tid -> the open request
     flush_open = {}  # tid -> fdatasync entry time
     requests, flushes, backends = [], [], set()
 
     def close(tid):
-        r = state.pop(tid, None)
-        if r and r["sent"] is not None:
+        r = state.pop(tid)
+        if r["sent"] is not None:
             requests.append({"tid": tid, **r})
 
-    for tid, t, kind, call, rest in events(lines):
-        if call == "epoll_wait" and kind == "enter":
-            close(tid)
-        elif call == "recvfrom" and kind == "exit" and returned_data(rest):
-            backends.add(tid)
+    for tid, t, kind, call, rest in events(lines, lost):
+        if call == "recvfrom" and kind == "exit":
+            v = returned(rest)
             r = state.get(tid)
-            if r is not None and r["sent"] is not None:
-                close(tid)
+            if r is not None and r["sent"] is not None and v is not None and (v == EAGAIN or v >= 0):
+                close(tid)  # answered, and the next read found nothing, the next request or the end
                 r = None
-            if r is None:
+            if r is None and v is not None and v > 0:
+                backends.add(tid)
                 state[tid] = {"read": t, "flushes": [], "sent": None}
         elif call == "fdatasync" and kind == "enter":
             flush_open[tid] = t
@@ -97,12 +107,14 @@ def quantiles(xs):
 
 def summarize(lines):
     """The trace's summary (what stress/run.sh keeps as pgtrace.json)."""
-    s = spans(lines)
+    lost = [0]
+    s = spans(lines, lost)
     reqs, flushes, backends = s["requests"], s["flushes"], s["backends"]
     us = lambda a, b: (b - a) * 1e6
-    # Every flush by start time, to ask "was another backend flushing meanwhile?": only the
-    # flushes that started before the span ended and less than the longest flush before it began.
-    by_start = sorted(flushes, key=lambda f: f[1])
+    # The backends' flushes by start time, to ask "was another backend flushing meanwhile?":
+    # only those that started before the span ended and less than the longest flush before it
+    # began. (The WAL writer's flushes hold the WAL lock too, but run on their own schedule.)
+    by_start = sorted((f for f in flushes if f[0] in backends), key=lambda f: f[1])
     starts = [f[1] for f in by_start]
     longest = max((b - a for _, a, b in flushes), default=0.0)
 
@@ -120,6 +132,7 @@ def summarize(lines):
     met_flag = {id(r): met(r) for r in flushed}
     served = lambda rs: [us(r["read"], r["sent"]) for r in rs]
     return {
+        "lost_events": lost[0],
         "requests": len(reqs),
         "requests_with_flush": len(flushed),
         "flushes": len(flushes),
