@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The database's side of a run from the kernel: `perf record` on PostgreSQL's processes (the
-# postmaster and its children; perf follows the ones forked later) for the syscalls that bound
-# a request and its flush (recvfrom's return, fdatasync, sendto), then
-# stress/reporting/pgtrace.py's spans: DIR/pgtrace.json. The perf script text is kept,
+# postmaster and the children it has when the load starts: the instances' connections are
+# open by then) for the syscalls that bound a request and its flush (recvfrom's return,
+# fdatasync, sendto), then stress/reporting/pgtrace.py's spans: DIR/pgtrace.json. The perf script text is kept,
 # compressed, as DIR/pgtrace.txt.gz (for another look); each instance's /metrics beside them
 # (DIR/metrics-api1.txt, …: the store wait the instances saw, the other end of the same requests).
 #
