@@ -338,6 +338,23 @@ def sitting(args):
     return 0
 
 
+def run_metrics(d):
+    """The instances' /metrics kept in a traced run's folder (metrics-api1.txt, …), as texts."""
+    texts = []
+    for f in sorted(os.listdir(d)):
+        if re.fullmatch(r"metrics-api\d+\.txt", f):
+            with open(os.path.join(d, f)) as fh:
+                texts.append(fh.read())
+    return texts
+
+
+def post_p99_ms(texts, metric):
+    """The p99 in ms of a crebito histogram for POST /transacoes, over the instances; None
+    when there is none (an entry without metrics)."""
+    q = histogram_quantile(histogram_buckets(texts, metric, "transacoes"), 0.99) if texts else None
+    return None if q is None else q * 1e3
+
+
 def inside_the_database(root, variants, rounds):
     """The sitting's second table when its runs were traced (STRESS_TRACE_PG=1: pgtrace.json
     and the instances' metrics-api*.txt in each run): per variant the medians over rounds of
@@ -356,20 +373,12 @@ def inside_the_database(root, variants, rounds):
         if not traced:
             continue
 
-        def hist_p99(d, metric):
-            texts = []
-            for f in sorted(os.listdir(d)):
-                if re.fullmatch(r"metrics-api\d+\.txt", f):
-                    with open(os.path.join(d, f)) as fh:
-                        texts.append(fh.read())
-            q = histogram_quantile(histogram_buckets(texts, metric, "transacoes"), 0.99) if texts else None
-            return None if q is None else q * 1e3
-
         client = median([read_json(os.path.join(d, "summary.json"))["latency_ms"]["p99"] for d, _ in traced])
+        texts = [run_metrics(d) for d, _ in traced]
         request = median(
-            [x for d, _ in traced if (x := hist_p99(d, "crebito_http_request_duration_seconds")) is not None]
+            [x for t in texts if (x := post_p99_ms(t, "crebito_http_request_duration_seconds")) is not None]
         )
-        store = median([x for d, _ in traced if (x := hist_p99(d, "crebito_store_duration_seconds")) is not None])
+        store = median([x for t in texts if (x := post_p99_ms(t, "crebito_store_duration_seconds")) is not None])
         pg = lambda key, q="p99", traced=traced: median([t[key][q] for _, t in traced if t[key][q] is not None])
         met = median([100 * t["met_a_flush"] / t["requests_with_flush"] for _, t in traced if t["requests_with_flush"]])
         rows.append(

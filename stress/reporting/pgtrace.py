@@ -129,7 +129,9 @@ def summarize(lines):
         return False
 
     flushed = [r for r in reqs if r["flushes"]]
-    met_flag = {id(r): met(r) for r in flushed}
+    met_reqs, alone = [], []
+    for r in flushed:
+        (met_reqs if met(r) else alone).append(r)
     served = lambda rs: [us(r["read"], r["sent"]) for r in rs]
     return {
         "lost_events": lost[0],
@@ -137,11 +139,11 @@ def summarize(lines):
         "requests_with_flush": len(flushed),
         "flushes": len(flushes),
         "flushes_outside_requests": sum(1 for tid, _, _ in flushes if tid not in backends),
-        "met_a_flush": sum(met_flag.values()),
+        "met_a_flush": len(met_reqs),
         "served_us": quantiles(served(reqs)),
         "served_flushed_us": quantiles(served(flushed)),
-        "served_met_us": quantiles(served([r for r in flushed if met_flag[id(r)]])),
-        "served_alone_us": quantiles(served([r for r in flushed if not met_flag[id(r)]])),
+        "served_met_us": quantiles(served(met_reqs)),
+        "served_alone_us": quantiles(served(alone)),
         "flush_us": quantiles([us(a, b) for _, a, b in flushes]),
         "before_flush_us": quantiles([us(r["read"], r["flushes"][0][0]) for r in flushed]),
         "after_flush_us": quantiles([us(r["flushes"][-1][1], r["sent"]) for r in flushed]),
